@@ -1,0 +1,6 @@
+//! `Fcb` (STUB).
+
+/// RDBSS Fcb.
+pub struct Fcb {
+    _p: (),
+}

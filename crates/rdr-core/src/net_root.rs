@@ -1,0 +1,6 @@
+//! `NetRoot` (STUB).
+
+/// RDBSS NetRoot.
+pub struct NetRoot {
+    _p: (),
+}

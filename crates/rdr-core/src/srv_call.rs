@@ -1,0 +1,6 @@
+//! `SrvCall` (STUB).
+
+/// RDBSS SrvCall.
+pub struct SrvCall {
+    _p: (),
+}

@@ -1,0 +1,6 @@
+//! `SrvOpen` (STUB).
+
+/// RDBSS SrvOpen.
+pub struct SrvOpen {
+    _p: (),
+}

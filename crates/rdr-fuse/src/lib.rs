@@ -1,0 +1,1 @@
+//! rdr-fuse (placeholder; see DESIGN.md layers).

@@ -1,0 +1,1 @@
+//! rdr-local (placeholder; see DESIGN.md layers).

@@ -1,0 +1,1 @@
+//! rdr-smb (placeholder; see DESIGN.md layers).
