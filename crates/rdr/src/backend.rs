@@ -77,7 +77,7 @@ impl LocalBackend {
             None => {
                 let s = format!("d{}", shares.len() + 1);
                 self.rdr
-                    .export(&s, dir)
+                    .export(&s, dir.to_path_buf())
                     .map_err(|e| format!("local:{}: {e}", dir.display()))?;
                 shares.insert(dir.to_path_buf(), s.clone());
                 s

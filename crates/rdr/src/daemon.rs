@@ -456,6 +456,8 @@ impl Daemon {
                         "remote": c.remote,
                         "user": c.user,
                         "uid": c.uid,
+                        "gid": c.gid,
+                        "port": c.port,
                         "opens": c.mount.open_handles(),
                         "persistent": c.persistent,
                     })
