@@ -311,9 +311,10 @@ impl Holder {
                 let _ = tx.send(());
                 return "dead".into();
             }
-            if let Some(a) = line.trim_end().strip_prefix("HOLDER ") {
+            // libtest may print "test holder_main ... " on the same line first.
+            if let Some(i) = line.find("HOLDER ") {
                 let _ = tx.send(());
-                return a.to_string();
+                return line.trim_end()[i + 7..].to_string();
             }
         }
     }
@@ -369,7 +370,10 @@ pub fn holder_body() {
                 Some(file) => {
                     let mut buf = [0u8; 64];
                     match file.read_at(&mut buf, 0) {
-                        Ok(n) => out(format!("data {}", String::from_utf8_lossy(&buf[..n]))),
+                        Ok(n) => out(format!(
+                            "data {}",
+                            String::from_utf8_lossy(&buf[..n]).replace('\n', "\\n")
+                        )),
                         Err(e) => out(format!("err {}", e.raw_os_error().unwrap_or(0))),
                     }
                 }
