@@ -91,10 +91,11 @@ impl InodeTable {
             }
             None => false,
         };
-        if gone && let Some(node) = self.by_ino.remove(&ino) {
-            if self.by_path.get(&node.path) == Some(&ino) {
-                self.by_path.remove(&node.path);
-            }
+        if gone
+            && let Some(node) = self.by_ino.remove(&ino)
+            && self.by_path.get(&node.path) == Some(&ino)
+        {
+            self.by_path.remove(&node.path);
         }
     }
 

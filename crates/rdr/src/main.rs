@@ -119,10 +119,12 @@ fn main() {
 
 fn absolutize(t: &str) -> String {
     let p = Path::new(t);
-    if p.is_relative() && !t.starts_with("local:") && !t.contains(':') && !t.starts_with("\\\\") {
-        if let Ok(cwd) = std::env::current_dir() {
-            return cwd.join(p).display().to_string();
-        }
+    if p.is_relative()
+        && !t.contains(':')
+        && !t.starts_with("\\\\")
+        && let Ok(cwd) = std::env::current_dir()
+    {
+        return cwd.join(p).display().to_string();
     }
     t.to_string()
 }
