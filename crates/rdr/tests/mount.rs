@@ -173,7 +173,15 @@ fn delete_with_a_file_open_each_force_level() {
     assert_eq!(holder.read(), "data quarterly numbers");
 
     // Force: succeeds, reports what it closed; the holder's next read is EIO, close works.
-    let o = env.rdr(&["use", &mps, "--delete", "--force"]);
+    let o = env.rdr(&["files", &mps]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stdout(&o).starts_with("Path"), "{}", stdout(&o));
+    assert!(
+        stdout(&o).contains(&format!("{mps}/report.txt")),
+        "{}",
+        stdout(&o)
+    );
+    let o = env.rdr(&["use", &mps, "--delete", "--force", "--timeout", "20"]);
     assert_eq!(o.status.code(), Some(0), "stderr: {}", stderr(&o));
     assert!(
         stdout(&o).contains(&format!("closed: {mps}/report.txt")),
@@ -204,7 +212,7 @@ fn lazy_delete_detaches_at_once_and_keeps_serving_open_files() {
     let mps = mp.to_str().unwrap().to_string();
     let mut holder = Holder::open(&mp.join("log.txt"));
 
-    let o = env.rdr(&["use", &mps, "--delete", "--lazy"]);
+    let o = env.rdr(&["use", &mps, "--delete", "--lazy", "--close-transport"]);
     assert_eq!(o.status.code(), Some(0), "stderr: {}", stderr(&o));
     assert!(
         stdout(&o).contains(&format!("{mps}/log.txt")),
@@ -510,4 +518,39 @@ fn help_documents_exit_codes() {
     ] {
         assert!(out.contains(needle), "help lacks {needle}:\n{out}");
     }
+}
+
+#[test]
+fn delete_on_a_terminal_asks_to_force_like_net_use() {
+    if !can_run("delete_on_a_terminal_asks_to_force_like_net_use") {
+        return;
+    }
+    let mut env = Env::new();
+    let (back, mp) = env.paths("tty");
+    std::fs::write(back.join("open.txt"), b"busy").unwrap();
+    env.mount(&back, &mp);
+    let mps = mp.to_str().unwrap().to_string();
+    let mut holder = Holder::open(&mp.join("open.txt"));
+    // script(1) gives the CLI a terminal; answer "n" first, then "y".
+    let run_tty = |answer: &str| {
+        let mut c = Command::new("sh");
+        c.arg("-c").arg(format!(
+            "printf '{answer}\\n' | script -qec \"RDR_SOCKET='{}' '{RDR}' use '{mps}' --delete\" /dev/null",
+            env.sock.display()
+        ));
+        run_bounded(c, Duration::from_secs(60))
+    };
+    let o = run_tty("n");
+    let out = stdout(&o);
+    assert!(out.contains("force them closed"), "no prompt: {out}");
+    assert_eq!(o.status.code(), Some(2), "{out}");
+    assert!(is_mounted(&mp));
+    assert_eq!(holder.read(), "data busy");
+    let o = run_tty("y");
+    let out = stdout(&o);
+    assert_eq!(o.status.code(), Some(0), "{out}");
+    assert!(out.contains("deleted successfully"), "{out}");
+    assert_eq!(holder.read(), format!("err {}", libc::EIO));
+    assert_eq!(holder.close(), "closed ok");
+    assert!(wait_until(Duration::from_secs(10), || !is_mounted(&mp)));
 }
