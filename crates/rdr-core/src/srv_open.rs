@@ -235,3 +235,9 @@ impl SrvOpen {
         self.close_locked(tbl, am, true);
     }
 }
+
+impl std::fmt::Debug for SrvOpen {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SrvOpen").field("id", &self.id).field("path", &self.fcb.path).finish()
+    }
+}
