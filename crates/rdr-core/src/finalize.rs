@@ -131,11 +131,9 @@ impl Inner {
         let yes = force == ForceLevel::Yes;
         let nr = v.net_root.clone();
 
-        // A view already gone: nothing to walk (row 9 with K = 0).
+        // A view already gone: nothing to walk (row 9).
         if v.is_freed() {
-            let mut o = outcome(NtStatus::STATUS_SUCCESS);
-            o.view_removed = true;
-            return o;
+            return self.row9(v, yes, Vec::new());
         }
 
         // Step 1: change notifications keyed on this view (§5.3).
@@ -187,10 +185,7 @@ impl Inner {
             // The share is gone, so is the view (row 9).
             drop(gate);
             v.force_pending.store(false, Ordering::SeqCst);
-            let mut o = outcome(NtStatus::STATUS_SUCCESS);
-            o.cancelled = cancelled;
-            o.view_removed = true;
-            return o;
+            return self.row9(v, yes, cancelled);
         }
 
         // Step 3 (FCB resources): everything the walk may purge, acquired before any change.
@@ -376,6 +371,26 @@ impl Inner {
             r.ctx.cancel();
             out.push(crate::active_requests::info(&r, now));
         }
+    }
+
+    /// Row 9 for a view whose memory phase already ran: no walk; `Yes` → SUCCESS, otherwise
+    /// `FILES_OPEN` iff handles (orphaned ones) are still open through it.
+    fn row9(
+        &self,
+        v: &Arc<VNetRoot>,
+        yes: bool,
+        cancelled: Vec<crate::inventory::RequestInfo>,
+    ) -> FinalizeOutcome {
+        let k = v.number_of_fobxs();
+        let mut o = outcome(if !yes && k > 0 {
+            NtStatus::STATUS_FILES_OPEN
+        } else {
+            NtStatus::STATUS_SUCCESS
+        });
+        o.open_handles = handles_of(v);
+        o.cancelled = cancelled;
+        o.view_removed = v.is_finalized();
+        o
     }
 
     /// The abort of decision 7: nothing finalized, extra reference kept.

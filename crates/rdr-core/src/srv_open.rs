@@ -199,7 +199,15 @@ impl SrvOpen {
             st.freed = true;
             !std::mem::replace(&mut st.view_ref_dropped, true)
         };
-        self.fcb.state.lock().srv_opens.retain(|s| s.id != self.id);
+        let only_orphans_left = {
+            let mut st = self.fcb.state.lock();
+            st.srv_opens.retain(|s| s.id != self.id);
+            !st.srv_opens.is_empty() && st.srv_opens.iter().all(|s| s.is_orphaned())
+        };
+        if only_orphans_left {
+            // §2.7: an FCB whose every SrvOpen is orphaned is orphaned itself.
+            self.fcb.orphan_locked(tbl, am);
+        }
         tbl.number_of_srv_opens = tbl.number_of_srv_opens.saturating_sub(1);
         tbl.view(self.v_net_root.id).srv_opens.remove(&self.id);
         tbl.tidy_view(self.v_net_root.id);
