@@ -84,6 +84,8 @@ struct Inner {
     inodes: Mutex<InodeTable>,
     handles: Mutex<HashMap<u64, Arc<Handle>>>,
     next_fh: AtomicU64,
+    /// RELEASEs being processed (the core close not finished yet).
+    closing: AtomicUsize,
     stats: Arc<MountStats>,
     /// Per inode: (size, mtime) when its pages were last allowed into the page cache.
     cached: Mutex<HashMap<u64, (u64, SystemTime)>>,
@@ -143,6 +145,7 @@ impl RdrFs {
                 inodes: Mutex::new(InodeTable::new()),
                 handles: Mutex::new(HashMap::new()),
                 next_fh: AtomicU64::new(1),
+                closing: AtomicUsize::new(0),
                 stats,
                 cached: Mutex::new(HashMap::new()),
             }),
@@ -235,6 +238,20 @@ impl Inner {
             self.stats.open_handles.fetch_sub(1, Ordering::Relaxed);
         }
         h
+    }
+
+    /// Wait (bounded) until no handle of `path` is open or being released. False when a
+    /// handle stays open (a process really holds the file).
+    async fn settle_releases(&self, path: &str) -> bool {
+        let ino = self.inodes.lock().peek(path);
+        for _ in 0..50 {
+            let open = ino.is_some_and(|i| self.handles.lock().values().any(|h| h.ino == i));
+            if !open && self.closing.load(Ordering::Acquire) == 0 {
+                return true;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        false
     }
 
     async fn stat_path(&self, path: &str) -> Result<FileInfo, Errno> {
@@ -658,14 +675,14 @@ impl Filesystem for RdrFs {
                 if from == to {
                     return Ok(());
                 }
-                let rdbss = inner.rdbss.clone();
-                let new_path = to.clone();
-                inner
-                    .with_open(
+                let attempt = || {
+                    let rdbss = inner.rdbss.clone();
+                    let new_path = to.clone();
+                    inner.with_open(
                         &from,
                         AccessMask::DELETE | AccessMask::FILE_READ_ATTRIBUTES,
                         CreateOptions::empty(),
-                        |fobx| async move {
+                        move |fobx| async move {
                             rdbss
                                 .set_info(
                                     &fobx,
@@ -675,7 +692,19 @@ impl Filesystem for RdrFs {
                                 .await
                         },
                     )
-                    .await?;
+                };
+                match attempt().await {
+                    Err(e) if replace && (e == Errno::EACCES || e == Errno::EBUSY) => {
+                        // close(2) returns before the kernel's RELEASE of the target reaches
+                        // us; a server refuses to replace a file that is still open. Let
+                        // in-flight releases of the target finish, then try once more.
+                        if !inner.settle_releases(&to).await {
+                            return Err(e);
+                        }
+                        attempt().await?;
+                    }
+                    r => r?,
+                }
                 inner.inodes.lock().renamed(&from, &to);
                 Ok::<_, Errno>(())
             }
@@ -1260,8 +1289,10 @@ impl RdrFs {
     /// on orphaned handles, so a forced delete never leaves a process unable to close.
     fn close_handle(&self, fh: FileHandle, reply: ReplyEmpty) {
         let inner = self.inner.clone();
+        inner.closing.fetch_add(1, Ordering::AcqRel);
         self.spawn(async move {
             let Some(h) = inner.remove_handle(fh) else {
+                inner.closing.fetch_sub(1, Ordering::AcqRel);
                 return reply.error(Errno::EBADF);
             };
             // Release what this handle still locks, then close.
@@ -1272,7 +1303,9 @@ impl RdrFs {
                     let _ = inner.rdbss.unlock(&h.fobx, l, &ctx).await;
                 }
             }
-            match inner.rdbss.close(&h.fobx).await {
+            let r = inner.rdbss.close(&h.fobx).await;
+            inner.closing.fetch_sub(1, Ordering::AcqRel);
+            match r {
                 Ok(()) => reply.ok(),
                 // The handle is gone locally either way; report only real failures.
                 Err(RxError::HandleClosed { .. }) => reply.ok(),
