@@ -127,7 +127,23 @@ fn share_all() -> ShareAccess {
     ShareAccess::READ | ShareAccess::WRITE | ShareAccess::DELETE
 }
 
+/// A view into a running filesystem for the mount's owner (which inodes exist).
+#[derive(Clone)]
+pub struct FsProbe(Arc<Inner>);
+
+impl FsProbe {
+    /// Inode numbers the kernel may hold in its caches.
+    pub fn inodes(&self) -> Vec<u64> {
+        self.0.inodes.lock().inodes()
+    }
+}
+
 impl RdrFs {
+    /// A handle to ask the running filesystem about its state.
+    pub fn probe(&self) -> FsProbe {
+        FsProbe(self.inner.clone())
+    }
+
     /// A filesystem serving `v` through `rdbss`; async work runs on `rt`.
     pub fn new(
         rdbss: Rdbss,

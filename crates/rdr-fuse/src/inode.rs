@@ -125,6 +125,11 @@ impl InodeTable {
         }
     }
 
+    /// Every inode number the kernel may have cached.
+    pub fn inodes(&self) -> Vec<u64> {
+        self.by_ino.keys().copied().collect()
+    }
+
     /// Number of inodes known (root included).
     pub fn len(&self) -> usize {
         self.by_ino.len()

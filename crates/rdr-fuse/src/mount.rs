@@ -6,8 +6,8 @@
 //! namespace at once and the session keeps serving the open files until the kernel releases the
 //! last one, then ends by itself.
 
-use crate::fs::{FsOptions, MountStats, RdrFs};
-use fuser::{Config, MountOption, Session, SessionACL};
+use crate::fs::{FsOptions, FsProbe, MountStats, RdrFs};
+use fuser::{Config, INodeNo, MountOption, Notifier, Session, SessionACL};
 use parking_lot::{Condvar, Mutex};
 use rdr_core::Rdbss;
 use rdr_core::v_net_root::VNetRoot;
@@ -51,6 +51,8 @@ pub struct MountHandle {
     mountpoint: PathBuf,
     stats: Arc<MountStats>,
     ended: Arc<Ended>,
+    probe: FsProbe,
+    notifier: Notifier,
 }
 
 fn umount2(path: &Path, flags: i32) -> io::Result<()> {
@@ -127,6 +129,7 @@ pub fn mount(
 ) -> io::Result<MountHandle> {
     let stats = Arc::new(MountStats::default());
     let fs = RdrFs::new(rdbss, v, rt, cfg.fs.clone(), stats.clone());
+    let probe = fs.probe();
     let mut fc = Config::default();
     fc.mount_options = vec![
         MountOption::FSName(cfg.fsname.clone()),
@@ -141,6 +144,7 @@ pub fn mount(
     fc.n_threads = Some(cfg.n_threads.max(1));
     fc.clone_fd = cfg.n_threads > 1;
     let session = Session::new(fs, mountpoint, &fc)?;
+    let notifier = session.notifier();
     let ended = Arc::new(Ended::default());
     let e2 = ended.clone();
     let name = format!("rdr-fuse {}", mountpoint.display());
@@ -153,6 +157,8 @@ pub fn mount(
         mountpoint: mountpoint.to_path_buf(),
         stats,
         ended,
+        probe,
+        notifier,
     })
 }
 
@@ -182,6 +188,18 @@ impl MountHandle {
     /// the last is released.
     pub fn detach(&self) -> io::Result<()> {
         umount2(&self.mountpoint, libc::MNT_DETACH)
+    }
+
+    /// Drop the kernel's cached pages and attributes of every inode, so I/O on handles the
+    /// core orphaned reaches the daemon and fails (EIO) instead of being served from the page
+    /// cache. Call from a plain thread, never from a FUSE handler or under the core's locks.
+    pub fn invalidate_all(&self) {
+        if self.has_ended() {
+            return;
+        }
+        for ino in self.probe.inodes() {
+            let _ = self.notifier.inval_inode(INodeNo(ino), 0, 0);
+        }
     }
 
     /// Whether the session has ended (the kernel released the filesystem).

@@ -58,12 +58,15 @@ pub struct LocalBackend {
 }
 
 impl LocalBackend {
-    /// A backend with no exports yet.
+    /// A backend with no exports yet; its scavenger (delayed close, dormant transports) runs
+    /// on the current tokio runtime.
     pub fn new() -> Self {
         let rdr = Arc::new(rdr_local::LocalRdr::new());
         let m: Arc<dyn MiniRedirector> = rdr.clone();
+        let rdbss = Rdbss::new(m, RdbssConfig::default());
+        rdbss.spawn_scavenger(std::time::Duration::from_secs(1));
         LocalBackend {
-            rdbss: Rdbss::new(m, RdbssConfig::default()),
+            rdbss,
             rdr,
             shares: parking_lot::Mutex::new(HashMap::new()),
         }
@@ -90,12 +93,6 @@ impl LocalBackend {
             path: vec![],
             user: None,
         })
-    }
-}
-
-impl Default for LocalBackend {
-    fn default() -> Self {
-        Self::new()
     }
 }
 

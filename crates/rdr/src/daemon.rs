@@ -835,7 +835,12 @@ impl Daemon {
             }
             (_, NtStatus::STATUS_SUCCESS) => {
                 let m = c.clone();
+                let forced = force == Force::Yes;
                 let _ = tokio::task::spawn_blocking(move || {
+                    if forced {
+                        // Orphaned handles must not keep reading cached pages.
+                        m.mount.invalidate_all();
+                    }
                     if m.mount.unmount().is_err() {
                         // Busy only by a working directory or a mapping now: the view is
                         // gone, so take the mount out of the namespace.
@@ -879,6 +884,10 @@ impl Daemon {
 
     /// Connections whose mount went away underneath (someone ran umount): finalize them.
     async fn reap_ended(self: &Arc<Self>) {
+        // A delete in progress unmounts on purpose; look again later.
+        let Ok(_g) = self.ops.try_lock() else {
+            return;
+        };
         let ended: Vec<Arc<Conn>> = self
             .conns
             .lock()
@@ -929,6 +938,7 @@ impl Daemon {
             }
             let m = c.clone();
             let _ = tokio::task::spawn_blocking(move || {
+                m.mount.invalidate_all();
                 if m.mount.unmount().is_err() {
                     let _ = m.mount.detach();
                 }

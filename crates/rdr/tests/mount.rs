@@ -129,11 +129,16 @@ fn delete_with_a_file_open_each_force_level() {
     }
     let mut env = Env::new();
     let (back, mp) = env.paths("fl");
-    std::fs::write(back.join("report.txt"), b"quarterly numbers").unwrap();
+    // Larger than one read, so a read after the forced delete is inside the cached pages and
+    // must still fail (the page cache is invalidated, not trusted).
+    let mut content = b"quarterly numbers ".to_vec();
+    content.resize(10_000, b'x');
+    std::fs::write(back.join("report.txt"), &content).unwrap();
     env.mount(&back, &mp);
     let mps = mp.to_str().unwrap().to_string();
     let mut holder = Holder::open(&mp.join("report.txt"));
-    assert_eq!(holder.read(), "data quarterly numbers");
+    let first64 = format!("data {}", String::from_utf8_lossy(&content[..64]));
+    assert_eq!(holder.read(), first64);
 
     // No force: exit 2, the exact net-use-like line, the mount keeps working.
     let o = env.rdr(&["use", &mps, "--delete"]);
@@ -143,11 +148,8 @@ fn delete_with_a_file_open_each_force_level() {
         format!("rdr: {mps}: 1 file open: {mps}/report.txt (STATUS_FILES_OPEN)")
     );
     assert!(is_mounted(&mp));
-    assert_eq!(holder.read(), "data quarterly numbers");
-    assert_eq!(
-        std::fs::read(mp.join("report.txt")).unwrap(),
-        b"quarterly numbers"
-    );
+    assert_eq!(holder.read(), first64);
+    assert_eq!(std::fs::read(mp.join("report.txt")).unwrap(), content);
 
     // rdr files --json lists the handle with its access.
     let o = env.rdr(&["files", &mps, "--json"]);
@@ -170,7 +172,7 @@ fn delete_with_a_file_open_each_force_level() {
         stdout(&o)
     );
     assert!(is_mounted(&mp));
-    assert_eq!(holder.read(), "data quarterly numbers");
+    assert_eq!(holder.read(), first64);
 
     // Force: succeeds, reports what it closed; the holder's next read is EIO, close works.
     let o = env.rdr(&["files", &mps]);
@@ -191,10 +193,7 @@ fn delete_with_a_file_open_each_force_level() {
     assert_eq!(holder.read(), format!("err {}", libc::EIO));
     assert_eq!(holder.close(), "closed ok");
     assert!(wait_until(Duration::from_secs(10), || !is_mounted(&mp)));
-    assert_eq!(
-        std::fs::read(back.join("report.txt")).unwrap(),
-        b"quarterly numbers"
-    );
+    assert_eq!(std::fs::read(back.join("report.txt")).unwrap(), content);
     let o = env.rdr(&["use", "--json"]);
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(v.as_array().unwrap().len(), 0, "{v}");
