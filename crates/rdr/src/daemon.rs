@@ -578,6 +578,22 @@ impl Daemon {
                 None,
             );
         }
+        // One view per user and share: a second mount of it would share (and be torn down
+        // with) the first.
+        if let Some(c) = self
+            .conns
+            .lock()
+            .iter()
+            .find(|c| c.uid == uid && c.remote == display)
+        {
+            return Response::err(
+                format!(
+                    "{display}: already connected at {}; delete that connection first",
+                    c.mountpoint.display()
+                ),
+                None,
+            );
+        }
         // Check the directory and the mount point off the runtime (they may be on mounts).
         let mp = mountpoint.clone();
         let d2 = dir.clone();

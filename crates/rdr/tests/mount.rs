@@ -99,6 +99,25 @@ fn files_roundtrip_through_the_mount() {
     std::fs::rename(mp.join("a.txt"), mp.join("b.txt")).unwrap();
     assert_eq!(std::fs::read(back.join("b.txt")).unwrap(), b"A");
     assert!(!back.join("a.txt").exists());
+    // Overwrite with shorter content (O_TRUNC), chmod, touch -d, a directory of many entries.
+    std::fs::write(mp.join("f3.bin"), b"short").unwrap();
+    assert_eq!(std::fs::read(back.join("f3.bin")).unwrap(), b"short");
+    let o = sh(&format!(
+        "set -e; chmod 600 {m}/f3.bin; touch -d @1000000000 {m}/f3.bin; mkdir {m}/many; \
+         for i in $(seq 1 300); do echo $i > {m}/many/n$i; done; ls {m}/many | wc -l; ls -l {m}/many | tail -n +2 | wc -l"
+    ));
+    assert!(o.status.success(), "{}{}", stdout(&o), stderr(&o));
+    assert_eq!(
+        stdout(&o).split_whitespace().collect::<Vec<_>>(),
+        ["300", "300"]
+    );
+    let md = std::fs::metadata(back.join("f3.bin")).unwrap();
+    assert_eq!(md.mode() & 0o777, 0o600);
+    assert_eq!(md.mtime(), 1_000_000_000);
+    assert_eq!(
+        std::fs::read_to_string(back.join("many/n299")).unwrap(),
+        "299\n"
+    );
     // Files show as the owner's; statfs works.
     assert_eq!(std::fs::metadata(mp.join("b.txt")).unwrap().uid(), 0);
     assert!(sh(&format!("df {m}")).status.success());
@@ -292,6 +311,15 @@ fn bad_input_is_one_line_exit_1_and_nothing_half_made() {
         &format!("local:{}", other.display()),
     ]);
     check(&o, "already mounted");
+    // The same share twice for one user.
+    let mp2 = env.dir.path().join("second-mnt");
+    let o = env.rdr(&[
+        "use",
+        mp2.to_str().unwrap(),
+        &format!("local:{}", back.display()),
+    ]);
+    check(&o, "already connected at");
+    assert!(!mp2.exists());
     let o = env.rdr(&["use", "--json"]);
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(v.as_array().unwrap().len(), 1, "{v}");
@@ -324,6 +352,23 @@ fn sigkill_of_the_daemon_leaves_no_dead_mount() {
     env.start_daemon();
     env.mount(&back, &mp);
     assert_eq!(std::fs::read(mp.join("x")).unwrap(), b"x");
+
+    // Guard and daemon both killed: the mount is dead (ENOTCONN) until the next daemon start
+    // repairs it from its state.
+    let guard = env.guard_pid().expect("guard pid");
+    // SAFETY: the PID the daemon recorded for its guard.
+    unsafe { libc::kill(guard, libc::SIGKILL) };
+    assert!(wait_until(Duration::from_secs(10), || !pid_alive(guard)));
+    env.kill_daemon();
+    let err = std::fs::metadata(&mp).unwrap_err();
+    assert_eq!(err.raw_os_error(), Some(libc::ENOTCONN), "{err}");
+    env.start_daemon();
+    assert!(
+        wait_until(Duration::from_secs(10), || !is_mounted(&mp)),
+        "dead mount not repaired; log:\n{}",
+        env.log()
+    );
+    assert!(std::fs::metadata(&mp).unwrap().is_dir());
 }
 
 #[test]
@@ -552,4 +597,55 @@ fn delete_on_a_terminal_asks_to_force_like_net_use() {
     assert_eq!(holder.read(), format!("err {}", libc::EIO));
     assert_eq!(holder.close(), "closed ok");
     assert!(wait_until(Duration::from_secs(10), || !is_mounted(&mp)));
+}
+
+#[test]
+fn use_starts_the_daemon_when_none_runs() {
+    if !can_run("use_starts_the_daemon_when_none_runs") {
+        return;
+    }
+    let dir = open_tempdir();
+    let sock = dir.path().join("auto.sock");
+    let back = dir.path().join("back");
+    std::fs::create_dir(&back).unwrap();
+    std::fs::write(back.join("a"), b"auto").unwrap();
+    let mp = dir.path().join("mnt");
+    let mut c = Command::new(RDR);
+    c.args([
+        "use",
+        mp.to_str().unwrap(),
+        &format!("local:{}", back.display()),
+    ])
+    .env("RDR_SOCKET", &sock);
+    let o = run_bounded(c, Duration::from_secs(60));
+    let pid: i32 = std::fs::read_to_string(dir.path().join("state/daemon.pid"))
+        .ok()
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(0);
+    let guard: i32 = std::fs::read_to_string(dir.path().join("state/guard.pid"))
+        .ok()
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(0);
+    let ok = o.status.success()
+        && is_mounted(&mp)
+        && std::fs::read(mp.join("a")).ok() == Some(b"auto".to_vec());
+    // Clean up whatever happened: SIGTERM the daemon (it unmounts), then make sure.
+    if pid > 0 {
+        // SAFETY: the PID the daemon recorded.
+        unsafe { libc::kill(pid, libc::SIGTERM) };
+        wait_until(Duration::from_secs(20), || !pid_alive(pid));
+    }
+    if guard > 0 {
+        wait_until(Duration::from_secs(5), || !pid_alive(guard));
+        // SAFETY: the PID the daemon recorded for its guard.
+        unsafe { libc::kill(guard, libc::SIGKILL) };
+    }
+    if is_mounted(&mp) {
+        let c = std::ffi::CString::new(mp.to_str().unwrap()).unwrap();
+        // SAFETY: valid C string.
+        unsafe { libc::umount2(c.as_ptr(), libc::MNT_DETACH) };
+    }
+    assert!(ok, "auto-started use failed: {}{}", stdout(&o), stderr(&o));
+    assert!(pid > 0, "no daemon pid file");
+    assert!(!pid_alive(pid), "daemon did not exit on SIGTERM");
 }
