@@ -450,6 +450,42 @@ fn byte_range_locks_conflict_across_processes() {
 }
 
 #[test]
+fn posix_locks_conflict_show_in_rdr_files_and_go_with_close() {
+    if !can_run("posix_locks_conflict_show_in_rdr_files_and_go_with_close") {
+        return;
+    }
+    let mut env = Env::new();
+    let (back, mp) = env.paths("px");
+    std::fs::write(back.join("db"), vec![7u8; 1000]).unwrap();
+    env.mount(&back, &mp);
+    let mps = mp.to_str().unwrap().to_string();
+    let mut a = Holder::open(&mp.join("db"));
+    let mut b = Holder::open(&mp.join("db"));
+    assert_eq!(b.getlk(), "getlk free");
+    assert_eq!(a.lock(), "lock ok");
+    assert_eq!(b.lock(), format!("lock err {}", libc::EAGAIN));
+    assert_eq!(b.getlk(), "getlk locked");
+    // The lock shows in the inventory and in the dry run.
+    let o = env.rdr(&["files", &mps, "--json"]);
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let locked: Vec<&serde_json::Value> = v[0]["handles"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|h| !h["locks"].as_array().unwrap().is_empty())
+        .collect();
+    assert_eq!(locked.len(), 1, "{v}");
+    assert_eq!(locked[0]["locks"][0]["offset"], 0);
+    assert_eq!(locked[0]["locks"][0]["length"], 100);
+    assert_eq!(locked[0]["locks"][0]["exclusive"], true);
+    let o = env.rdr(&["use", &mps, "--delete", "--dry-run"]);
+    assert!(stdout(&o).contains("locks=0-99:excl"), "{}", stdout(&o));
+    // Closing the holder's fd releases its lock.
+    assert_eq!(a.close(), "closed ok");
+    assert!(wait_until(Duration::from_secs(10), || b.lock() == "lock ok"));
+}
+
+#[test]
 fn two_users_see_and_reach_only_their_own_connections() {
     if !can_run("two_users_see_and_reach_only_their_own_connections") {
         return;

@@ -327,6 +327,20 @@ impl Holder {
         self.answer()
     }
 
+    /// A POSIX write lock on bytes 0..100 (F_SETLK): `lock ok` or `lock err <errno>`.
+    pub fn lock(&mut self) -> String {
+        writeln!(self.stdin, "lock").unwrap();
+        self.stdin.flush().unwrap();
+        self.answer()
+    }
+
+    /// F_GETLK on bytes 0..100: `getlk free` or `getlk locked`.
+    pub fn getlk(&mut self) -> String {
+        writeln!(self.stdin, "getlk").unwrap();
+        self.stdin.flush().unwrap();
+        self.answer()
+    }
+
     /// Close the fd: `closed ok` or `closed err <errno>`.
     pub fn close(&mut self) -> String {
         writeln!(self.stdin, "close").unwrap();
@@ -380,6 +394,37 @@ pub fn holder_body() {
                             String::from_utf8_lossy(&buf[..n]).replace('\n', "\\n")
                         )),
                         Err(e) => out(format!("err {}", e.raw_os_error().unwrap_or(0))),
+                    }
+                }
+                None => out("err closed".into()),
+            },
+            "lock" | "getlk" => match &f {
+                Some(file) => {
+                    use std::os::unix::io::AsRawFd;
+                    // SAFETY: a zeroed flock is a valid argument; fd is open.
+                    let mut fl: libc::flock = unsafe { std::mem::zeroed() };
+                    fl.l_type = libc::F_WRLCK as i16;
+                    fl.l_whence = libc::SEEK_SET as i16;
+                    fl.l_start = 0;
+                    fl.l_len = 100;
+                    let cmd = if line == "lock" {
+                        libc::F_SETLK
+                    } else {
+                        libc::F_GETLK
+                    };
+                    // SAFETY: fd is open and fl is a valid flock.
+                    let r = unsafe { libc::fcntl(file.as_raw_fd(), cmd, &mut fl) };
+                    if r != 0 {
+                        out(format!(
+                            "{line} err {}",
+                            std::io::Error::last_os_error().raw_os_error().unwrap_or(0)
+                        ));
+                    } else if line == "lock" {
+                        out("lock ok".into());
+                    } else if i32::from(fl.l_type) == libc::F_UNLCK {
+                        out("getlk free".into());
+                    } else {
+                        out("getlk locked".into());
                     }
                 }
                 None => out("err closed".into()),
