@@ -44,7 +44,7 @@ pub struct Conn {
 }
 
 /// A remembered `--persistent` connection (no password here).
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 struct PersistEntry {
     uid: u32,
     gid: u32,
@@ -52,6 +52,8 @@ struct PersistEntry {
     remote: String,
     user: Option<String>,
     port: Option<u16>,
+    #[serde(default)]
+    actimeo: Option<f64>,
 }
 
 struct Guard {
@@ -335,6 +337,7 @@ impl Daemon {
                     e.user.clone(),
                     password,
                     e.port,
+                    e.actimeo,
                     true,
                     false,
                 )
@@ -381,9 +384,10 @@ impl Daemon {
                 password,
                 port,
                 persistent,
+                actimeo,
             } => {
                 self.do_use(
-                    uid, gid, mountpoint, remote, user, password, port, persistent, true,
+                    uid, gid, mountpoint, remote, user, password, port, actimeo, persistent, true,
                 )
                 .await
             }
@@ -540,6 +544,7 @@ impl Daemon {
         user: Option<String>,
         password: Option<String>,
         port: Option<u16>,
+        actimeo: Option<f64>,
         persistent: bool,
         remember: bool,
     ) -> Response {
@@ -640,7 +645,10 @@ impl Daemon {
         };
         let cfg = MountConfig {
             fs: FsOptions {
-                attr_ttl: self.attr_ttl,
+                attr_ttl: actimeo
+                    .filter(|t| t.is_finite() && *t >= 0.0 && *t <= 86_400.0)
+                    .map(Duration::from_secs_f64)
+                    .unwrap_or(self.attr_ttl),
                 owner_uid: uid,
                 owner_gid: gid,
             },
@@ -702,6 +710,7 @@ impl Daemon {
                 remote: remote_arg.clone(),
                 user,
                 port,
+                actimeo,
             });
             self.save_persistent(&list);
             if let Some(p) = &password {

@@ -76,6 +76,9 @@ struct UseArgs {
     /// Remember the connection across daemon restarts (password kept in your own 0600 file).
     #[arg(long)]
     persistent: bool,
+    /// Attribute and name cache time in seconds for this mount (like cifs actimeo; default 1).
+    #[arg(long, value_name = "SECS")]
+    actimeo: Option<f64>,
     /// Delete the connection.
     #[arg(long)]
     delete: bool,
@@ -215,6 +218,7 @@ fn cmd_use(a: UseArgs) -> i32 {
                     password,
                     port: a.port,
                     persistent: a.persistent,
+                    actimeo: a.actimeo,
                 },
                 true,
             ))

@@ -41,6 +41,9 @@ pub enum Request {
         port: Option<u16>,
         /// Remember across daemon restarts.
         persistent: bool,
+        /// Attribute cache time in seconds (cifs `actimeo`); the daemon's default if `None`.
+        #[serde(default)]
+        actimeo: Option<f64>,
     },
     /// Delete one connection or all of the caller's.
     Delete {

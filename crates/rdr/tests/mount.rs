@@ -685,3 +685,30 @@ fn use_starts_the_daemon_when_none_runs() {
     assert!(pid > 0, "no daemon pid file");
     assert!(!pid_alive(pid), "daemon did not exit on SIGTERM");
 }
+
+#[test]
+fn actimeo_zero_sees_changes_made_on_the_server_at_once() {
+    if !can_run("actimeo_zero_sees_changes_made_on_the_server_at_once") {
+        return;
+    }
+    let mut env = Env::new();
+    let (back, mp) = env.paths("ac");
+    std::fs::write(back.join("grow"), b"1").unwrap();
+    let o = env.rdr(&[
+        "use",
+        mp.to_str().unwrap(),
+        &format!("local:{}", back.display()),
+        "--actimeo",
+        "0",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    env.mounts.push(mp.clone());
+    for n in [10usize, 2000, 5] {
+        assert!(std::fs::metadata(mp.join("grow")).is_ok());
+        std::fs::write(back.join("grow"), vec![b'a'; n]).unwrap();
+        assert_eq!(std::fs::metadata(mp.join("grow")).unwrap().len(), n as u64);
+        assert_eq!(std::fs::read(mp.join("grow")).unwrap(), vec![b'a'; n]);
+    }
+    std::fs::remove_file(back.join("grow")).unwrap();
+    assert!(!mp.join("grow").exists());
+}
