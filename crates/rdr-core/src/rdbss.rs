@@ -1,18 +1,27 @@
 //! `Rdbss`: the device object. It owns the mini-redirector, the net-name table, the scavenger and
 //! the clock, and is the one entry point the front ends (FUSE, daemon) call.
-//! (STUB: the public API is fixed here so front ends can code against it.)
+//!
+//! This file holds the construction protocol (`add_connection`, §1.13–1.14), lookups and the
+//! inventory. File operations are in `file_ops.rs`, `finalize_connection` in `finalize.rs`,
+//! reference counting in `refcount.rs`, the timed parts in `scavenger.rs`.
 
-use crate::clock::Clock;
+use crate::active_requests::RequestGuard;
+use crate::clock::{Clock, SystemClock};
+use crate::condition::ConditionState;
 use crate::error::{RxError, RxResult};
-use crate::fobx::Fobx;
-use crate::force::ForceLevel;
-use crate::inventory::{FinalizeOutcome, Inventory};
+use crate::fcb::Fcb;
+use crate::inventory::{HandleInfo, Inventory};
 use crate::minirdr::*;
-use crate::name::RemoteName;
+use crate::name::{RemoteName, path_key};
+use crate::net_name_table::NetNameTable;
 use crate::net_root::NetRoot;
-use crate::rx_context::RxContext;
+use crate::refcount::{Aftermath, Deref, Teardown, apply_derefs};
+use crate::rx_context::{RequestKind, RxContext};
+use crate::scavenger::Scavenger;
+use crate::srv_call::SrvCall;
+use crate::status::NtStatus;
 use crate::v_net_root::VNetRoot;
-use bytes::Bytes;
+use parking_lot::Mutex;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -43,197 +52,525 @@ impl Default for RdbssConfig {
     }
 }
 
+/// The shared state behind `Rdbss`.
+pub(crate) struct Inner {
+    pub(crate) minirdr: Arc<dyn MiniRedirector>,
+    pub(crate) config: RdbssConfig,
+    pub(crate) clock: Arc<dyn Clock>,
+    /// The net-name table; the outermost lock.
+    pub(crate) names: Mutex<NetNameTable>,
+    pub(crate) scavenger: Scavenger,
+}
+
 /// The redirector: one per mini-redirector. Cheap to clone.
 #[derive(Clone)]
 pub struct Rdbss {
-    _p: (),
+    pub(crate) inner: Arc<Inner>,
 }
 
-fn ni<T>() -> RxResult<T> {
-    Err(RxError::status(
-        crate::status::NtStatus::STATUS_NOT_IMPLEMENTED,
-        "rdbss",
-    ))
+impl Inner {
+    pub(crate) fn srv_call_linger(&self) -> Duration {
+        self.config
+            .srv_call_linger
+            .unwrap_or_else(|| self.minirdr.srv_call_linger())
+    }
+
+    /// Apply queued dereferences under the name-table lock, then make the mini-redirector calls
+    /// with no lock held (see `refcount.rs`). Loops until nothing is left.
+    pub(crate) async fn settle(&self, mut am: Aftermath) {
+        loop {
+            if !am.derefs.is_empty() {
+                let now = self.clock.now();
+                let mut names = self.names.lock();
+                apply_derefs(&mut names, &mut am, now);
+            }
+            let Some(t) = am.teardown.pop_front() else {
+                break;
+            };
+            match t {
+                Teardown::CloseSrvOpen(so) => {
+                    if let Err(e) = self.minirdr.close_srv_open(&so.context).await {
+                        tracing::warn!(path = %so.fcb.path, error = %e, "closing the server open failed");
+                    }
+                }
+                Teardown::FinalizeNetRoot(c) => self.minirdr.finalize_net_root(&c).await,
+                Teardown::FinalizeVNetRoot(c) => self.minirdr.finalize_v_net_root(&c).await,
+                Teardown::FinalizeSrvCall(c) => self.minirdr.finalize_srv_call(&c, true).await,
+            }
+            if am.is_empty() {
+                break;
+            }
+        }
+    }
+
+    /// Register a request on a view (§5.1).
+    pub(crate) fn register(
+        &self,
+        v: &Arc<VNetRoot>,
+        fcb_view: Option<&Arc<VNetRoot>>,
+        kind: RequestKind,
+        path: &str,
+        fobx: Option<u64>,
+        ctx: &RxContext,
+    ) -> RequestGuard {
+        RequestGuard::register(v, fcb_view, kind, path, fobx, ctx, self.clock.now())
+    }
 }
 
-#[allow(unused_variables)]
+/// Drops queued references if a future is abandoned half-way (cancelled by the caller).
+pub(crate) struct SettleOnDrop {
+    pub(crate) inner: Arc<Inner>,
+    pub(crate) am: Option<Aftermath>,
+}
+
+impl SettleOnDrop {
+    pub(crate) async fn settle(mut self) {
+        if let Some(am) = self.am.take() {
+            self.inner.settle(am).await;
+        }
+    }
+}
+
+impl Drop for SettleOnDrop {
+    fn drop(&mut self) {
+        if let Some(am) = self.am.take()
+            && !am.is_empty()
+        {
+            let inner = self.inner.clone();
+            if let Ok(h) = tokio::runtime::Handle::try_current() {
+                h.spawn(async move { inner.settle(am).await });
+            }
+        }
+    }
+}
+
+fn not_connected(what: impl Into<String>) -> RxError {
+    RxError::NotConnected { what: what.into() }
+}
+
+/// What the construction loop found under the name-table lock.
+enum Found {
+    /// Wait for a NetRoot under construction, then look again.
+    WaitNetRoot(Arc<NetRoot>),
+    /// Wait for a view under construction, then look again.
+    WaitView(Arc<VNetRoot>),
+    /// This caller constructs the view (and the NetRoot when `first`).
+    Construct { v: Arc<VNetRoot>, first: bool },
+    /// A good view, extra reference taken.
+    Ready(Arc<VNetRoot>),
+}
+
 impl Rdbss {
     /// A redirector over `minirdr`, on real time.
     pub fn new(minirdr: Arc<dyn MiniRedirector>, config: RdbssConfig) -> Self {
-        Rdbss { _p: () }
+        Self::with_clock(minirdr, config, Arc::new(SystemClock))
     }
+
     /// A redirector with an injected clock (tests).
     pub fn with_clock(
         minirdr: Arc<dyn MiniRedirector>,
         config: RdbssConfig,
         clock: Arc<dyn Clock>,
     ) -> Self {
-        Rdbss { _p: () }
+        Rdbss {
+            inner: Arc::new(Inner {
+                minirdr,
+                config,
+                clock,
+                names: Mutex::new(NetNameTable::default()),
+                scavenger: Scavenger::default(),
+            }),
+        }
     }
-    /// Add a connection (RDBSS tree connect): find or construct SrvCall, NetRoot and the caller's
-    /// VNetRoot, and take the add-connection extra reference.
+
+    /// The configuration.
+    pub fn config(&self) -> &RdbssConfig {
+        &self.inner.config
+    }
+
+    /// Add a connection (RDBSS tree connect, §1.13–1.14): find or construct SrvCall, NetRoot and
+    /// the caller's VNetRoot (keyed by logon id + user), and take the add-connection extra
+    /// reference (at most one per view). Concurrent callers for the same share wait for the
+    /// construction in progress and see the same result.
     pub async fn add_connection(
         &self,
         remote: &RemoteName,
         credentials: Credentials,
         ctx: &RxContext,
     ) -> RxResult<Arc<VNetRoot>> {
-        ni()
+        let sc = self.find_or_construct_srv_call(remote, ctx).await?;
+        let r = self
+            .find_or_construct_view(&sc, remote, credentials, ctx)
+            .await;
+        let mut am = Aftermath::default();
+        am.derefs.push_back(Deref::SrvCall(sc));
+        self.inner.settle(am).await;
+        r
     }
-    /// Longest-prefix lookup of `\server\share[\path]` to the caller's view and the remaining path.
-    pub fn lookup(&self, name: &str, logon_id: u32) -> Option<(Arc<VNetRoot>, String)> {
-        None
-    }
-    /// Every live view.
-    pub fn connections(&self) -> Vec<Arc<VNetRoot>> {
-        Vec::new()
-    }
-    /// Open or create `path` through the view; returns the local handle.
-    pub async fn create(
+
+    /// `RxConstructSrvCall` or reuse (also a dormant one, decision 9). Returns with a reference.
+    async fn find_or_construct_srv_call(
         &self,
-        v: &Arc<VNetRoot>,
-        path: &RxPath,
-        params: &CreateParams,
+        remote: &RemoteName,
         ctx: &RxContext,
-    ) -> RxResult<Arc<Fobx>> {
-        ni()
-    }
-    /// Read through a handle.
-    pub async fn read(
-        &self,
-        fobx: &Arc<Fobx>,
-        offset: u64,
-        len: u32,
-        ctx: &RxContext,
-    ) -> RxResult<Bytes> {
-        ni()
-    }
-    /// Write through a handle.
-    pub async fn write(
-        &self,
-        fobx: &Arc<Fobx>,
-        offset: u64,
-        data: Bytes,
-        ctx: &RxContext,
-    ) -> RxResult<u32> {
-        ni()
-    }
-    /// Send dirty data and flush on the server.
-    pub async fn flush(&self, fobx: &Arc<Fobx>, ctx: &RxContext) -> RxResult<()> {
-        ni()
-    }
-    /// Metadata through a handle.
-    pub async fn query_info(&self, fobx: &Arc<Fobx>, ctx: &RxContext) -> RxResult<FileInfo> {
-        ni()
-    }
-    /// Metadata by path.
-    pub async fn query_path_info(
-        &self,
-        v: &Arc<VNetRoot>,
-        path: &RxPath,
-        ctx: &RxContext,
-    ) -> RxResult<FileInfo> {
-        ni()
-    }
-    /// Change metadata through a handle.
-    pub async fn set_info(
-        &self,
-        fobx: &Arc<Fobx>,
-        info: &SetInfo,
-        ctx: &RxContext,
-    ) -> RxResult<()> {
-        ni()
-    }
-    /// Next batch of directory entries.
-    pub async fn query_directory(
-        &self,
-        fobx: &Arc<Fobx>,
-        pattern: Option<&str>,
-        restart: bool,
-        ctx: &RxContext,
-    ) -> RxResult<Vec<DirEntry>> {
-        ni()
-    }
-    /// Wait for a change under a directory handle.
-    pub async fn notify_change(
-        &self,
-        fobx: &Arc<Fobx>,
-        filter: u32,
-        watch_tree: bool,
-        ctx: &RxContext,
-    ) -> RxResult<Vec<ChangeEvent>> {
-        ni()
-    }
-    /// Take a byte-range lock.
-    pub async fn lock(
-        &self,
-        fobx: &Arc<Fobx>,
-        range: LockRange,
-        wait: bool,
-        ctx: &RxContext,
-    ) -> RxResult<()> {
-        ni()
-    }
-    /// Release a byte-range lock.
-    pub async fn unlock(
-        &self,
-        fobx: &Arc<Fobx>,
-        range: LockRange,
-        ctx: &RxContext,
-    ) -> RxResult<()> {
-        ni()
-    }
-    /// Space on the view's share.
-    pub async fn query_volume(&self, v: &Arc<VNetRoot>, ctx: &RxContext) -> RxResult<VolumeInfo> {
-        ni()
-    }
-    /// Close a handle (cleanup + close). Works on orphaned handles; a second close fails.
-    pub async fn close(&self, fobx: &Arc<Fobx>) -> RxResult<()> {
-        ni()
-    }
-    /// RxFinalizeConnection. `v == None` means every view of the share (decision 2).
-    pub async fn finalize_connection(
-        &self,
-        net_root: &Arc<NetRoot>,
-        v: Option<&Arc<VNetRoot>>,
-        force: ForceLevel,
-        ctx: &RxContext,
-    ) -> FinalizeOutcome {
-        unimplemented_outcome()
-    }
-    /// Finalize every view of a share with the given force.
-    pub async fn finalize_all_connections(
-        &self,
-        net_root: &Arc<NetRoot>,
-        force: ForceLevel,
-        ctx: &RxContext,
-    ) -> FinalizeOutcome {
-        unimplemented_outcome()
-    }
-    /// What is open on a view.
-    pub fn inventory(&self, v: &Arc<VNetRoot>) -> Inventory {
-        Inventory {
-            remote: String::new(),
-            logon_id: 0,
-            user: None,
-            handles: vec![],
-            pending: vec![],
+    ) -> RxResult<Arc<SrvCall>> {
+        let key = remote.srv_call_key();
+        let (sc, construct) = {
+            let mut names = self.inner.names.lock();
+            match names.srv_calls.get(&key).cloned() {
+                Some(sc) if sc.try_reference() => (sc, false),
+                _ => {
+                    let sc = Arc::new(SrvCall::new(
+                        key.clone(),
+                        SrvCallParams {
+                            server: remote.server.clone(),
+                            port: remote.port,
+                        },
+                    ));
+                    sc.state.lock().ref_count += 1; // ours
+                    names.srv_calls.insert(key, sc.clone());
+                    names.version += 1;
+                    (sc, true)
+                }
+            }
+        };
+        if !construct {
+            if let Err(e) = sc
+                .condition
+                .wait_stable(&format!("\\\\{}", remote.server), ctx)
+                .await
+            {
+                let mut am = Aftermath::default();
+                am.derefs.push_back(Deref::SrvCall(sc));
+                self.inner.settle(am).await;
+                return Err(e);
+            }
+            return Ok(sc);
+        }
+        match self.inner.minirdr.create_srv_call(&sc.params, ctx).await {
+            Ok(c) => {
+                sc.state.lock().context = Some(c);
+                sc.condition.transition(ConditionState::Good, None);
+                Ok(sc)
+            }
+            Err(e) => {
+                {
+                    let mut names = self.inner.names.lock();
+                    sc.state.lock().finalized = true;
+                    names.remove_srv_call(&sc);
+                }
+                sc.condition.transition(ConditionState::Bad, Some(e.clone()));
+                Err(e)
+            }
         }
     }
+
+    /// `RxFindOrCreateConnections` + `RxConstructNetRoot` for the caller's view.
+    async fn find_or_construct_view(
+        &self,
+        sc: &Arc<SrvCall>,
+        remote: &RemoteName,
+        credentials: Credentials,
+        ctx: &RxContext,
+    ) -> RxResult<Arc<VNetRoot>> {
+        let nr_key = remote.key();
+        let prefix = remote.path_string();
+        let v_key = if prefix.is_empty() {
+            nr_key.clone()
+        } else {
+            format!("{nr_key}\\{}", path_key(&prefix))
+        };
+        let display = if prefix.is_empty() {
+            remote.unc()
+        } else {
+            format!("{}\\{}", remote.unc(), prefix)
+        };
+        loop {
+            let found = {
+                let mut names = self.inner.names.lock();
+                match names.net_roots.get(&nr_key).cloned() {
+                    None => {
+                        if !sc.try_reference() {
+                            return Err(not_connected(remote.unc()));
+                        }
+                        let nr = Arc::new(NetRoot::new(
+                            nr_key.clone(),
+                            remote.share.clone(),
+                            sc.clone(),
+                        ));
+                        let v = Arc::new(VNetRoot::new(
+                            nr.clone(),
+                            v_key.clone(),
+                            prefix.clone(),
+                            display.clone(),
+                            credentials.clone(),
+                        ));
+                        {
+                            let mut st = nr.state.lock();
+                            st.ref_count += 1; // held by the view
+                            st.views.push(v.clone());
+                        }
+                        v.state.lock().ref_count += 1; // ours, becomes the extra reference
+                        names.net_roots.insert(nr_key.clone(), nr);
+                        names.insert_v_net_root(v.clone());
+                        Found::Construct { v, first: true }
+                    }
+                    Some(nr) => match nr.condition.get() {
+                        ConditionState::InTransition => {
+                            if !nr.reference() {
+                                return Err(not_connected(remote.unc()));
+                            }
+                            Found::WaitNetRoot(nr)
+                        }
+                        ConditionState::Good => {
+                            let existing = names
+                                .views_at(credentials.logon_id, &v_key)
+                                .iter()
+                                .find(|v| {
+                                    v.credentials.user == credentials.user
+                                        && v.credentials.domain == credentials.domain
+                                        && v.condition.get() != ConditionState::Bad
+                                })
+                                .cloned();
+                            match existing {
+                                Some(v) if v.condition.get() == ConditionState::InTransition => {
+                                    if !v.try_reference() {
+                                        return Err(not_connected(display.clone()));
+                                    }
+                                    Found::WaitView(v)
+                                }
+                                Some(v) => {
+                                    let mut st = v.state.lock();
+                                    if st.upper_finalization_done || st.freed {
+                                        return Err(not_connected(display.clone()));
+                                    }
+                                    if !st.additional_reference_taken {
+                                        st.additional_reference_taken = true;
+                                        st.ref_count += 1;
+                                    }
+                                    drop(st);
+                                    Found::Ready(v)
+                                }
+                                None => {
+                                    if !nr.try_reference() {
+                                        return Err(not_connected(remote.unc()));
+                                    }
+                                    let v = Arc::new(VNetRoot::new(
+                                        nr.clone(),
+                                        v_key.clone(),
+                                        prefix.clone(),
+                                        display.clone(),
+                                        credentials.clone(),
+                                    ));
+                                    nr.state.lock().views.push(v.clone());
+                                    v.state.lock().ref_count += 1;
+                                    names.insert_v_net_root(v.clone());
+                                    Found::Construct { v, first: false }
+                                }
+                            }
+                        }
+                        _ => {
+                            return Err(RxError::status(
+                                NtStatus::STATUS_BAD_NETWORK_PATH,
+                                remote.unc(),
+                            ));
+                        }
+                    },
+                }
+            };
+            match found {
+                Found::Ready(v) => return Ok(v),
+                Found::WaitNetRoot(nr) => {
+                    let r = nr.condition.wait_stable(&remote.unc(), ctx).await;
+                    let mut am = Aftermath::default();
+                    am.derefs.push_back(Deref::NetRoot(nr));
+                    self.inner.settle(am).await;
+                    r?;
+                }
+                Found::WaitView(v) => {
+                    let r = v.condition.wait_stable(&display, ctx).await;
+                    let mut am = Aftermath::default();
+                    am.deref_view(&v);
+                    self.inner.settle(am).await;
+                    r?;
+                }
+                Found::Construct { v, first } => {
+                    return self.construct_view(sc, v, first, ctx).await;
+                }
+            }
+        }
+    }
+
+    /// `RxConstructNetRoot`: `MRxCreateVNetRoot` with no lock held, then transition both (§1.13).
+    async fn construct_view(
+        &self,
+        sc: &Arc<SrvCall>,
+        v: Arc<VNetRoot>,
+        first: bool,
+        ctx: &RxContext,
+    ) -> RxResult<Arc<VNetRoot>> {
+        let nr = v.net_root.clone();
+        let params = VNetRootParams {
+            share: nr.share.clone(),
+            credentials: v.credentials.clone(),
+        };
+        let sc_ctx = sc.context();
+        let nr_ctx = if first { None } else { nr.context() };
+        let result = match (&sc_ctx, first, &nr_ctx) {
+            (Some(s), _, n) => {
+                self.inner
+                    .minirdr
+                    .create_v_net_root(s, n.as_ref(), &params, ctx)
+                    .await
+            }
+            (None, _, _) => Err(not_connected(v.remote.clone())),
+        };
+        let result = match result {
+            Ok(created) if first && created.net_root.is_none() => Err(RxError::status(
+                NtStatus::STATUS_INVALID_NETWORK_RESPONSE,
+                format!(
+                    "{}: the mini-redirector returned no share context",
+                    v.remote
+                ),
+            )),
+            other => other,
+        };
+        match result {
+            Ok(created) => {
+                if first {
+                    nr.state.lock().context = created.net_root;
+                    nr.condition.transition(ConditionState::Good, None);
+                }
+                {
+                    let mut st = v.state.lock();
+                    st.context = Some(created.v_net_root);
+                    // Our construction reference becomes the add-connection extra reference.
+                    st.additional_reference_taken = true;
+                }
+                v.condition.transition(ConditionState::Good, None);
+                Ok(v)
+            }
+            Err(e) => {
+                if first {
+                    nr.condition.transition(ConditionState::Bad, Some(e.clone()));
+                }
+                v.condition.transition(ConditionState::Bad, Some(e.clone()));
+                let mut am = Aftermath::default();
+                {
+                    let mut names = self.inner.names.lock();
+                    crate::refcount::upper_finalize_v_net_root(&mut names, &v, &mut am);
+                }
+                am.deref_view(&v);
+                self.inner.settle(am).await;
+                Err(e)
+            }
+        }
+    }
+
+    /// Longest-prefix lookup of `\server\share[\path]` to the caller's view and the remaining
+    /// path (`RxTableLookupName`). Returns no counted reference: the `Arc` keeps memory only.
+    pub fn lookup(&self, name: &str, logon_id: u32) -> Option<(Arc<VNetRoot>, String)> {
+        let name = RemoteName::parse(name).ok()?;
+        self.inner.names.lock().lookup(&name, logon_id)
+    }
+
+    /// Every live view (in the name table).
+    pub fn connections(&self) -> Vec<Arc<VNetRoot>> {
+        let names = self.inner.names.lock();
+        let mut all: Vec<_> = names.v_net_roots.values().flatten().cloned().collect();
+        all.sort_by_key(|v| v.id);
+        all
+    }
+
+    /// Every SrvCall in the name table (active or dormant).
+    pub fn srv_calls(&self) -> Vec<Arc<SrvCall>> {
+        let names = self.inner.names.lock();
+        let mut all: Vec<_> = names.srv_calls.values().cloned().collect();
+        all.sort_by_key(|s| s.id);
+        all
+    }
+
+    /// Every NetRoot in the name table.
+    pub fn net_roots(&self) -> Vec<Arc<NetRoot>> {
+        let names = self.inner.names.lock();
+        let mut all: Vec<_> = names.net_roots.values().cloned().collect();
+        all.sort_by_key(|n| n.id);
+        all
+    }
+
+    /// What is open on a view: its handles (with locks, dirty bytes, buffering, orphaned) and
+    /// its outstanding requests.
+    pub fn inventory(&self, v: &Arc<VNetRoot>) -> Inventory {
+        Inventory {
+            remote: v.remote.clone(),
+            logon_id: v.credentials.logon_id,
+            user: v.credentials.user.clone(),
+            handles: handles_of(v),
+            pending: v.requests.list(self.inner.clock.now()),
+        }
+    }
+
     /// One scavenger pass at the clock's now: expire delayed closes and dormant SrvCalls.
-    pub async fn scavenge(&self) {}
+    pub async fn scavenge(&self) {
+        self.inner.scavenge_pass().await
+    }
+
+    /// Run the scavenger every `period` on real time until the `Rdbss` is dropped.
+    pub fn spawn_scavenger(&self, period: Duration) -> tokio::task::JoinHandle<()> {
+        let weak = Arc::downgrade(&self.inner);
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(period);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            tick.tick().await;
+            loop {
+                tick.tick().await;
+                let Some(inner) = weak.upgrade() else { break };
+                inner.scavenge_pass().await;
+            }
+        })
+    }
+
     /// Close the transport to `server` now if no share uses it (decision 9's explicit option).
+    /// Returns whether a dormant transport was closed.
     pub async fn close_transport(&self, server: &str) -> bool {
-        false
+        self.inner.close_transport(server).await
     }
 }
 
-fn unimplemented_outcome() -> FinalizeOutcome {
-    FinalizeOutcome {
-        status: crate::status::NtStatus::STATUS_NOT_IMPLEMENTED,
-        open_handles: vec![],
-        cancelled: vec![],
-        unwritten: vec![],
-        view_removed: false,
+/// Handles open through `v`, in creation order.
+pub(crate) fn handles_of(v: &Arc<VNetRoot>) -> Vec<HandleInfo> {
+    let tbl = v.net_root.fcb_table.lock();
+    let Some(files) = tbl.views.get(&v.id) else {
+        return Vec::new();
+    };
+    files.fobxs.values().map(|f| handle_info(f)).collect()
+}
+
+pub(crate) fn handle_info(f: &Arc<crate::fobx::Fobx>) -> HandleInfo {
+    let so = &f.srv_open;
+    let locks = so
+        .fcb
+        .state
+        .lock()
+        .locks
+        .iter()
+        .filter(|l| l.fobx == f.id)
+        .map(|l| l.range)
+        .collect();
+    HandleInfo {
+        id: f.id,
+        path: so.fcb.path.clone(),
+        is_dir: so.is_dir,
+        access: so.access.bits(),
+        share: so.share.bits(),
+        locks,
+        dirty_bytes: so.write_behind.lock().bytes_of(f.id),
+        buffering: so.buffering,
+        orphaned: so.is_orphaned(),
     }
+}
+
+#[allow(dead_code)]
+pub(crate) fn fcb_of(v: &VNetRoot, path: &str) -> Option<Arc<Fcb>> {
+    v.net_root.fcb_table.lock().lookup(&path_key(path))
 }

@@ -1,0 +1,835 @@
+//! File operations through views and handles: RDBSS's create (`RxCommonCreate`,
+//! `RxCollapseOrCreateSrvOpen`), cleanup/close (`RxCommonCleanup`, `RxCommonClose`, §2.5) and the
+//! I/O dispatch (`RxFsdCommonDispatch`: orphaned handles fail with
+//! `STATUS_UNEXPECTED_NETWORK_ERROR`, §2.7).
+//!
+//! Every operation registers a child context on the view's outstanding-request list (§5.1) and
+//! hands it to the mini-redirector, so a forced finalize can cancel it (decision 4).
+
+use crate::active_requests::RequestGuard;
+use crate::error::{RxError, RxResult};
+use crate::fcb::{Fcb, HeldLock};
+use crate::fobx::Fobx;
+use crate::minirdr::*;
+use crate::name::{join_path, normalize_path, path_key};
+use crate::rdbss::{Inner, Rdbss, SettleOnDrop};
+use crate::refcount::Aftermath;
+use crate::rx_context::{RequestKind, RxContext};
+use crate::srv_open::SrvOpen;
+use crate::status::NtStatus;
+use crate::v_net_root::VNetRoot;
+use bytes::Bytes;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+fn not_connected(v: &VNetRoot) -> RxError {
+    RxError::NotConnected {
+        what: v.remote.clone(),
+    }
+}
+
+/// Acquire an FCB resource: no-wait → `LOCK_NOT_GRANTED` when busy; a cancelled or expired
+/// context → `CANCELLED` (`__RxAcquireFcb`, §5.2).
+pub(crate) async fn acquire_resource(
+    fcb: &Fcb,
+    ctx: &RxContext,
+) -> RxResult<tokio::sync::OwnedMutexGuard<()>> {
+    // Cancellation is checked only where we would have to wait.
+    if let Ok(g) = fcb.resource.clone().try_lock_owned() {
+        return Ok(g);
+    }
+    if ctx.is_no_wait() {
+        return Err(RxError::LockNotGranted {
+            what: format!("file {:?}", fcb.path),
+        });
+    }
+    let res = fcb.resource.clone();
+    ctx.run(&format!("waiting for file {:?}", fcb.path), async move {
+        Ok(res.lock_owned().await)
+    })
+    .await
+}
+
+impl Inner {
+    /// The handle may do I/O: not closed, not orphaned (decision 4).
+    pub(crate) fn check_usable(&self, fobx: &Fobx) -> RxResult<()> {
+        if fobx.is_closed() {
+            return Err(RxError::HandleClosed {
+                path: fobx.srv_open.fcb.path.clone(),
+            });
+        }
+        if fobx.is_orphaned() || fobx.srv_open.fcb.is_orphaned() {
+            return Err(RxError::Orphaned {
+                path: fobx.srv_open.fcb.path.clone(),
+            });
+        }
+        Ok(())
+    }
+
+    /// A request cancelled by a forced finalize (not by its caller) reports the orphaning.
+    pub(crate) fn after_error(&self, fobx: &Fobx, caller: &RxContext, e: RxError) -> RxError {
+        if matches!(e, RxError::Cancelled { .. })
+            && !caller.is_cancelled()
+            && (fobx.is_orphaned()
+                || fobx
+                    .srv_open
+                    .v_net_root
+                    .force_pending
+                    .load(Ordering::SeqCst))
+        {
+            return RxError::Orphaned {
+                path: fobx.srv_open.fcb.path.clone(),
+            };
+        }
+        e
+    }
+
+    fn request(&self, fobx: &Fobx, kind: RequestKind, ctx: &RxContext) -> RequestGuard {
+        let so = &fobx.srv_open;
+        self.register(
+            &so.v_net_root,
+            Some(&so.fcb.v_net_root),
+            kind,
+            &so.fcb.path,
+            Some(fobx.id),
+            ctx,
+        )
+    }
+
+    /// Send the held writes of one SrvOpen, in order. On failure the unsent chunks stay held.
+    pub(crate) async fn send_dirty(&self, so: &SrvOpen, ctx: &RxContext) -> RxResult<()> {
+        if so.write_behind.lock().chunks.is_empty() {
+            return Ok(());
+        }
+        let _order = ctx
+            .run("sending held writes", async { Ok(so.flush_lock.lock().await) })
+            .await?;
+        let chunks = so.write_behind.lock().take();
+        for (i, c) in chunks.iter().enumerate() {
+            let mut data = c.data.clone();
+            let mut offset = c.offset;
+            while !data.is_empty() {
+                match self
+                    .minirdr
+                    .write(&so.context, offset, data.clone(), ctx)
+                    .await
+                {
+                    Ok(0) => {
+                        let e = RxError::status(
+                            NtStatus::STATUS_DISK_FULL,
+                            format!("{}: the server wrote nothing", so.fcb.path),
+                        );
+                        return Err(self.restore_from(so, &chunks, i, data, offset, e));
+                    }
+                    Ok(n) => {
+                        let n = (n as usize).min(data.len());
+                        data = data.slice(n..);
+                        offset += n as u64;
+                    }
+                    Err(e) => return Err(self.restore_from(so, &chunks, i, data, offset, e)),
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn restore_from(
+        &self,
+        so: &SrvOpen,
+        chunks: &[crate::write_behind::DirtyChunk],
+        i: usize,
+        rest: Bytes,
+        offset: u64,
+        e: RxError,
+    ) -> RxError {
+        let mut back = Vec::new();
+        if let Some(first) = chunks.get(i) {
+            back.push(crate::write_behind::DirtyChunk {
+                fobx: first.fobx,
+                offset,
+                data: rest,
+            });
+        }
+        back.extend(chunks.iter().skip(i + 1).cloned());
+        so.write_behind.lock().restore(back);
+        e
+    }
+
+    /// Send the held writes of every open of a file (before a read or size query sees it).
+    pub(crate) async fn send_dirty_of_fcb(&self, fcb: &Fcb, ctx: &RxContext) -> RxResult<()> {
+        let opens: Vec<_> = fcb
+            .state
+            .lock()
+            .srv_opens
+            .iter()
+            .filter(|s| s.dirty_bytes() > 0 && !s.is_orphaned())
+            .cloned()
+            .collect();
+        for so in opens {
+            self.send_dirty(&so, ctx).await?;
+        }
+        Ok(())
+    }
+
+    /// Whether a SrvOpen whose last handle closed may stay open for reuse (§2.5 `RxCommonClose`).
+    fn may_delay_close(&self, so: &SrvOpen) -> bool {
+        if self.config.delayed_close.is_zero()
+            || self.config.max_delayed_close == 0
+            || !so.buffering.handle_caching
+            || so.is_dir
+            || so.is_orphaned()
+            || so.dirty_bytes() > 0
+        {
+            return false;
+        }
+        if so.state.lock().collapsing_disabled {
+            return false;
+        }
+        {
+            let f = so.fcb.state.lock();
+            if !f.collapsing_enabled || f.orphaned {
+                return false;
+            }
+        }
+        {
+            let v = so.v_net_root.state.lock();
+            // A detached view (extra reference dropped) is finalized when its last handle
+            // closes; a delayed close would keep it alive.
+            if !v.additional_reference_taken || v.upper_finalization_done {
+                return false;
+            }
+        }
+        let max = self.config.max_delayed_close;
+        so.v_net_root
+            .net_root
+            .srv_call
+            .number_of_close_delayed_files
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| {
+                (n < max).then_some(n + 1)
+            })
+            .is_ok()
+    }
+}
+
+impl Rdbss {
+    /// Open or create `path` (relative to the view) through the view; returns the local handle.
+    /// A compatible close-delayed (or shareable) SrvOpen of the same view is reused instead of
+    /// opening on the server again (collapsing, §2.5).
+    pub async fn create(
+        &self,
+        v: &Arc<VNetRoot>,
+        path: &RxPath,
+        params: &CreateParams,
+        ctx: &RxContext,
+    ) -> RxResult<Arc<Fobx>> {
+        let inner = &self.inner;
+        let rel = normalize_path(path)?;
+        let share_path = join_path(&v.prefix, &rel);
+        let key = path_key(&share_path);
+        let req = inner.register(v, None, RequestKind::Create, &share_path, None, ctx);
+        let rctx = &req.ctx;
+        // The view's gate: no create slips into a finalize walk.
+        let _gate = if ctx.is_no_wait() {
+            v.gate.try_read().map_err(|_| RxError::LockNotGranted {
+                what: format!("connection {}", v.remote),
+            })?
+        } else {
+            rctx.run(&format!("opening {share_path:?}"), async {
+                Ok(v.gate.read().await)
+            })
+            .await?
+        };
+        if v.is_finalized() || v.condition.get() != crate::condition::ConditionState::Good {
+            return Err(not_connected(v));
+        }
+        let vctx = v.context().ok_or_else(|| not_connected(v))?;
+        let mut retried_sharing = false;
+        loop {
+            // RxFindOrCreateFcb: find the FCB or create it through this view; hold a reference.
+            let fcb = {
+                let mut tbl = v.net_root.fcb_table.lock();
+                match tbl.lookup(&key) {
+                    Some(f) if !f.state.lock().freed => {
+                        f.state.lock().ref_count += 1;
+                        f
+                    }
+                    _ => {
+                        if !v.try_reference() {
+                            return Err(not_connected(v));
+                        }
+                        let f = Arc::new(Fcb::new(v.clone(), share_path.clone(), key.clone()));
+                        f.state.lock().ref_count += 1; // ours
+                        tbl.insert(f.clone());
+                        tbl.number_of_fcbs += 1;
+                        tbl.view(v.id).created_fcbs.insert(f.id, f.clone());
+                        f
+                    }
+                }
+            };
+            let mut done = SettleOnDrop {
+                inner: inner.clone(),
+                am: Some(Aftermath::default()),
+            };
+            let release_fcb = |done: &mut SettleOnDrop, fcb: &Arc<Fcb>| {
+                let mut tbl = v.net_root.fcb_table.lock();
+                if let Some(am) = done.am.as_mut() {
+                    fcb.dereference_locked(&mut tbl, am);
+                }
+            };
+            let res = match acquire_resource(&fcb, rctx).await {
+                Ok(r) => r,
+                Err(e) => {
+                    release_fcb(&mut done, &fcb);
+                    done.settle().await;
+                    return Err(e);
+                }
+            };
+            // Under the resource: the FCB may have been orphaned or renamed meanwhile.
+            let stale = {
+                let st = fcb.state.lock();
+                st.orphaned || st.name_removed
+            };
+            if stale {
+                drop(res);
+                release_fcb(&mut done, &fcb);
+                done.settle().await;
+                continue;
+            }
+            // RxSearchForCollapsibleOpen.
+            let reuse = if matches!(
+                params.disposition,
+                CreateDisposition::Open | CreateDisposition::OpenIf
+            ) {
+                let _tbl = v.net_root.fcb_table.lock();
+                let st = fcb.state.lock();
+                if st.collapsing_enabled {
+                    let hit = st
+                        .srv_opens
+                        .iter()
+                        .find(|so| so.collapsible_for(v, params.access, params.share, params.options))
+                        .cloned();
+                    drop(st);
+                    if let Some(so) = &hit {
+                        so.undelay_locked();
+                    }
+                    hit
+                } else {
+                    None
+                }
+            } else {
+                None
+            };
+            let (so, info) = match reuse {
+                Some(so) => {
+                    let info = match inner.minirdr.query_info(&so.context, rctx).await {
+                        Ok(i) => i,
+                        Err(_) => so.info.clone(),
+                    };
+                    (so, info)
+                }
+                None => {
+                    let created = inner
+                        .minirdr
+                        .create(&vctx, &share_path, params, rctx)
+                        .await;
+                    match created {
+                        Ok(r) => {
+                            let mut tbl = v.net_root.fcb_table.lock();
+                            if !v.try_reference() {
+                                drop(tbl);
+                                let _ = inner.minirdr.close_srv_open(&r.srv_open).await;
+                                drop(res);
+                                release_fcb(&mut done, &fcb);
+                                done.settle().await;
+                                return Err(not_connected(v));
+                            }
+                            let so = Arc::new(SrvOpen::new(
+                                fcb.clone(),
+                                v.clone(),
+                                params.access,
+                                params.share,
+                                params.options,
+                                r.info.is_dir,
+                                r.buffering,
+                                r.info.clone(),
+                                r.srv_open,
+                            ));
+                            {
+                                let mut st = fcb.state.lock();
+                                st.ref_count += 1;
+                                st.is_dir = Some(r.info.is_dir);
+                                st.srv_opens.push(so.clone());
+                            }
+                            tbl.number_of_srv_opens += 1;
+                            tbl.view(v.id).srv_opens.insert(so.id, so.clone());
+                            (so, r.info)
+                        }
+                        Err(e)
+                            if e.nt_status() == NtStatus::STATUS_SHARING_VIOLATION
+                                && !retried_sharing =>
+                        {
+                            // A delayed close of ours may hold the file: close them and retry
+                            // once (RDBSS purges related FOBXs on a sharing violation).
+                            retried_sharing = true;
+                            drop(res);
+                            release_fcb(&mut done, &fcb);
+                            if let Some(am) = done.am.as_mut() {
+                                inner.close_delayed_locked(&v.net_root, am, |_| true);
+                            }
+                            done.settle().await;
+                            continue;
+                        }
+                        Err(e) => {
+                            drop(res);
+                            release_fcb(&mut done, &fcb);
+                            done.settle().await;
+                            return Err(e);
+                        }
+                    }
+                }
+            };
+            let fobx = Arc::new(Fobx::new(so, rel.clone(), info));
+            {
+                let mut tbl = v.net_root.fcb_table.lock();
+                fobx.attach_locked(&mut tbl);
+                if let Some(am) = done.am.as_mut() {
+                    fcb.dereference_locked(&mut tbl, am);
+                }
+            }
+            drop(res);
+            done.settle().await;
+            return Ok(fobx);
+        }
+    }
+
+    /// Read through a handle (held writes of the file are sent first).
+    pub async fn read(
+        &self,
+        fobx: &Arc<Fobx>,
+        offset: u64,
+        len: u32,
+        ctx: &RxContext,
+    ) -> RxResult<Bytes> {
+        let inner = &self.inner;
+        inner.check_usable(fobx)?;
+        let req = inner.request(fobx, RequestKind::Read, ctx);
+        let r = async {
+            inner.send_dirty_of_fcb(&fobx.srv_open.fcb, &req.ctx).await?;
+            inner
+                .minirdr
+                .read(&fobx.srv_open.context, offset, len, &req.ctx)
+                .await
+        }
+        .await;
+        r.map_err(|e| inner.after_error(fobx, ctx, e))
+    }
+
+    /// Write through a handle. With write caching granted and `write_behind_limit > 0` the data
+    /// is held (decision 8) and sent when the limit is exceeded, on flush, close, or a read.
+    pub async fn write(
+        &self,
+        fobx: &Arc<Fobx>,
+        offset: u64,
+        data: Bytes,
+        ctx: &RxContext,
+    ) -> RxResult<u32> {
+        let inner = &self.inner;
+        inner.check_usable(fobx)?;
+        let so = &fobx.srv_open;
+        let len = u32::try_from(data.len()).map_err(|_| {
+            RxError::status(NtStatus::STATUS_INVALID_PARAMETER, "write larger than 4 GiB")
+        })?;
+        let req = inner.request(fobx, RequestKind::Write, ctx);
+        let limit = inner.config.write_behind_limit as u64;
+        let r = if so.buffering.write_caching && limit > 0 {
+            let over = {
+                let mut wb = so.write_behind.lock();
+                wb.push(fobx.id, offset, data);
+                wb.bytes > limit
+            };
+            if over {
+                inner.send_dirty(so, &req.ctx).await.map(|_| len)
+            } else {
+                Ok(len)
+            }
+        } else {
+            inner
+                .minirdr
+                .write(&so.context, offset, data, &req.ctx)
+                .await
+        };
+        r.map_err(|e| inner.after_error(fobx, ctx, e))
+    }
+
+    /// Send held writes and flush on the server.
+    pub async fn flush(&self, fobx: &Arc<Fobx>, ctx: &RxContext) -> RxResult<()> {
+        let inner = &self.inner;
+        inner.check_usable(fobx)?;
+        let req = inner.request(fobx, RequestKind::Flush, ctx);
+        let r = async {
+            inner.send_dirty(&fobx.srv_open, &req.ctx).await?;
+            inner.minirdr.flush(&fobx.srv_open.context, &req.ctx).await
+        }
+        .await;
+        r.map_err(|e| inner.after_error(fobx, ctx, e))
+    }
+
+    /// Metadata through a handle.
+    pub async fn query_info(&self, fobx: &Arc<Fobx>, ctx: &RxContext) -> RxResult<FileInfo> {
+        let inner = &self.inner;
+        inner.check_usable(fobx)?;
+        let req = inner.request(fobx, RequestKind::QueryInfo, ctx);
+        let r = async {
+            inner.send_dirty_of_fcb(&fobx.srv_open.fcb, &req.ctx).await?;
+            inner
+                .minirdr
+                .query_info(&fobx.srv_open.context, &req.ctx)
+                .await
+        }
+        .await;
+        r.map_err(|e| inner.after_error(fobx, ctx, e))
+    }
+
+    /// Metadata by path (relative to the view).
+    pub async fn query_path_info(
+        &self,
+        v: &Arc<VNetRoot>,
+        path: &RxPath,
+        ctx: &RxContext,
+    ) -> RxResult<FileInfo> {
+        let inner = &self.inner;
+        let share_path = join_path(&v.prefix, &normalize_path(path)?);
+        let req = inner.register(v, None, RequestKind::QueryInfo, &share_path, None, ctx);
+        let vctx = self.view_ref(v)?;
+        let fcb = v.net_root.fcb_table.lock().lookup(&path_key(&share_path));
+        let r = async {
+            if let Some(fcb) = fcb {
+                inner.send_dirty_of_fcb(&fcb, &req.ctx).await?;
+            }
+            inner
+                .minirdr
+                .query_path_info(&vctx, &share_path, &req.ctx)
+                .await
+        }
+        .await;
+        self.view_unref(v).await;
+        r
+    }
+
+    /// Change metadata through a handle (takes the FCB resource: a structural change).
+    pub async fn set_info(
+        &self,
+        fobx: &Arc<Fobx>,
+        info: &SetInfo,
+        ctx: &RxContext,
+    ) -> RxResult<()> {
+        let inner = &self.inner;
+        inner.check_usable(fobx)?;
+        let so = &fobx.srv_open;
+        let fcb = &so.fcb;
+        let req = inner.request(fobx, RequestKind::SetInfo, ctx);
+        let r = async {
+            let _res = acquire_resource(fcb, &req.ctx).await?;
+            inner.check_usable(fobx)?;
+            let nr = &so.v_net_root.net_root;
+            match info {
+                SetInfo::EndOfFile(_) => inner.send_dirty_of_fcb(fcb, &req.ctx).await?,
+                SetInfo::Rename { .. } | SetInfo::Disposition(true) => {
+                    // Our delayed closes must not keep the old name open (RxPurgeRelatedFobxs).
+                    inner.send_dirty_of_fcb(fcb, &req.ctx).await?;
+                    let mut am = Aftermath::default();
+                    inner.close_delayed_locked(nr, &mut am, |_| true);
+                    inner.settle(am).await;
+                }
+                _ => {}
+            }
+            inner.minirdr.set_info(&so.context, info, &req.ctx).await?;
+            match info {
+                SetInfo::Rename { .. } => {
+                    // The FCB's name is stale: new opens of either name build fresh FCBs.
+                    let mut tbl = nr.fcb_table.lock();
+                    let mut st = fcb.state.lock();
+                    st.collapsing_enabled = false;
+                    st.name_removed = true;
+                    for s in &st.srv_opens {
+                        s.state.lock().collapsing_disabled = true;
+                    }
+                    drop(st);
+                    tbl.remove(fcb);
+                }
+                SetInfo::Disposition(true) => {
+                    let _tbl = nr.fcb_table.lock();
+                    let mut st = fcb.state.lock();
+                    st.collapsing_enabled = false;
+                    for s in &st.srv_opens {
+                        s.state.lock().collapsing_disabled = true;
+                    }
+                }
+                _ => {}
+            }
+            Ok(())
+        }
+        .await;
+        r.map_err(|e| inner.after_error(fobx, ctx, e))
+    }
+
+    /// Next batch of directory entries.
+    pub async fn query_directory(
+        &self,
+        fobx: &Arc<Fobx>,
+        pattern: Option<&str>,
+        restart: bool,
+        ctx: &RxContext,
+    ) -> RxResult<Vec<DirEntry>> {
+        let inner = &self.inner;
+        inner.check_usable(fobx)?;
+        let req = inner.request(fobx, RequestKind::QueryDirectory, ctx);
+        inner
+            .minirdr
+            .query_directory(&fobx.srv_open.context, pattern, restart, &req.ctx)
+            .await
+            .map_err(|e| inner.after_error(fobx, ctx, e))
+    }
+
+    /// Wait for a change under a directory handle. Pending until something changes, the caller
+    /// cancels, the handle closes, or a forced finalize cancels it.
+    pub async fn notify_change(
+        &self,
+        fobx: &Arc<Fobx>,
+        filter: u32,
+        watch_tree: bool,
+        ctx: &RxContext,
+    ) -> RxResult<Vec<ChangeEvent>> {
+        let inner = &self.inner;
+        inner.check_usable(fobx)?;
+        let req = inner.request(fobx, RequestKind::NotifyChange, ctx);
+        inner
+            .minirdr
+            .notify_change(&fobx.srv_open.context, filter, watch_tree, &req.ctx)
+            .await
+            .map_err(|e| inner.after_error(fobx, ctx, e))
+    }
+
+    /// Take a byte-range lock. Conflicts between local handles of the same file are checked
+    /// first (two handles conflict even when they share a SrvOpen); then the server decides.
+    /// With `wait`, a local conflict waits (cancellably) for the other handle's unlock.
+    pub async fn lock(
+        &self,
+        fobx: &Arc<Fobx>,
+        range: LockRange,
+        wait: bool,
+        ctx: &RxContext,
+    ) -> RxResult<()> {
+        let inner = &self.inner;
+        inner.check_usable(fobx)?;
+        let fcb = &fobx.srv_open.fcb;
+        let req = inner.request(fobx, RequestKind::Lock, ctx);
+        let held = HeldLock {
+            fobx: fobx.id,
+            range,
+        };
+        loop {
+            let released = fcb.lock_released.notified();
+            tokio::pin!(released);
+            released.as_mut().enable();
+            {
+                let mut st = fcb.state.lock();
+                let conflict = st.locks.iter().any(|l| {
+                    l.fobx != fobx.id
+                        && l.range.overlaps(&range)
+                        && (l.range.exclusive || range.exclusive)
+                });
+                if !conflict {
+                    st.locks.push(held);
+                    break;
+                }
+            }
+            if !wait {
+                return Err(RxError::status(
+                    NtStatus::STATUS_LOCK_NOT_GRANTED,
+                    format!("{}: range locked through another handle", fcb.path),
+                ));
+            }
+            req.ctx
+                .run(&format!("waiting for a lock on {:?}", fcb.path), async {
+                    released.await;
+                    Ok(())
+                })
+                .await
+                .map_err(|e| inner.after_error(fobx, ctx, e))?;
+            inner.check_usable(fobx)?;
+        }
+        let r = inner
+            .minirdr
+            .lock(&fobx.srv_open.context, range, wait, &req.ctx)
+            .await;
+        if let Err(e) = r {
+            let mut st = fcb.state.lock();
+            if let Some(i) = st.locks.iter().position(|l| *l == held) {
+                st.locks.remove(i);
+            }
+            drop(st);
+            fcb.lock_released.notify_waiters();
+            return Err(inner.after_error(fobx, ctx, e));
+        }
+        Ok(())
+    }
+
+    /// Release a byte-range lock held through this handle.
+    pub async fn unlock(
+        &self,
+        fobx: &Arc<Fobx>,
+        range: LockRange,
+        ctx: &RxContext,
+    ) -> RxResult<()> {
+        let inner = &self.inner;
+        inner.check_usable(fobx)?;
+        let fcb = &fobx.srv_open.fcb;
+        let held = HeldLock {
+            fobx: fobx.id,
+            range,
+        };
+        if !fcb.state.lock().locks.contains(&held) {
+            return Err(RxError::status(
+                NtStatus::STATUS_RANGE_NOT_LOCKED,
+                format!("{}: no such lock through this handle", fcb.path),
+            ));
+        }
+        let req = inner.request(fobx, RequestKind::Unlock, ctx);
+        inner
+            .minirdr
+            .unlock(&fobx.srv_open.context, range, &req.ctx)
+            .await
+            .map_err(|e| inner.after_error(fobx, ctx, e))?;
+        {
+            let mut st = fcb.state.lock();
+            if let Some(i) = st.locks.iter().position(|l| *l == held) {
+                st.locks.remove(i);
+            }
+        }
+        fcb.lock_released.notify_waiters();
+        Ok(())
+    }
+
+    /// Space on the view's share.
+    pub async fn query_volume(&self, v: &Arc<VNetRoot>, ctx: &RxContext) -> RxResult<VolumeInfo> {
+        let inner = &self.inner;
+        let req = inner.register(v, None, RequestKind::QueryVolume, &v.prefix, None, ctx);
+        let vctx = self.view_ref(v)?;
+        let r = inner.minirdr.query_volume(&vctx, &req.ctx).await;
+        self.view_unref(v).await;
+        r
+    }
+
+    /// A transient view reference for an operation on the view itself.
+    fn view_ref(&self, v: &Arc<VNetRoot>) -> RxResult<MrxContext> {
+        if v.condition.get() != crate::condition::ConditionState::Good || !v.try_reference() {
+            return Err(not_connected(v));
+        }
+        match v.context() {
+            Some(c) => Ok(c),
+            None => {
+                let mut am = Aftermath::default();
+                am.deref_view(v);
+                let inner = self.inner.clone();
+                tokio::spawn(async move { inner.settle(am).await });
+                Err(not_connected(v))
+            }
+        }
+    }
+
+    async fn view_unref(&self, v: &Arc<VNetRoot>) {
+        let mut am = Aftermath::default();
+        am.deref_view(v);
+        SettleOnDrop {
+            inner: self.inner.clone(),
+            am: Some(am),
+        }
+        .settle()
+        .await;
+    }
+
+    /// Close a handle (cleanup + close, §2.5). Works on orphaned handles; a second close fails
+    /// with `HandleClosed`. Cancels the handle's pending requests, sends its held writes,
+    /// releases its byte-range locks; when its SrvOpen's last handle goes the SrvOpen is closed
+    /// on the server or parked for delayed close. Everything is released even when held writes
+    /// cannot be sent; the error then says how many bytes were lost.
+    pub async fn close(&self, fobx: &Arc<Fobx>) -> RxResult<()> {
+        let inner = &self.inner;
+        let so = &fobx.srv_open;
+        let fcb = &so.fcb;
+        if fobx.is_closed() {
+            return Err(RxError::HandleClosed {
+                path: fcb.path.clone(),
+            });
+        }
+        let ctx = RxContext::new();
+        let req = inner.request(fobx, RequestKind::Close, &ctx);
+        // RxCancelNotifyChangeDirectoryRequestsForFobx, and any lock wait of this handle.
+        for r in so.v_net_root.requests.for_fobx(fobx.id) {
+            r.ctx.cancel();
+        }
+        let mut send_err = None;
+        if !so.is_orphaned() {
+            let bounded = req.ctx.child().with_timeout(inner.config.drain_timeout);
+            if let Err(e) = inner.send_dirty(so, &bounded).await {
+                send_err = Some(e);
+            }
+        }
+        let res = fcb.resource.clone().lock_owned().await;
+        // Release this handle's byte-range locks on the server.
+        let mine: Vec<_> = fcb
+            .state
+            .lock()
+            .locks
+            .iter()
+            .filter(|l| l.fobx == fobx.id)
+            .map(|l| l.range)
+            .collect();
+        if !so.is_orphaned() {
+            for r in mine {
+                if let Err(e) = inner.minirdr.unlock(&so.context, r, &req.ctx).await {
+                    tracing::debug!(path = %fcb.path, error = %e, "unlock at close failed");
+                }
+            }
+        }
+        let mut am = Aftermath::default();
+        let mut lost = 0u64;
+        {
+            let mut tbl = so.v_net_root.net_root.fcb_table.lock();
+            if !fobx.close_locked(&mut tbl, &mut am) {
+                return Err(RxError::HandleClosed {
+                    path: fcb.path.clone(),
+                });
+            }
+            let (open_count, closed) = {
+                let st = so.state.lock();
+                (st.open_count, st.closed)
+            };
+            if open_count == 0 && !closed {
+                if inner.may_delay_close(so) {
+                    so.state.lock().close_delayed_since = Some(inner.clock.now());
+                    inner.scavenger.park(so.clone());
+                } else {
+                    let left = so.write_behind.lock().take();
+                    lost = left.iter().map(|c| c.data.len() as u64).sum();
+                    so.close_locked(&mut tbl, &mut am, true);
+                }
+            }
+        }
+        drop(res);
+        drop(req);
+        inner.settle(am).await;
+        match send_err {
+            Some(e) if lost > 0 => Err(RxError::status(
+                e.nt_status(),
+                format!(
+                    "{}: {lost} written bytes could not be sent to the server ({e})",
+                    fcb.path
+                ),
+            )),
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
+    }
+}

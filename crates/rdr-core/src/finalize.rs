@@ -1,0 +1,455 @@
+//! `finalize_connection` — `RxFinalizeConnection` (§3), the heart of rdr.
+//!
+//! The steps follow §3.2 in order and the result follows the decision table §3.3 row by row,
+//! with DESIGN.md decisions 1–9:
+//!
+//! 1. Change notifications keyed on the view (§5.3). `No` + one pending → `FILES_OPEN` at once,
+//!    nothing changed (row 2, decision 5). `Yes` cancels *every* outstanding request of the view
+//!    (decision 4). `DetachOnClose` ignores them (row 7).
+//! 2. Take the view's gate exclusively (no create slips in) and a NetRoot reference. The table
+//!    locks of the lock order are never held across an await, so they are never "busy"; what can
+//!    be busy is the gate and the FCB resources: no-wait → `LOCK_NOT_GRANTED`, a cancelled or
+//!    expired context while waiting → `CANCELLED`; both abort with nothing finalized and the
+//!    extra reference kept (decision 7). All FCB resources the walk needs are acquired before
+//!    anything changes, so an abort is clean.
+//! 3. (`Yes`) Send held writes of the view's opens, bounded by the caller's deadline or
+//!    `drain_timeout`; what cannot be sent is reported, and the force still succeeds (decision 8).
+//! 4. The walk over the FCBs the view *created* (`Fcb.VNetRoot == V`, including the share root,
+//!    decision 3), unless `ConnectionFinalizationDone`: without force an FCB with open handles is
+//!    counted (directory or not) and left alone; every other FCB is purged — collapsing off,
+//!    delayed closes closed, finalized if unreferenced. Close-delayed opens of the view on other
+//!    views' FCBs are closed too (INF: a delayed close is never an "open file").
+//! 5. Snapshot `NumberOfFobxs` (K) and the extra reference (X).
+//! 6. (`Yes`) Upper-finalize the view: orphan its SrvOpens (§2.7: closed on the server now, their
+//!    handles fail I/O with `UNEXPECTED_NETWORK_ERROR` but can be closed; FCBs left with only
+//!    orphaned opens leave the FCB table), unlink it from the NetRoot (the last view takes the
+//!    share's name and `MRxFinalizeNetRoot` with it) and remove its name.
+//! 8. Status: `Yes` → SUCCESS; else open non-directory FCB or K > 0 → `FILES_OPEN`; else only
+//!    directory FCBs of other views' handles → `CONNECTION_IN_USE` (decision 6); else SUCCESS.
+//! 9. Drop X when the status is SUCCESS or the level is `DetachOnClose` (rows 6–8).
+//! 10. Drop the NetRoot reference. The SrvCall is never touched (decision 9).
+//!
+//! Mini-redirector calls (server closes, `MRxFinalizeNetRoot`, `MRxFinalizeVNetRoot`) run after
+//! every lock is released.
+
+use crate::error::RxError;
+use crate::file_ops::acquire_resource;
+use crate::force::ForceLevel;
+use crate::inventory::{FinalizeOutcome, Unwritten};
+use crate::net_root::NetRoot;
+use crate::rdbss::{Inner, Rdbss, handles_of};
+use crate::refcount::{Aftermath, Deref, upper_finalize_v_net_root};
+use crate::rx_context::RxContext;
+use crate::status::NtStatus;
+use crate::v_net_root::VNetRoot;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Instant;
+
+fn outcome(status: NtStatus) -> FinalizeOutcome {
+    FinalizeOutcome {
+        status,
+        open_handles: Vec::new(),
+        cancelled: Vec::new(),
+        unwritten: Vec::new(),
+        view_removed: false,
+    }
+}
+
+impl Rdbss {
+    /// `RxFinalizeConnection` (§3). `v == None` means every view of the share (decision 2).
+    pub async fn finalize_connection(
+        &self,
+        net_root: &Arc<NetRoot>,
+        v: Option<&Arc<VNetRoot>>,
+        force: ForceLevel,
+        ctx: &RxContext,
+    ) -> FinalizeOutcome {
+        match v {
+            None => self.finalize_all_connections(net_root, force, ctx).await,
+            Some(v) if v.net_root.id != net_root.id => {
+                let mut o = outcome(NtStatus::STATUS_INVALID_PARAMETER);
+                o.view_removed = v.is_finalized();
+                o
+            }
+            Some(v) => self.inner.finalize_view(v, force, ctx).await,
+        }
+    }
+
+    /// Finalize every view of a share with the given force (decision 2; with `Yes` this is
+    /// `RxForceFinalizeAllVNetRoots`, and it also drops each view's extra reference). The status
+    /// is `FILES_OPEN` if any view had open files, else the first other failure, else SUCCESS;
+    /// `CANCELLED` / `LOCK_NOT_GRANTED` stop at the view where they happened.
+    pub async fn finalize_all_connections(
+        &self,
+        net_root: &Arc<NetRoot>,
+        force: ForceLevel,
+        ctx: &RxContext,
+    ) -> FinalizeOutcome {
+        let mut all = outcome(NtStatus::STATUS_SUCCESS);
+        all.view_removed = true;
+        for v in net_root.v_net_roots() {
+            let o = self.inner.finalize_view(&v, force, ctx).await;
+            all.open_handles.extend(o.open_handles);
+            all.cancelled.extend(o.cancelled);
+            all.unwritten.extend(o.unwritten);
+            all.view_removed &= o.view_removed;
+            let abort = matches!(
+                o.status,
+                NtStatus::STATUS_CANCELLED | NtStatus::STATUS_LOCK_NOT_GRANTED
+            );
+            if o.status == NtStatus::STATUS_FILES_OPEN
+                || (o.status != NtStatus::STATUS_SUCCESS
+                    && all.status == NtStatus::STATUS_SUCCESS)
+            {
+                all.status = o.status;
+            }
+            if abort {
+                all.status = o.status;
+                break;
+            }
+        }
+        all
+    }
+}
+
+/// What the walk found (§3.3 inputs UF, UD).
+#[derive(Default)]
+struct Walk {
+    unclean_any: usize,
+    unclean_dir: usize,
+}
+
+impl Inner {
+    /// `RxFinalizeConnection` for one view.
+    pub(crate) async fn finalize_view(
+        self: &Arc<Self>,
+        v: &Arc<VNetRoot>,
+        force: ForceLevel,
+        ctx: &RxContext,
+    ) -> FinalizeOutcome {
+        let yes = force == ForceLevel::Yes;
+        let nr = v.net_root.clone();
+
+        // A view already gone: nothing to walk (row 9 with K = 0).
+        if v.is_freed() {
+            let mut o = outcome(NtStatus::STATUS_SUCCESS);
+            o.view_removed = true;
+            return o;
+        }
+
+        // Step 1: change notifications keyed on this view (§5.3).
+        let notifications = v.requests.notifications();
+        if force == ForceLevel::No && !notifications.is_empty() {
+            let mut o = outcome(NtStatus::STATUS_FILES_OPEN);
+            o.open_handles = handles_of(v);
+            o.view_removed = v.is_finalized();
+            return o;
+        }
+
+        // Step 2 (gate). No-wait: try before anything is cancelled.
+        let mut gate = None;
+        if ctx.is_no_wait() {
+            match v.gate.try_write() {
+                Ok(g) => gate = Some(g),
+                Err(_) => return self.aborted(v, NtStatus::STATUS_LOCK_NOT_GRANTED, Vec::new()),
+            }
+        }
+        let mut cancelled = Vec::new();
+        if yes {
+            v.force_pending.store(true, Ordering::SeqCst);
+            self.cancel_all(v, &mut cancelled);
+        }
+        let gate = match gate {
+            Some(g) => g,
+            None => match v.gate.try_write() {
+                Ok(g) => g,
+                Err(_) => {
+                    let waited = ctx
+                        .run(&format!("connection {}", v.remote), async {
+                            Ok(v.gate.write().await)
+                        })
+                        .await;
+                    match waited {
+                        Ok(g) => g,
+                        Err(_) => {
+                            return self.aborted(v, NtStatus::STATUS_CANCELLED, cancelled);
+                        }
+                    }
+                }
+            },
+        };
+        if yes {
+            // Requests that started while we waited for the gate.
+            self.cancel_all(v, &mut cancelled);
+        }
+        if !nr.reference() {
+            // The share is gone, so is the view (row 9).
+            drop(gate);
+            v.force_pending.store(false, Ordering::SeqCst);
+            let mut o = outcome(NtStatus::STATUS_SUCCESS);
+            o.cancelled = cancelled;
+            o.view_removed = true;
+            return o;
+        }
+
+        // Step 3 (FCB resources): everything the walk may purge, acquired before any change.
+        let done_before = v.state.lock().connection_finalization_done;
+        let fcbs: Vec<_> = if done_before {
+            Vec::new()
+        } else {
+            let tbl = nr.fcb_table.lock();
+            let mut list: Vec<_> = tbl
+                .views
+                .get(&v.id)
+                .map(|f| f.created_fcbs.values().cloned().collect())
+                .unwrap_or_default();
+            list.sort_by_key(|f: &Arc<crate::fcb::Fcb>| f.id);
+            list
+        };
+        let mut guards = Vec::with_capacity(fcbs.len());
+        for f in &fcbs {
+            match acquire_resource(f, ctx).await {
+                Ok(g) => guards.push(g),
+                Err(e) => {
+                    drop(guards);
+                    drop(gate);
+                    let mut am = Aftermath::default();
+                    am.derefs.push_back(Deref::NetRoot(nr.clone()));
+                    self.settle(am).await;
+                    return self.aborted(v, e.nt_status(), cancelled);
+                }
+            }
+        }
+        let open_handles = handles_of(v);
+
+        // Dirty data first (decision 8).
+        let mut unwritten = Vec::new();
+        if yes {
+            unwritten = self.drain(v, ctx).await;
+        }
+
+        // Step 4: the walk, and step 6's orphaning, under the FCB-table lock.
+        let mut am = Aftermath::default();
+        let mut walk = Walk::default();
+        {
+            let mut tbl = nr.fcb_table.lock();
+            for f in &fcbs {
+                let (skip, unclean, is_dir) = {
+                    let st = f.state.lock();
+                    (
+                        st.freed || st.orphaned,
+                        st.unclean_count > 0,
+                        st.is_dir == Some(true),
+                    )
+                };
+                if skip {
+                    continue;
+                }
+                if unclean && !yes {
+                    if is_dir {
+                        walk.unclean_dir += 1;
+                    } else {
+                        walk.unclean_any += 1;
+                    }
+                    continue;
+                }
+                // RxPurgeFcb: no more collapsing, parked opens closed, finalize if unreferenced.
+                let delayed: Vec<_> = {
+                    let mut st = f.state.lock();
+                    st.collapsing_enabled = false;
+                    st.srv_opens
+                        .iter()
+                        .filter(|s| s.is_close_delayed())
+                        .cloned()
+                        .collect()
+                };
+                for s in delayed {
+                    s.close_locked(&mut tbl, &mut am, true);
+                }
+                f.try_finalize_locked(&mut tbl, &mut am);
+            }
+            // Delayed closes of this view on FCBs created by other views.
+            let mine: Vec<_> = tbl
+                .views
+                .get(&v.id)
+                .map(|f| {
+                    f.srv_opens
+                        .values()
+                        .filter(|s| s.is_close_delayed())
+                        .cloned()
+                        .collect()
+                })
+                .unwrap_or_default();
+            for s in mine {
+                s.close_locked(&mut tbl, &mut am, true);
+            }
+            if yes {
+                // §2.7 RxOrphanSrvOpens: every SrvOpen opened through the view, on any FCB.
+                let opens: Vec<_> = tbl
+                    .views
+                    .get(&v.id)
+                    .map(|f| f.srv_opens.values().cloned().collect())
+                    .unwrap_or_default();
+                for s in &opens {
+                    s.orphan_locked(&mut tbl, &mut am);
+                }
+                for s in &opens {
+                    let f = &s.fcb;
+                    let all_orphaned = {
+                        let st = f.state.lock();
+                        !st.freed && st.srv_opens.iter().all(|x| x.is_orphaned())
+                    };
+                    if all_orphaned {
+                        f.orphan_locked(&mut tbl, &mut am);
+                    }
+                }
+            }
+        }
+        drop(guards);
+        unwritten.append(&mut am.unwritten);
+
+        // Step 5.
+        let (k, x) = {
+            let mut st = v.state.lock();
+            if !done_before && st.number_of_fobxs == 0 {
+                st.connection_finalization_done = true;
+            }
+            (st.number_of_fobxs, st.additional_reference_taken)
+        };
+
+        // Step 6: upper finalization of the view (name table lock; the FCB table is released).
+        if yes {
+            let mut names = self.names.lock();
+            upper_finalize_v_net_root(&mut names, v, &mut am);
+        }
+
+        // Step 8.
+        let status = if yes {
+            NtStatus::STATUS_SUCCESS
+        } else if walk.unclean_any > 0 || k > 0 {
+            NtStatus::STATUS_FILES_OPEN
+        } else if walk.unclean_dir > 0 {
+            NtStatus::STATUS_CONNECTION_IN_USE
+        } else {
+            NtStatus::STATUS_SUCCESS
+        };
+
+        // Step 9: the add-connection extra reference.
+        if (force == ForceLevel::DetachOnClose || status == NtStatus::STATUS_SUCCESS) && x {
+            let mut st = v.state.lock();
+            if std::mem::replace(&mut st.additional_reference_taken, false) {
+                drop(st);
+                am.deref_view(v);
+            }
+        }
+        // Step 10.
+        am.derefs.push_back(Deref::NetRoot(nr.clone()));
+        drop(gate);
+        v.force_pending.store(false, Ordering::SeqCst);
+
+        self.settle_bounded(am, ctx).await;
+        FinalizeOutcome {
+            status,
+            open_handles,
+            cancelled,
+            unwritten,
+            view_removed: v.is_finalized(),
+        }
+    }
+
+    /// Cancel every outstanding request of the view and every notification keyed on it.
+    fn cancel_all(
+        &self,
+        v: &VNetRoot,
+        out: &mut Vec<crate::inventory::RequestInfo>,
+    ) {
+        let now = self.clock.now();
+        let mut reqs = v.requests.all_own();
+        reqs.extend(v.requests.notifications());
+        for r in reqs {
+            // One request may be listed twice (its own view and its FCB's view): the first
+            // occurrence cancels it, the second is skipped.
+            if r.ctx.is_cancelled() {
+                continue;
+            }
+            r.ctx.cancel();
+            out.push(crate::active_requests::info(&r, now));
+        }
+    }
+
+    /// The abort of decision 7: nothing finalized, extra reference kept.
+    fn aborted(
+        &self,
+        v: &Arc<VNetRoot>,
+        status: NtStatus,
+        cancelled: Vec<crate::inventory::RequestInfo>,
+    ) -> FinalizeOutcome {
+        v.force_pending.store(false, Ordering::SeqCst);
+        FinalizeOutcome {
+            status,
+            open_handles: handles_of(v),
+            cancelled,
+            unwritten: Vec::new(),
+            view_removed: v.is_finalized(),
+        }
+    }
+
+    /// Decision 8: send the view's held writes before the forced close, bounded by the caller's
+    /// deadline or `drain_timeout`; return what could not be sent.
+    async fn drain(&self, v: &Arc<VNetRoot>, ctx: &RxContext) -> Vec<Unwritten> {
+        let opens: Vec<_> = {
+            let tbl = v.net_root.fcb_table.lock();
+            tbl.views
+                .get(&v.id)
+                .map(|f| {
+                    f.srv_opens
+                        .values()
+                        .filter(|s| s.dirty_bytes() > 0)
+                        .cloned()
+                        .collect()
+                })
+                .unwrap_or_default()
+        };
+        let mut lost = Vec::new();
+        if opens.is_empty() {
+            return lost;
+        }
+        let bound = Instant::now() + self.config.drain_timeout;
+        let dctx = ctx.child().with_deadline(bound);
+        for so in opens {
+            if let Err(e) = self.send_dirty(&so, &dctx).await {
+                let left = so.write_behind.lock().take();
+                let bytes: u64 = left.iter().map(|c| c.data.len() as u64).sum();
+                if bytes > 0 {
+                    lost.push(Unwritten {
+                        path: so.fcb.path.clone(),
+                        bytes,
+                        error: describe(&e),
+                    });
+                }
+            }
+        }
+        lost
+    }
+
+    /// Run the aftermath; when the caller has a deadline (or at most `drain_timeout`), stop
+    /// waiting for the server then and let the rest finish in the background: a dead server
+    /// must not keep a forced delete from returning.
+    async fn settle_bounded(self: &Arc<Self>, am: Aftermath, ctx: &RxContext) {
+        let inner = self.clone();
+        let task = tokio::spawn(async move { inner.settle(am).await });
+        let bound = ctx
+            .deadline()
+            .map(|d| d.saturating_duration_since(Instant::now()))
+            .unwrap_or(self.config.drain_timeout)
+            .min(self.config.drain_timeout);
+        if tokio::time::timeout(bound, task).await.is_err() {
+            tracing::warn!("the server did not answer the closes of a finalize in time");
+        }
+    }
+}
+
+fn describe(e: &RxError) -> String {
+    e.to_string()
+}
