@@ -1,1 +1,3 @@
 //! rdr-smb (placeholder; see DESIGN.md layers).
+
+pub mod proto;
