@@ -1,1 +1,4 @@
-//! rdr-smb (placeholder; see DESIGN.md layers).
+//! rdr-smb: the SMB2/3 mini-redirector (see DESIGN.md, "SMB2/3 (rdr-smb)").
+
+pub mod auth;
+pub mod crypto;
