@@ -199,6 +199,22 @@ pub fn encrypt_session_key(key_exchange_key: &[u8; 16], exported: &[u8; 16]) -> 
     out
 }
 
+/// The MIC of [MS-NLMP] 3.1.5.1.2: HMAC_MD5(ExportedSessionKey, NEGOTIATE_MESSAGE ‖
+/// CHALLENGE_MESSAGE ‖ AUTHENTICATE_MESSAGE), with the AUTHENTICATE_MESSAGE's MIC field (bytes
+/// 72..88) taken as zero whatever it holds.
+pub fn compute_mic(
+    exported: &[u8; 16],
+    negotiate: &[u8],
+    challenge: &[u8],
+    authenticate: &[u8],
+) -> [u8; 16] {
+    let zero = [0u8; 16];
+    let (head, mic_and_rest) = authenticate.split_at(authenticate.len().min(72));
+    let rest = mic_and_rest.get(16..).unwrap_or(&[]);
+    let mic_field: &[u8] = if mic_and_rest.len() >= 16 { &zero } else { &zero[..mic_and_rest.len()] };
+    hmac_md5(exported, &[negotiate, challenge, head, mic_field, rest])
+}
+
 /// One AV_PAIR of a target info list.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AvPair {
@@ -592,7 +608,7 @@ impl NtlmClient {
         msg[60..64].copy_from_slice(&neg.to_le_bytes());
         msg[64..72].copy_from_slice(&CLIENT_VERSION);
         if mic_present {
-            let mic = hmac_md5(&session_key, &[&negotiate, challenge, &msg]);
+            let mic = compute_mic(&session_key, &negotiate, challenge, &msg);
             msg[72..88].copy_from_slice(&mic);
         }
         self.state = State::Done;
