@@ -174,6 +174,15 @@ pub fn aes128_gmac(key: &[u8; 16], nonce: &[u8; 12], parts: &[&[u8]]) -> [u8; 16
     st.finalize(nonce)
 }
 
+/// AES-128-CMAC (RFC 4493) of `parts` concatenated.
+pub fn aes128_cmac(key: &[u8; 16], parts: &[&[u8]]) -> [u8; 16] {
+    let mut m = <Cmac<Aes128> as KeyInit>::new(key.into());
+    for p in parts {
+        m.update(p);
+    }
+    m.finalize().into_bytes().into()
+}
+
 impl Signer {
     /// A signer for `algorithm` with `key` (Session.SigningKey / Channel.SigningKey; for 2.x the
     /// session key). CMAC and GMAC keys are 16 bytes.
