@@ -126,10 +126,11 @@ impl<'a> GmacState<'a> {
             self.buf[self.filled..self.filled + take].copy_from_slice(&data[..take]);
             self.filled += take;
             data = &data[take..];
-            if self.filled == 16 {
-                self.ghash.update(&[self.buf.into()]);
-                self.filled = 0;
+            if self.filled < 16 {
+                return; // all of `data` went into the partial block
             }
+            self.ghash.update(&[self.buf.into()]);
+            self.filled = 0;
         }
         let mut chunks = data.chunks_exact(16);
         for c in &mut chunks {
