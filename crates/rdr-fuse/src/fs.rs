@@ -1,0 +1,1276 @@
+//! The FUSE filesystem of one connection: every VFS call becomes an rdr-core request on a tokio
+//! task, so FUSE reader threads never wait on the network (`Reply*` objects are `Send`).
+//!
+//! Caching follows docs/caching-design.md §5.1: no FUSE writeback cache (dirty data lives in the
+//! daemon), per-open `FOPEN_DIRECT_IO` unless the open may cache reads, `KEEP_CACHE` only while
+//! the file is unchanged; attributes and entries carry a short TTL (cifs `actimeo`).
+
+use crate::inode::{InodeTable, ROOT, join};
+use bytes::Bytes;
+use fuser::{
+    AccessFlags, Errno, FileAttr, FileHandle, FileType, Filesystem, FopenFlags, Generation,
+    INodeNo, InitFlags, KernelConfig, LockOwner, OpenFlags, RenameFlags, ReplyAttr, ReplyCreate,
+    ReplyData, ReplyDirectory, ReplyDirectoryPlus, ReplyEmpty, ReplyEntry, ReplyLock, ReplyOpen,
+    ReplyStatfs, ReplyWrite, Request, TimeOrNow, WriteFlags,
+};
+use parking_lot::Mutex;
+use rdr_core::Rdbss;
+use rdr_core::RxContext;
+use rdr_core::RxError;
+use rdr_core::fobx::Fobx;
+use rdr_core::minirdr::{
+    AccessMask, CreateDisposition, CreateOptions, CreateParams, DirEntry, FileInfo, LockRange,
+    SetInfo, ShareAccess, file_attributes,
+};
+use rdr_core::v_net_root::VNetRoot;
+use std::collections::HashMap;
+use std::ffi::OsStr;
+use std::future::Future;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+/// Largest READ/WRITE the kernel sends (it clamps to 1 MiB anyway: max_pages_limit 256).
+pub const MAX_IO: u32 = 1 << 20;
+
+/// Settings of one mount.
+#[derive(Debug, Clone)]
+pub struct FsOptions {
+    /// Attribute and entry TTL handed to the kernel (cifs `actimeo`; default 1 s).
+    pub attr_ttl: Duration,
+    /// The local user owning the connection: files show as theirs, and only they and root may
+    /// use the mount.
+    pub owner_uid: u32,
+    /// The owner's primary group.
+    pub owner_gid: u32,
+}
+
+impl Default for FsOptions {
+    fn default() -> Self {
+        FsOptions {
+            attr_ttl: Duration::from_secs(1),
+            owner_uid: 0,
+            owner_gid: 0,
+        }
+    }
+}
+
+/// One open FUSE file handle: the Fobx plus what the front end tracks for it.
+struct Handle {
+    fobx: Arc<Fobx>,
+    ino: u64,
+    /// Byte-range locks granted through this handle (SMB unlocks need the exact range).
+    locks: Mutex<Vec<LockRange>>,
+    /// Data was written since the last flush.
+    wrote: AtomicBool,
+    /// A directory listing, read at offset 0 and served from here for later offsets.
+    listing: Mutex<Option<Arc<Vec<DirEntry>>>>,
+}
+
+/// Counters shared with the daemon (open handles, whether the session still runs).
+#[derive(Debug, Default)]
+pub struct MountStats {
+    /// Open FUSE handles (files and directories).
+    pub open_handles: AtomicUsize,
+    /// Requests refused because the caller was neither the owner nor root.
+    pub denied: AtomicU64,
+}
+
+struct Inner {
+    rdbss: Rdbss,
+    v: Arc<VNetRoot>,
+    rt: tokio::runtime::Handle,
+    opts: FsOptions,
+    inodes: Mutex<InodeTable>,
+    handles: Mutex<HashMap<u64, Arc<Handle>>>,
+    next_fh: AtomicU64,
+    stats: Arc<MountStats>,
+    /// Per inode: (size, mtime) when its pages were last allowed into the page cache.
+    cached: Mutex<HashMap<u64, (u64, SystemTime)>>,
+}
+
+/// The `fuser::Filesystem` of one connection.
+pub struct RdrFs {
+    inner: Arc<Inner>,
+}
+
+fn err(e: &RxError) -> Errno {
+    Errno::from_i32(e.errno())
+}
+
+fn name_str(name: &OsStr) -> Result<&str, Errno> {
+    let s = name.to_str().ok_or(Errno::EINVAL)?;
+    if s.contains('\\') || s.contains('/') || s.is_empty() {
+        return Err(Errno::EINVAL);
+    }
+    Ok(s)
+}
+
+/// Open-flag access → SMB desired access.
+fn access_of(flags: i32) -> AccessMask {
+    let base = AccessMask::FILE_READ_ATTRIBUTES | AccessMask::SYNCHRONIZE;
+    let read = AccessMask::FILE_READ_DATA | AccessMask::FILE_READ_EA;
+    let write = AccessMask::FILE_WRITE_DATA
+        | AccessMask::FILE_APPEND_DATA
+        | AccessMask::FILE_WRITE_ATTRIBUTES
+        | AccessMask::FILE_WRITE_EA;
+    match flags & libc::O_ACCMODE {
+        libc::O_WRONLY => base | write,
+        libc::O_RDWR => base | read | write,
+        _ => base | read,
+    }
+}
+
+fn share_all() -> ShareAccess {
+    ShareAccess::READ | ShareAccess::WRITE | ShareAccess::DELETE
+}
+
+impl RdrFs {
+    /// A filesystem serving `v` through `rdbss`; async work runs on `rt`.
+    pub fn new(
+        rdbss: Rdbss,
+        v: Arc<VNetRoot>,
+        rt: tokio::runtime::Handle,
+        opts: FsOptions,
+        stats: Arc<MountStats>,
+    ) -> Self {
+        RdrFs {
+            inner: Arc::new(Inner {
+                rdbss,
+                v,
+                rt,
+                opts,
+                inodes: Mutex::new(InodeTable::new()),
+                handles: Mutex::new(HashMap::new()),
+                next_fh: AtomicU64::new(1),
+                stats,
+                cached: Mutex::new(HashMap::new()),
+            }),
+        }
+    }
+
+    /// Only the owner and root may use the mount (checked on every path-taking request; the
+    /// handle-taking ones need an open that was checked).
+    fn allowed(&self, req: &Request) -> bool {
+        let uid = req.uid();
+        let ok = uid == 0 || uid == self.inner.opts.owner_uid;
+        if !ok {
+            self.inner.stats.denied.fetch_add(1, Ordering::Relaxed);
+        }
+        ok
+    }
+
+    fn spawn<F>(&self, fut: F)
+    where
+        F: Future<Output = ()> + Send + 'static,
+    {
+        self.inner.rt.spawn(fut);
+    }
+}
+
+impl Inner {
+    fn attr(&self, ino: u64, info: &FileInfo) -> FileAttr {
+        let kind = if info.is_dir {
+            FileType::Directory
+        } else {
+            FileType::RegularFile
+        };
+        let perm = match info.mode {
+            Some(m) => (m & 0o7777) as u16,
+            None => {
+                let base: u16 = if info.is_dir { 0o755 } else { 0o644 };
+                if info.attributes & file_attributes::READONLY != 0 {
+                    base & !0o222
+                } else {
+                    base
+                }
+            }
+        };
+        FileAttr {
+            ino: INodeNo(ino),
+            size: info.size,
+            blocks: info.allocation_size.div_ceil(512),
+            atime: info.accessed,
+            mtime: info.modified,
+            ctime: info.changed,
+            crtime: info.created,
+            kind,
+            perm,
+            nlink: info.nlink.max(1),
+            uid: self.opts.owner_uid,
+            gid: self.opts.owner_gid,
+            rdev: 0,
+            blksize: 1 << 20,
+            flags: 0,
+        }
+    }
+
+    fn path(&self, ino: INodeNo) -> Result<String, Errno> {
+        self.inodes.lock().path(ino.0).ok_or(Errno::ENOENT)
+    }
+
+    fn handle(&self, fh: FileHandle) -> Result<Arc<Handle>, Errno> {
+        self.handles.lock().get(&fh.0).cloned().ok_or(Errno::EBADF)
+    }
+
+    fn add_handle(&self, fobx: Arc<Fobx>, ino: u64) -> u64 {
+        let fh = self.next_fh.fetch_add(1, Ordering::Relaxed);
+        self.handles.lock().insert(
+            fh,
+            Arc::new(Handle {
+                fobx,
+                ino,
+                locks: Mutex::new(Vec::new()),
+                wrote: AtomicBool::new(false),
+                listing: Mutex::new(None),
+            }),
+        );
+        self.stats.open_handles.fetch_add(1, Ordering::Relaxed);
+        fh
+    }
+
+    fn remove_handle(&self, fh: FileHandle) -> Option<Arc<Handle>> {
+        let h = self.handles.lock().remove(&fh.0);
+        if h.is_some() {
+            self.stats.open_handles.fetch_sub(1, Ordering::Relaxed);
+        }
+        h
+    }
+
+    async fn stat_path(&self, path: &str) -> Result<FileInfo, Errno> {
+        self.rdbss
+            .query_path_info(&self.v, path, &RxContext::new())
+            .await
+            .map_err(|e| err(&e))
+    }
+
+    /// Open `path` for a metadata change, run `f`, close.
+    async fn with_open<T, F, Fut>(
+        &self,
+        path: &str,
+        access: AccessMask,
+        options: CreateOptions,
+        f: F,
+    ) -> Result<T, Errno>
+    where
+        F: FnOnce(Arc<Fobx>) -> Fut,
+        Fut: Future<Output = Result<T, RxError>>,
+    {
+        let mut params = CreateParams::open_existing(access | AccessMask::SYNCHRONIZE);
+        params.options = options;
+        let fobx = self
+            .rdbss
+            .create(&self.v, path, &params, &RxContext::new())
+            .await
+            .map_err(|e| err(&e))?;
+        let r = f(fobx.clone()).await;
+        let c = self.rdbss.close(&fobx).await;
+        let v = r.map_err(|e| err(&e))?;
+        c.map_err(|e| err(&e))?;
+        Ok(v)
+    }
+
+    /// FOPEN flags for a new open: page cache only with read caching (KEEP_CACHE while the
+    /// file is unchanged since its pages were cached); else direct I/O.
+    fn open_flags(&self, ino: u64, fobx: &Fobx, info: Option<&FileInfo>, flags: i32) -> FopenFlags {
+        if fobx.buffering().read_caching && flags & libc::O_DIRECT == 0 {
+            let mut f = FopenFlags::empty();
+            if let Some(info) = info {
+                let now = (info.size, info.modified);
+                let mut c = self.cached.lock();
+                if c.get(&ino) == Some(&now) {
+                    f |= FopenFlags::FOPEN_KEEP_CACHE;
+                }
+                c.insert(ino, now);
+            }
+            f
+        } else {
+            self.cached.lock().remove(&ino);
+            FopenFlags::FOPEN_DIRECT_IO | FopenFlags::FOPEN_PARALLEL_DIRECT_WRITES
+        }
+    }
+
+    async fn read_full(&self, fobx: &Arc<Fobx>, offset: u64, size: u32) -> Result<Vec<u8>, Errno> {
+        let ctx = RxContext::new();
+        let first = self
+            .rdbss
+            .read(fobx, offset, size, &ctx)
+            .await
+            .map_err(|e| err(&e))?;
+        if first.len() as u32 >= size || first.is_empty() {
+            return Ok(first.to_vec());
+        }
+        let mut buf = first.to_vec();
+        while (buf.len() as u32) < size {
+            let more = self
+                .rdbss
+                .read(fobx, offset + buf.len() as u64, size - buf.len() as u32, &ctx)
+                .await
+                .map_err(|e| err(&e))?;
+            if more.is_empty() {
+                break;
+            }
+            buf.extend_from_slice(&more);
+        }
+        Ok(buf)
+    }
+
+    async fn listing(&self, h: &Handle) -> Result<Arc<Vec<DirEntry>>, Errno> {
+        if let Some(l) = h.listing.lock().clone() {
+            return Ok(l);
+        }
+        let ctx = RxContext::new();
+        let mut all = Vec::new();
+        let mut restart = true;
+        loop {
+            let batch = self
+                .rdbss
+                .query_directory(&h.fobx, None, restart, &ctx)
+                .await
+                .map_err(|e| err(&e))?;
+            restart = false;
+            if batch.is_empty() {
+                break;
+            }
+            all.extend(batch.into_iter().filter(|e| e.name != "." && e.name != ".."));
+        }
+        let l = Arc::new(all);
+        *h.listing.lock() = Some(l.clone());
+        Ok(l)
+    }
+
+    async fn lock_range(
+        &self,
+        h: &Handle,
+        range: LockRange,
+        unlock: bool,
+        wait: bool,
+    ) -> Result<(), Errno> {
+        let ctx = RxContext::new();
+        // Release what this handle holds inside the range (SMB needs exact ranges); a re-lock
+        // of the same range (POSIX upgrade/downgrade) replaces the old lock.
+        let held: Vec<LockRange> = {
+            let locks = h.locks.lock();
+            locks
+                .iter()
+                .filter(|l| {
+                    if unlock {
+                        l.offset >= range.offset
+                            && l.offset.saturating_add(l.length)
+                                <= range.offset.saturating_add(range.length)
+                    } else {
+                        l.offset == range.offset && l.length == range.length
+                    }
+                })
+                .copied()
+                .collect()
+        };
+        for l in &held {
+            if !unlock && l.exclusive == range.exclusive {
+                return Ok(()); // already held
+            }
+            self.rdbss
+                .unlock(&h.fobx, *l, &ctx)
+                .await
+                .map_err(|e| err(&e))?;
+            h.locks.lock().retain(|x| x != l);
+        }
+        if unlock {
+            return Ok(());
+        }
+        self.rdbss
+            .lock(&h.fobx, range, wait, &ctx)
+            .await
+            .map_err(|e| err(&e))?;
+        h.locks.lock().push(range);
+        Ok(())
+    }
+}
+
+fn lock_range(start: u64, end: u64, typ: i32) -> LockRange {
+    // The kernel sends OFFSET_MAX (i64::MAX) or u64::MAX for "to end of file".
+    let length = if end >= i64::MAX as u64 {
+        u64::MAX - start
+    } else {
+        end.saturating_sub(start).saturating_add(1)
+    };
+    LockRange {
+        offset: start,
+        length,
+        exclusive: typ == libc::F_WRLCK,
+    }
+}
+
+fn time_of(t: TimeOrNow) -> SystemTime {
+    match t {
+        TimeOrNow::Now => SystemTime::now(),
+        TimeOrNow::SpecificTime(t) => t,
+    }
+}
+
+impl Filesystem for RdrFs {
+    fn init(&mut self, _req: &Request, config: &mut KernelConfig) -> std::io::Result<()> {
+        let _ = config.set_max_write(MAX_IO);
+        let _ = config.set_max_readahead(MAX_IO);
+        // Optional capabilities: take what the kernel offers.
+        for cap in [
+            InitFlags::FUSE_POSIX_LOCKS,
+            InitFlags::FUSE_FLOCK_LOCKS,
+            InitFlags::FUSE_DO_READDIRPLUS,
+            InitFlags::FUSE_READDIRPLUS_AUTO,
+            InitFlags::FUSE_ATOMIC_O_TRUNC,
+            InitFlags::FUSE_DIRECT_IO_ALLOW_MMAP,
+            InitFlags::FUSE_PARALLEL_DIROPS,
+        ] {
+            let _ = config.add_capabilities(cap);
+        }
+        Ok(())
+    }
+
+    fn lookup(&self, req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEntry) {
+        if !self.allowed(req) {
+            return reply.error(Errno::EACCES);
+        }
+        let inner = self.inner.clone();
+        let name = name.to_owned();
+        self.spawn(async move {
+            let r = async {
+                let path = join(&inner.path(parent)?, name_str(&name)?);
+                let info = inner.stat_path(&path).await?;
+                let ino = inner.inodes.lock().lookup(&path);
+                Ok::<_, Errno>(inner.attr(ino, &info))
+            }
+            .await;
+            match r {
+                Ok(a) => reply.entry(&inner.opts.attr_ttl, &a, Generation(1)),
+                Err(e) => reply.error(e),
+            }
+        });
+    }
+
+    fn forget(&self, _req: &Request, ino: INodeNo, nlookup: u64) {
+        self.inner.inodes.lock().forget(ino.0, nlookup);
+    }
+
+    fn getattr(&self, req: &Request, ino: INodeNo, fh: Option<FileHandle>, reply: ReplyAttr) {
+        if !self.allowed(req) {
+            return reply.error(Errno::EACCES);
+        }
+        let inner = self.inner.clone();
+        self.spawn(async move {
+            let r = async {
+                let info = match fh.and_then(|fh| inner.handle(fh).ok()) {
+                    Some(h) => inner
+                        .rdbss
+                        .query_info(&h.fobx, &RxContext::new())
+                        .await
+                        .map_err(|e| err(&e))?,
+                    None => inner.stat_path(&inner.path(ino)?).await?,
+                };
+                Ok::<_, Errno>(inner.attr(ino.0, &info))
+            }
+            .await;
+            match r {
+                Ok(a) => reply.attr(&inner.opts.attr_ttl, &a),
+                Err(e) => reply.error(e),
+            }
+        });
+    }
+
+    fn setattr(
+        &self,
+        req: &Request,
+        ino: INodeNo,
+        mode: Option<u32>,
+        uid: Option<u32>,
+        gid: Option<u32>,
+        size: Option<u64>,
+        atime: Option<TimeOrNow>,
+        mtime: Option<TimeOrNow>,
+        _ctime: Option<SystemTime>,
+        fh: Option<FileHandle>,
+        crtime: Option<SystemTime>,
+        _chgtime: Option<SystemTime>,
+        _bkuptime: Option<SystemTime>,
+        _flags: Option<fuser::BsdFileFlags>,
+        reply: ReplyAttr,
+    ) {
+        if !self.allowed(req) {
+            return reply.error(Errno::EACCES);
+        }
+        // Ownership is the connection's; changing it is not something a share can do.
+        let owner = (self.inner.opts.owner_uid, self.inner.opts.owner_gid);
+        if uid.is_some_and(|u| u != owner.0) || gid.is_some_and(|g| g != owner.1) {
+            return reply.error(Errno::EPERM);
+        }
+        let inner = self.inner.clone();
+        self.spawn(async move {
+            let r = async {
+                let mut changes = Vec::new();
+                if let Some(s) = size {
+                    changes.push(SetInfo::EndOfFile(s));
+                }
+                if atime.is_some() || mtime.is_some() || crtime.is_some() {
+                    changes.push(SetInfo::Basic {
+                        created: crtime,
+                        accessed: atime.map(time_of),
+                        modified: mtime.map(time_of),
+                        attributes: None,
+                    });
+                }
+                if let Some(m) = mode {
+                    changes.push(SetInfo::Mode(m & 0o7777));
+                }
+                let ctx = RxContext::new();
+                let handle = fh.and_then(|fh| inner.handle(fh).ok());
+                let info = match handle {
+                    Some(h) => {
+                        for c in &changes {
+                            inner
+                                .rdbss
+                                .set_info(&h.fobx, c, &ctx)
+                                .await
+                                .map_err(|e| err(&e))?;
+                        }
+                        inner
+                            .rdbss
+                            .query_info(&h.fobx, &ctx)
+                            .await
+                            .map_err(|e| err(&e))?
+                    }
+                    None => {
+                        let path = inner.path(ino)?;
+                        let mut access = AccessMask::FILE_READ_ATTRIBUTES
+                            | AccessMask::FILE_WRITE_ATTRIBUTES;
+                        if size.is_some() {
+                            access |= AccessMask::FILE_WRITE_DATA;
+                        }
+                        let rdbss = inner.rdbss.clone();
+                        inner
+                            .with_open(&path, access, CreateOptions::empty(), |fobx| async move {
+                                let ctx = RxContext::new();
+                                for c in &changes {
+                                    rdbss.set_info(&fobx, c, &ctx).await?;
+                                }
+                                rdbss.query_info(&fobx, &ctx).await
+                            })
+                            .await?
+                    }
+                };
+                if size.is_some() {
+                    inner.cached.lock().remove(&ino.0);
+                }
+                Ok::<_, Errno>(inner.attr(ino.0, &info))
+            }
+            .await;
+            match r {
+                Ok(a) => reply.attr(&inner.opts.attr_ttl, &a),
+                Err(e) => reply.error(e),
+            }
+        });
+    }
+
+    fn mkdir(
+        &self,
+        req: &Request,
+        parent: INodeNo,
+        name: &OsStr,
+        mode: u32,
+        umask: u32,
+        reply: ReplyEntry,
+    ) {
+        if !self.allowed(req) {
+            return reply.error(Errno::EACCES);
+        }
+        let inner = self.inner.clone();
+        let name = name.to_owned();
+        self.spawn(async move {
+            let r = async {
+                let path = join(&inner.path(parent)?, name_str(&name)?);
+                let params = CreateParams {
+                    access: AccessMask::FILE_READ_ATTRIBUTES | AccessMask::SYNCHRONIZE,
+                    share: share_all(),
+                    disposition: CreateDisposition::Create,
+                    options: CreateOptions::DIRECTORY_FILE,
+                    attributes: file_attributes::DIRECTORY,
+                    mode: Some(mode & !umask & 0o7777),
+                };
+                let ctx = RxContext::new();
+                let fobx = inner
+                    .rdbss
+                    .create(&inner.v, &path, &params, &ctx)
+                    .await
+                    .map_err(|e| err(&e))?;
+                let info = inner.rdbss.query_info(&fobx, &ctx).await;
+                let _ = inner.rdbss.close(&fobx).await;
+                let info = info.map_err(|e| err(&e))?;
+                let ino = inner.inodes.lock().lookup(&path);
+                Ok::<_, Errno>(inner.attr(ino, &info))
+            }
+            .await;
+            match r {
+                Ok(a) => reply.entry(&inner.opts.attr_ttl, &a, Generation(1)),
+                Err(e) => reply.error(e),
+            }
+        });
+    }
+
+    fn unlink(&self, req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
+        self.remove(req, parent, name, false, reply);
+    }
+
+    fn rmdir(&self, req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
+        self.remove(req, parent, name, true, reply);
+    }
+
+    fn rename(
+        &self,
+        req: &Request,
+        parent: INodeNo,
+        name: &OsStr,
+        newparent: INodeNo,
+        newname: &OsStr,
+        flags: RenameFlags,
+        reply: ReplyEmpty,
+    ) {
+        if !self.allowed(req) {
+            return reply.error(Errno::EACCES);
+        }
+        if flags.contains(RenameFlags::RENAME_EXCHANGE) {
+            return reply.error(Errno::EINVAL);
+        }
+        let replace = !flags.contains(RenameFlags::RENAME_NOREPLACE);
+        let inner = self.inner.clone();
+        let (name, newname) = (name.to_owned(), newname.to_owned());
+        self.spawn(async move {
+            let r = async {
+                let from = join(&inner.path(parent)?, name_str(&name)?);
+                let to = join(&inner.path(newparent)?, name_str(&newname)?);
+                if from == to {
+                    return Ok(());
+                }
+                let rdbss = inner.rdbss.clone();
+                let new_path = to.clone();
+                inner
+                    .with_open(
+                        &from,
+                        AccessMask::DELETE | AccessMask::FILE_READ_ATTRIBUTES,
+                        CreateOptions::empty(),
+                        |fobx| async move {
+                            rdbss
+                                .set_info(
+                                    &fobx,
+                                    &SetInfo::Rename { new_path, replace },
+                                    &RxContext::new(),
+                                )
+                                .await
+                        },
+                    )
+                    .await?;
+                inner.inodes.lock().renamed(&from, &to);
+                Ok::<_, Errno>(())
+            }
+            .await;
+            match r {
+                Ok(()) => reply.ok(),
+                Err(e) => reply.error(e),
+            }
+        });
+    }
+
+    fn open(&self, req: &Request, ino: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
+        if !self.allowed(req) {
+            return reply.error(Errno::EACCES);
+        }
+        let inner = self.inner.clone();
+        let flags = flags.0;
+        self.spawn(async move {
+            let r = async {
+                let path = inner.path(ino)?;
+                let disposition = if flags & libc::O_TRUNC != 0 {
+                    CreateDisposition::Overwrite
+                } else {
+                    CreateDisposition::Open
+                };
+                let params = CreateParams {
+                    access: access_of(flags),
+                    share: share_all(),
+                    disposition,
+                    options: CreateOptions::NON_DIRECTORY_FILE,
+                    attributes: 0,
+                    mode: None,
+                };
+                let ctx = RxContext::new();
+                let fobx = inner
+                    .rdbss
+                    .create(&inner.v, &path, &params, &ctx)
+                    .await
+                    .map_err(|e| err(&e))?;
+                let info = if fobx.buffering().read_caching {
+                    inner.rdbss.query_info(&fobx, &ctx).await.ok()
+                } else {
+                    None
+                };
+                let fl = inner.open_flags(ino.0, &fobx, info.as_ref(), flags);
+                let fh = inner.add_handle(fobx, ino.0);
+                Ok::<_, Errno>((fh, fl))
+            }
+            .await;
+            match r {
+                Ok((fh, fl)) => reply.opened(FileHandle(fh), fl),
+                Err(e) => reply.error(e),
+            }
+        });
+    }
+
+    fn create(
+        &self,
+        req: &Request,
+        parent: INodeNo,
+        name: &OsStr,
+        mode: u32,
+        umask: u32,
+        flags: i32,
+        reply: ReplyCreate,
+    ) {
+        if !self.allowed(req) {
+            return reply.error(Errno::EACCES);
+        }
+        let inner = self.inner.clone();
+        let name = name.to_owned();
+        self.spawn(async move {
+            let r = async {
+                let path = join(&inner.path(parent)?, name_str(&name)?);
+                let disposition = if flags & libc::O_EXCL != 0 {
+                    CreateDisposition::Create
+                } else if flags & libc::O_TRUNC != 0 {
+                    CreateDisposition::OverwriteIf
+                } else {
+                    CreateDisposition::OpenIf
+                };
+                let params = CreateParams {
+                    access: access_of(flags) | AccessMask::FILE_WRITE_ATTRIBUTES,
+                    share: share_all(),
+                    disposition,
+                    options: CreateOptions::NON_DIRECTORY_FILE,
+                    attributes: file_attributes::ARCHIVE,
+                    mode: Some(mode & !umask & 0o7777),
+                };
+                let ctx = RxContext::new();
+                let fobx = inner
+                    .rdbss
+                    .create(&inner.v, &path, &params, &ctx)
+                    .await
+                    .map_err(|e| err(&e))?;
+                let info = match inner.rdbss.query_info(&fobx, &ctx).await {
+                    Ok(i) => i,
+                    Err(e) => {
+                        let _ = inner.rdbss.close(&fobx).await;
+                        return Err(err(&e));
+                    }
+                };
+                let ino = {
+                    let mut t = inner.inodes.lock();
+                    t.unlinked(&path); // a new file: never reuse an old inode for it
+                    t.lookup(&path)
+                };
+                let fl = inner.open_flags(ino, &fobx, Some(&info), flags);
+                let fh = inner.add_handle(fobx, ino);
+                Ok::<_, Errno>((inner.attr(ino, &info), fh, fl))
+            }
+            .await;
+            match r {
+                Ok((a, fh, fl)) => {
+                    reply.created(&inner.opts.attr_ttl, &a, Generation(1), FileHandle(fh), fl)
+                }
+                Err(e) => reply.error(e),
+            }
+        });
+    }
+
+    fn read(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        fh: FileHandle,
+        offset: u64,
+        size: u32,
+        _flags: OpenFlags,
+        _lock_owner: Option<LockOwner>,
+        reply: ReplyData,
+    ) {
+        let inner = self.inner.clone();
+        self.spawn(async move {
+            let r = async {
+                let h = inner.handle(fh)?;
+                inner.read_full(&h.fobx, offset, size.min(MAX_IO)).await
+            }
+            .await;
+            match r {
+                Ok(d) => reply.data(&d),
+                Err(e) => reply.error(e),
+            }
+        });
+    }
+
+    fn write(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        fh: FileHandle,
+        offset: u64,
+        data: &[u8],
+        _write_flags: WriteFlags,
+        _flags: OpenFlags,
+        _lock_owner: Option<LockOwner>,
+        reply: ReplyWrite,
+    ) {
+        let inner = self.inner.clone();
+        let data = Bytes::copy_from_slice(data);
+        self.spawn(async move {
+            let r = async {
+                let h = inner.handle(fh)?;
+                let total = data.len();
+                let ctx = RxContext::new();
+                let mut done = 0usize;
+                while done < total {
+                    let n = inner
+                        .rdbss
+                        .write(&h.fobx, offset + done as u64, data.slice(done..), &ctx)
+                        .await
+                        .map_err(|e| err(&e))? as usize;
+                    if n == 0 {
+                        break;
+                    }
+                    done += n;
+                }
+                h.wrote.store(true, Ordering::Relaxed);
+                inner.cached.lock().remove(&h.ino);
+                Ok::<_, Errno>(done as u32)
+            }
+            .await;
+            match r {
+                Ok(n) => reply.written(n),
+                Err(e) => reply.error(e),
+            }
+        });
+    }
+
+    fn flush(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        fh: FileHandle,
+        _lock_owner: LockOwner,
+        reply: ReplyEmpty,
+    ) {
+        // close(2): push data held back by write-behind, so errors surface at close. Without
+        // write caching the core has nothing dirty and no round trip is needed.
+        let inner = self.inner.clone();
+        self.spawn(async move {
+            let r = async {
+                let h = inner.handle(fh)?;
+                if h.wrote.swap(false, Ordering::Relaxed) && h.fobx.buffering().write_caching {
+                    inner
+                        .rdbss
+                        .flush(&h.fobx, &RxContext::new())
+                        .await
+                        .map_err(|e| err(&e))?;
+                }
+                Ok::<_, Errno>(())
+            }
+            .await;
+            match r {
+                Ok(()) => reply.ok(),
+                Err(e) => reply.error(e),
+            }
+        });
+    }
+
+    fn fsync(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        fh: FileHandle,
+        _datasync: bool,
+        reply: ReplyEmpty,
+    ) {
+        let inner = self.inner.clone();
+        self.spawn(async move {
+            let r = async {
+                let h = inner.handle(fh)?;
+                h.wrote.store(false, Ordering::Relaxed);
+                inner
+                    .rdbss
+                    .flush(&h.fobx, &RxContext::new())
+                    .await
+                    .map_err(|e| err(&e))
+            }
+            .await;
+            match r {
+                Ok(()) => reply.ok(),
+                Err(e) => reply.error(e),
+            }
+        });
+    }
+
+    fn release(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        fh: FileHandle,
+        _flags: OpenFlags,
+        _lock_owner: Option<LockOwner>,
+        _flush: bool,
+        reply: ReplyEmpty,
+    ) {
+        self.close_handle(fh, reply);
+    }
+
+    fn opendir(&self, req: &Request, ino: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {
+        if !self.allowed(req) {
+            return reply.error(Errno::EACCES);
+        }
+        let inner = self.inner.clone();
+        self.spawn(async move {
+            let r = async {
+                let path = inner.path(ino)?;
+                let params = CreateParams {
+                    access: AccessMask::FILE_READ_DATA
+                        | AccessMask::FILE_READ_ATTRIBUTES
+                        | AccessMask::SYNCHRONIZE,
+                    share: share_all(),
+                    disposition: CreateDisposition::Open,
+                    options: CreateOptions::DIRECTORY_FILE,
+                    attributes: 0,
+                    mode: None,
+                };
+                let fobx = inner
+                    .rdbss
+                    .create(&inner.v, &path, &params, &RxContext::new())
+                    .await
+                    .map_err(|e| err(&e))?;
+                Ok::<_, Errno>(inner.add_handle(fobx, ino.0))
+            }
+            .await;
+            match r {
+                Ok(fh) => reply.opened(FileHandle(fh), FopenFlags::empty()),
+                Err(e) => reply.error(e),
+            }
+        });
+    }
+
+    fn readdir(
+        &self,
+        _req: &Request,
+        ino: INodeNo,
+        fh: FileHandle,
+        offset: u64,
+        mut reply: ReplyDirectory,
+    ) {
+        let inner = self.inner.clone();
+        self.spawn(async move {
+            let r = async {
+                let h = inner.handle(fh)?;
+                if offset == 0 {
+                    *h.listing.lock() = None;
+                }
+                let list = inner.listing(&h).await?;
+                let dir = inner.path(ino)?;
+                Ok::<_, Errno>((list, dir))
+            }
+            .await;
+            let (list, dir) = match r {
+                Ok(x) => x,
+                Err(e) => return reply.error(e),
+            };
+            let mut i = offset;
+            if i == 0 {
+                if reply.add(ino, 1, FileType::Directory, ".") {
+                    return reply.ok();
+                }
+                i = 1;
+            }
+            if i == 1 {
+                if reply.add(INodeNo(ROOT), 2, FileType::Directory, "..") {
+                    return reply.ok();
+                }
+                i = 2;
+            }
+            for (k, e) in list.iter().enumerate().skip((i - 2) as usize) {
+                let kind = if e.info.is_dir {
+                    FileType::Directory
+                } else {
+                    FileType::RegularFile
+                };
+                // Plain readdir takes no lookup reference; an unknown name gets a placeholder
+                // inode number the kernel only shows as d_ino.
+                let eino = inner
+                    .inodes
+                    .lock()
+                    .peek(&join(&dir, &e.name))
+                    .unwrap_or(u64::MAX - k as u64);
+                if reply.add(INodeNo(eino), k as u64 + 3, kind, &e.name) {
+                    break;
+                }
+            }
+            reply.ok();
+        });
+    }
+
+    fn readdirplus(
+        &self,
+        _req: &Request,
+        ino: INodeNo,
+        fh: FileHandle,
+        offset: u64,
+        mut reply: ReplyDirectoryPlus,
+    ) {
+        let inner = self.inner.clone();
+        self.spawn(async move {
+            let r = async {
+                let h = inner.handle(fh)?;
+                if offset == 0 {
+                    *h.listing.lock() = None;
+                }
+                let list = inner.listing(&h).await?;
+                let dir = inner.path(ino)?;
+                let dinfo = inner.stat_path(&dir).await?;
+                Ok::<_, Errno>((list, dir, dinfo))
+            }
+            .await;
+            let (list, dir, dinfo) = match r {
+                Ok(x) => x,
+                Err(e) => return reply.error(e),
+            };
+            let ttl = inner.opts.attr_ttl;
+            let dattr = inner.attr(ino.0, &dinfo);
+            // "." and ".." carry no lookup reference (the kernel skips them).
+            let mut i = offset;
+            if i == 0 {
+                if reply.add(ino, 1, ".", &ttl, &dattr, Generation(1)) {
+                    return reply.ok();
+                }
+                i = 1;
+            }
+            if i == 1 {
+                if reply.add(INodeNo(ROOT), 2, "..", &ttl, &dattr, Generation(1)) {
+                    return reply.ok();
+                }
+                i = 2;
+            }
+            for (k, e) in list.iter().enumerate().skip((i - 2) as usize) {
+                let path = join(&dir, &e.name);
+                let eino = inner.inodes.lock().lookup(&path);
+                let a = inner.attr(eino, &e.info);
+                if reply.add(INodeNo(eino), k as u64 + 3, &e.name, &ttl, &a, Generation(1)) {
+                    // Not sent: give the reference back.
+                    inner.inodes.lock().forget(eino, 1);
+                    break;
+                }
+            }
+            reply.ok();
+        });
+    }
+
+    fn releasedir(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        fh: FileHandle,
+        _flags: OpenFlags,
+        reply: ReplyEmpty,
+    ) {
+        self.close_handle(fh, reply);
+    }
+
+    fn fsyncdir(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        _fh: FileHandle,
+        _datasync: bool,
+        reply: ReplyEmpty,
+    ) {
+        reply.ok();
+    }
+
+    fn statfs(&self, req: &Request, _ino: INodeNo, reply: ReplyStatfs) {
+        if !self.allowed(req) {
+            return reply.error(Errno::EACCES);
+        }
+        let inner = self.inner.clone();
+        self.spawn(async move {
+            match inner
+                .rdbss
+                .query_volume(&inner.v, &RxContext::new())
+                .await
+            {
+                Ok(v) => {
+                    let bs = u64::from(v.block_size.max(512));
+                    reply.statfs(
+                        v.total_bytes / bs,
+                        v.free_bytes / bs,
+                        v.free_bytes / bs,
+                        0,
+                        0,
+                        bs as u32,
+                        255,
+                        bs as u32,
+                    )
+                }
+                Err(e) => reply.error(err(&e)),
+            }
+        });
+    }
+
+    fn access(&self, req: &Request, _ino: INodeNo, _mask: AccessFlags, reply: ReplyEmpty) {
+        if self.allowed(req) {
+            reply.ok()
+        } else {
+            reply.error(Errno::EACCES)
+        }
+    }
+
+    fn getlk(
+        &self,
+        req: &Request,
+        _ino: INodeNo,
+        fh: FileHandle,
+        _lock_owner: LockOwner,
+        start: u64,
+        end: u64,
+        typ: i32,
+        pid: u32,
+        reply: ReplyLock,
+    ) {
+        if !self.allowed(req) {
+            return reply.error(Errno::EACCES);
+        }
+        // Probe: try the lock without waiting; if granted, release it at once.
+        let inner = self.inner.clone();
+        self.spawn(async move {
+            let h = match inner.handle(fh) {
+                Ok(h) => h,
+                Err(e) => return reply.error(e),
+            };
+            let range = lock_range(start, end, typ);
+            let ctx = RxContext::new();
+            let mine = h.locks.lock().iter().any(|l| l.overlaps(&range));
+            if mine {
+                return reply.locked(start, end, libc::F_UNLCK, pid);
+            }
+            match inner.rdbss.lock(&h.fobx, range, false, &ctx).await {
+                Ok(()) => {
+                    let _ = inner.rdbss.unlock(&h.fobx, range, &ctx).await;
+                    reply.locked(start, end, libc::F_UNLCK, pid)
+                }
+                Err(e) if err(&e) == Errno::EAGAIN => reply.locked(start, end, typ, 0),
+                Err(e) => reply.error(err(&e)),
+            }
+        });
+    }
+
+    fn setlk(
+        &self,
+        req: &Request,
+        _ino: INodeNo,
+        fh: FileHandle,
+        _lock_owner: LockOwner,
+        start: u64,
+        end: u64,
+        typ: i32,
+        _pid: u32,
+        sleep: bool,
+        reply: ReplyEmpty,
+    ) {
+        if !self.allowed(req) {
+            return reply.error(Errno::EACCES);
+        }
+        let inner = self.inner.clone();
+        self.spawn(async move {
+            let r = async {
+                let h = inner.handle(fh)?;
+                let range = lock_range(start, end, typ);
+                inner
+                    .lock_range(&h, range, typ == libc::F_UNLCK, sleep)
+                    .await
+            }
+            .await;
+            match r {
+                Ok(()) => reply.ok(),
+                Err(e) => reply.error(e),
+            }
+        });
+    }
+}
+
+impl RdrFs {
+    fn remove(&self, req: &Request, parent: INodeNo, name: &OsStr, dir: bool, reply: ReplyEmpty) {
+        if !self.allowed(req) {
+            return reply.error(Errno::EACCES);
+        }
+        let inner = self.inner.clone();
+        let name = name.to_owned();
+        self.spawn(async move {
+            let r = async {
+                let path = join(&inner.path(parent)?, name_str(&name)?);
+                let options = if dir {
+                    CreateOptions::DIRECTORY_FILE
+                } else {
+                    CreateOptions::NON_DIRECTORY_FILE
+                };
+                let rdbss = inner.rdbss.clone();
+                inner
+                    .with_open(
+                        &path,
+                        AccessMask::DELETE | AccessMask::FILE_READ_ATTRIBUTES,
+                        options,
+                        |fobx| async move {
+                            rdbss
+                                .set_info(&fobx, &SetInfo::Disposition(true), &RxContext::new())
+                                .await
+                        },
+                    )
+                    .await?;
+                inner.inodes.lock().unlinked(&path);
+                Ok::<_, Errno>(())
+            }
+            .await;
+            match r {
+                Ok(()) => reply.ok(),
+                Err(e) => reply.error(e),
+            }
+        });
+    }
+
+    /// RELEASE / RELEASEDIR: the Fobx close (the core decides about delayed close). Close works
+    /// on orphaned handles, so a forced delete never leaves a process unable to close.
+    fn close_handle(&self, fh: FileHandle, reply: ReplyEmpty) {
+        let inner = self.inner.clone();
+        self.spawn(async move {
+            let Some(h) = inner.remove_handle(fh) else {
+                return reply.error(Errno::EBADF);
+            };
+            // Release what this handle still locks, then close.
+            let locks: Vec<LockRange> = std::mem::take(&mut *h.locks.lock());
+            let ctx = RxContext::new();
+            if !h.fobx.is_orphaned() {
+                for l in locks {
+                    let _ = inner.rdbss.unlock(&h.fobx, l, &ctx).await;
+                }
+            }
+            match inner.rdbss.close(&h.fobx).await {
+                Ok(()) => reply.ok(),
+                // The handle is gone locally either way; report only real failures.
+                Err(RxError::HandleClosed { .. }) => reply.ok(),
+                Err(e) => reply.error(err(&e)),
+            }
+        });
+    }
+}
+
+/// Seconds since the epoch, for messages.
+pub fn epoch_secs(t: SystemTime) -> u64 {
+    t.duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+}

@@ -1,0 +1,118 @@
+//! Which mini-redirector serves a REMOTE, chosen by its form: `local:/dir` → rdr-local's
+//! `LocalRdr`; `//host/share`, `\\host\share`, `smb://…` → SMB (not available yet).
+
+use rdr_core::minirdr::MiniRedirector;
+use rdr_core::name::RemoteName;
+use rdr_core::{Rdbss, RdbssConfig};
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// A REMOTE as the user wrote it, classified.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Remote {
+    /// `local:/some/dir` (absolute path).
+    Local(PathBuf),
+    /// An SMB share (`//host[:port]/share`, `\\host\share`, `smb://[user@]host[:port]/share`).
+    Smb(String),
+}
+
+impl Remote {
+    /// Classify a REMOTE; a one-line error names what is wrong.
+    pub fn parse(s: &str) -> Result<Remote, String> {
+        if let Some(p) = s.strip_prefix("local:") {
+            let p = Path::new(p);
+            if !p.is_absolute() {
+                return Err(format!(
+                    "{s}: a local remote needs an absolute path, like local:/srv/data"
+                ));
+            }
+            return Ok(Remote::Local(p.to_path_buf()));
+        }
+        if s.starts_with("//") || s.starts_with("\\\\") || s.starts_with("smb://") {
+            return Ok(Remote::Smb(s.to_string()));
+        }
+        Err(format!(
+            "{s}: not a remote name; use //host[:port]/share, \\\\host\\share, smb://[user@]host[:port]/share or local:/dir"
+        ))
+    }
+
+    /// How the remote is shown (`local:/dir`, `\\server\share`).
+    pub fn display(&self) -> String {
+        match self {
+            Remote::Local(p) => format!("local:{}", p.display()),
+            Remote::Smb(s) => match RemoteName::parse(s) {
+                Ok(n) => n.unc(),
+                Err(_) => s.clone(),
+            },
+        }
+    }
+}
+
+/// Serves local directories: one `LocalRdr`, one share per exported directory.
+pub struct LocalBackend {
+    /// The redirector over `LocalRdr`.
+    pub rdbss: Rdbss,
+    rdr: Arc<rdr_local::LocalRdr>,
+    shares: parking_lot::Mutex<HashMap<PathBuf, String>>,
+}
+
+impl LocalBackend {
+    /// A backend with no exports yet.
+    pub fn new() -> Self {
+        let rdr = Arc::new(rdr_local::LocalRdr::new());
+        let m: Arc<dyn MiniRedirector> = rdr.clone();
+        LocalBackend {
+            rdbss: Rdbss::new(m, RdbssConfig::default()),
+            rdr,
+            shares: parking_lot::Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The remote name under which `dir` is served (exported on first use).
+    pub fn remote_for(&self, dir: &Path) -> Result<RemoteName, String> {
+        let mut shares = self.shares.lock();
+        let share = match shares.get(dir) {
+            Some(s) => s.clone(),
+            None => {
+                let s = format!("d{}", shares.len() + 1);
+                self.rdr
+                    .export(&s, dir.to_path_buf())
+                    .map_err(|e| format!("local:{}: {e}", dir.display()))?;
+                shares.insert(dir.to_path_buf(), s.clone());
+                s
+            }
+        };
+        Ok(RemoteName {
+            server: "local".into(),
+            port: None,
+            share,
+            path: vec![],
+            user: None,
+        })
+    }
+}
+
+impl Default for LocalBackend {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn remote_forms() {
+        assert_eq!(
+            Remote::parse("local:/tmp/x").unwrap(),
+            Remote::Local("/tmp/x".into())
+        );
+        assert!(Remote::parse("local:rel").is_err());
+        assert!(matches!(Remote::parse("//h/s"), Ok(Remote::Smb(_))));
+        assert!(matches!(Remote::parse("\\\\h\\s"), Ok(Remote::Smb(_))));
+        assert!(matches!(Remote::parse("smb://u@h:445/s"), Ok(Remote::Smb(_))));
+        assert!(Remote::parse("/just/a/path").is_err());
+    }
+}

@@ -1,0 +1,448 @@
+//! End-to-end tests of the `rdr` binary: a real daemon, real FUSE mounts of `local:` shares,
+//! real processes holding files open, real users. Need root and /dev/fuse (skip otherwise,
+//! fail under CI).
+
+mod common;
+
+use common::*;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+
+/// Not a test: the body of the holder process (`Holder`), active only with RDR_HOLDER_FILE.
+#[test]
+fn holder_main() {
+    holder_body();
+}
+
+fn pattern(n: usize, seed: u8) -> Vec<u8> {
+    (0..n)
+        .map(|i| (i as u32).wrapping_mul(2654435761).rotate_left(seed as u32) as u8)
+        .collect()
+}
+
+fn sh(script: &str) -> std::process::Output {
+    let mut c = Command::new("sh");
+    c.args(["-c", script]);
+    run_bounded(c, Duration::from_secs(120))
+}
+
+#[test]
+fn files_roundtrip_through_the_mount() {
+    if !can_run("files_roundtrip_through_the_mount") {
+        return;
+    }
+    let mut env = Env::new();
+    let (back, mp) = env.paths("rt");
+    env.mount(&back, &mp);
+
+    // Write through the mount, compare in the backing dir and back through the mount.
+    for (i, size) in [0usize, 1, 4095, 4096, 131_073, (1 << 20) + 3, 5 << 20]
+        .into_iter()
+        .enumerate()
+    {
+        let data = pattern(size, i as u8);
+        let f = mp.join(format!("f{i}.bin"));
+        std::fs::write(&f, &data).unwrap();
+        assert_eq!(std::fs::read(back.join(format!("f{i}.bin"))).unwrap(), data, "backing f{i}");
+        assert_eq!(std::fs::read(&f).unwrap(), data, "mount f{i}");
+        assert_eq!(std::fs::metadata(&f).unwrap().len(), size as u64);
+    }
+    // Files created in the backing dir appear in the mount.
+    let outside = pattern(300_000, 9);
+    std::fs::write(back.join("outside.bin"), &outside).unwrap();
+    assert_eq!(std::fs::read(mp.join("outside.bin")).unwrap(), outside);
+
+    // Shell tools: cp, cat, ls -l, mkdir, mv, append, truncate, rm.
+    let m = mp.display();
+    let o = sh(&format!(
+        "set -e; cp {m}/f5.bin {m}/copy.bin; cmp {m}/f5.bin {m}/copy.bin; \
+         mkdir {m}/d; mkdir {m}/d/e; echo hello > {m}/d/e/h.txt; cat {m}/d/e/h.txt; \
+         mv {m}/d {m}/d2; cat {m}/d2/e/h.txt; echo more >> {m}/d2/e/h.txt; \
+         truncate -s 3 {m}/copy.bin; ls -l {m} {m}/d2/e; rm {m}/f0.bin; rmdir {m}/d2/e 2>/dev/null || true"
+    ));
+    assert!(o.status.success(), "shell ops: {}{}", stdout(&o), stderr(&o));
+    let out = stdout(&o);
+    assert!(out.contains("hello"), "cat output: {out}");
+    assert!(out.contains("h.txt") && out.contains("copy.bin"), "ls -l output: {out}");
+    assert_eq!(
+        std::fs::read_to_string(back.join("d2/e/h.txt")).unwrap(),
+        "hello\nmore\n"
+    );
+    assert_eq!(std::fs::read(back.join("copy.bin")).unwrap(), pattern(1 << 20, 5)[..3].to_vec());
+    assert!(!back.join("f0.bin").exists());
+    assert!(!back.join("d").exists());
+    // rmdir of a non-empty directory fails; after emptying it works.
+    assert!(std::fs::remove_dir(mp.join("d2/e")).is_err());
+    std::fs::remove_file(mp.join("d2/e/h.txt")).unwrap();
+    std::fs::remove_dir(mp.join("d2/e")).unwrap();
+    assert!(!back.join("d2/e").exists());
+    // Rename over an existing file replaces it.
+    std::fs::write(mp.join("a.txt"), b"A").unwrap();
+    std::fs::write(mp.join("b.txt"), b"B").unwrap();
+    std::fs::rename(mp.join("a.txt"), mp.join("b.txt")).unwrap();
+    assert_eq!(std::fs::read(back.join("b.txt")).unwrap(), b"A");
+    assert!(!back.join("a.txt").exists());
+    // Files show as the owner's; statfs works.
+    assert_eq!(std::fs::metadata(mp.join("b.txt")).unwrap().uid(), 0);
+    assert!(sh(&format!("df {m}")).status.success());
+
+    // Listing.
+    let o = env.rdr(&["use"]);
+    assert!(o.status.success());
+    let out = stdout(&o);
+    assert!(out.contains("OK") && out.contains(&mp.display().to_string()), "{out}");
+    assert!(out.contains(&format!("local:{}", back.display())), "{out}");
+
+    // Delete without force: nothing open → gone.
+    let o = env.rdr(&["use", mp.to_str().unwrap(), "--delete"]);
+    assert!(o.status.success(), "delete: {}", stderr(&o));
+    assert!(!is_mounted(&mp));
+    let o = env.rdr(&["use", "--json"]);
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v.as_array().unwrap().len(), 0);
+}
+
+#[test]
+fn delete_with_a_file_open_each_force_level() {
+    if !can_run("delete_with_a_file_open_each_force_level") {
+        return;
+    }
+    let mut env = Env::new();
+    let (back, mp) = env.paths("fl");
+    std::fs::write(back.join("report.txt"), b"quarterly numbers").unwrap();
+    env.mount(&back, &mp);
+    let mps = mp.to_str().unwrap().to_string();
+    let mut holder = Holder::open(&mp.join("report.txt"));
+    assert_eq!(holder.read(), "data quarterly numbers");
+
+    // No force: exit 2, the exact net-use-like line, the mount keeps working.
+    let o = env.rdr(&["use", &mps, "--delete"]);
+    assert_eq!(o.status.code(), Some(2), "stderr: {}", stderr(&o));
+    assert_eq!(
+        stderr(&o).trim_end(),
+        format!("rdr: {mps}: 1 file open: {mps}/report.txt (STATUS_FILES_OPEN)")
+    );
+    assert!(is_mounted(&mp));
+    assert_eq!(holder.read(), "data quarterly numbers");
+    assert_eq!(std::fs::read(mp.join("report.txt")).unwrap(), b"quarterly numbers");
+
+    // rdr files --json lists the handle with its access.
+    let o = env.rdr(&["files", &mps, "--json"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let handles = v[0]["handles"].as_array().unwrap();
+    let h = handles
+        .iter()
+        .find(|h| h["path"] == format!("{mps}/report.txt"))
+        .unwrap_or_else(|| panic!("no handle for report.txt in {v}"));
+    assert_eq!(h["access"], "read,write");
+    assert_eq!(h["orphaned"], false);
+
+    // Dry run: lists the file, changes nothing.
+    let o = env.rdr(&["use", &mps, "--delete", "--force", "--dry-run"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stdout(&o).contains(&format!("{mps}/report.txt")), "{}", stdout(&o));
+    assert!(is_mounted(&mp));
+    assert_eq!(holder.read(), "data quarterly numbers");
+
+    // Force: succeeds, reports what it closed; the holder's next read is EIO, close works.
+    let o = env.rdr(&["use", &mps, "--delete", "--force"]);
+    assert_eq!(o.status.code(), Some(0), "stderr: {}", stderr(&o));
+    assert!(stdout(&o).contains(&format!("closed: {mps}/report.txt")), "{}", stdout(&o));
+    assert_eq!(holder.read(), format!("err {}", libc::EIO));
+    assert_eq!(holder.close(), "closed ok");
+    assert!(wait_until(Duration::from_secs(10), || !is_mounted(&mp)));
+    assert_eq!(std::fs::read(back.join("report.txt")).unwrap(), b"quarterly numbers");
+    let o = env.rdr(&["use", "--json"]);
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v.as_array().unwrap().len(), 0, "{v}");
+}
+
+#[test]
+fn lazy_delete_detaches_at_once_and_keeps_serving_open_files() {
+    if !can_run("lazy_delete_detaches_at_once_and_keeps_serving_open_files") {
+        return;
+    }
+    let mut env = Env::new();
+    let (back, mp) = env.paths("lz");
+    std::fs::write(back.join("log.txt"), b"still here").unwrap();
+    env.mount(&back, &mp);
+    let mps = mp.to_str().unwrap().to_string();
+    let mut holder = Holder::open(&mp.join("log.txt"));
+
+    let o = env.rdr(&["use", &mps, "--delete", "--lazy"]);
+    assert_eq!(o.status.code(), Some(0), "stderr: {}", stderr(&o));
+    assert!(stdout(&o).contains(&format!("{mps}/log.txt")), "{}", stdout(&o));
+    // Gone from the namespace at once, but the open file still reads.
+    assert!(!is_mounted(&mp));
+    assert!(!mp.join("log.txt").exists());
+    assert_eq!(holder.read(), "data still here");
+    assert_eq!(holder.read(), "data still here");
+    assert_eq!(holder.close(), "closed ok");
+    let o = env.rdr(&["use", "--json"]);
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v.as_array().unwrap().len(), 0, "{v}");
+    // The mount point can be used again.
+    env.mount(&back, &mp);
+    assert_eq!(std::fs::read(mp.join("log.txt")).unwrap(), b"still here");
+}
+
+#[test]
+fn bad_input_is_one_line_exit_1_and_nothing_half_made() {
+    if !can_run("bad_input_is_one_line_exit_1_and_nothing_half_made") {
+        return;
+    }
+    let mut env = Env::new();
+    let (back, mp) = env.paths("bad");
+    let check = |o: &std::process::Output, needle: &str| {
+        assert_eq!(o.status.code(), Some(1), "{needle}: {}", stderr(o));
+        let e = stderr(o);
+        assert_eq!(e.lines().count(), 1, "one line: {e:?}");
+        assert!(e.starts_with("rdr: ") && e.contains(needle), "{e:?} lacks {needle:?}");
+    };
+
+    // Unknown TARGET.
+    check(&env.rdr(&["use", "/nowhere/at/all", "--delete"]), "no such connection");
+    // Unknown local dir: the mount point is not created.
+    let missing = env.dir.path().join("no-such-dir");
+    let o = env.rdr(&[
+        "use",
+        mp.to_str().unwrap(),
+        &format!("local:{}", missing.display()),
+    ]);
+    check(&o, "no such directory");
+    assert!(!mp.exists(), "mount point left behind");
+    // Mount point is a file.
+    let file = env.dir.path().join("a-file");
+    std::fs::write(&file, b"x").unwrap();
+    let o = env.rdr(&[
+        "use",
+        file.to_str().unwrap(),
+        &format!("local:{}", back.display()),
+    ]);
+    check(&o, "not a directory");
+    // Not a remote name, and SMB (not there yet).
+    check(&env.rdr(&["use", mp.to_str().unwrap(), "nonsense"]), "not a remote name");
+    check(
+        &env.rdr(&["use", mp.to_str().unwrap(), "//127.0.0.1/share"]),
+        "SMB not available yet",
+    );
+    assert!(!mp.exists());
+    // Already mounted.
+    env.mount(&back, &mp);
+    let other = env.dir.path().join("other-back");
+    std::fs::create_dir(&other).unwrap();
+    let o = env.rdr(&[
+        "use",
+        mp.to_str().unwrap(),
+        &format!("local:{}", other.display()),
+    ]);
+    check(&o, "already mounted");
+    let o = env.rdr(&["use", "--json"]);
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v.as_array().unwrap().len(), 1, "{v}");
+    // A mount made by something else is refused too.
+    let o = env.rdr(&["use", "--delete", "--all"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(!is_mounted(&mp));
+}
+
+#[test]
+fn sigkill_of_the_daemon_leaves_no_dead_mount() {
+    if !can_run("sigkill_of_the_daemon_leaves_no_dead_mount") {
+        return;
+    }
+    let mut env = Env::new();
+    let (back, mp) = env.paths("kill");
+    std::fs::write(back.join("x"), b"x").unwrap();
+    env.mount(&back, &mp);
+    let guard = env.guard_pid().expect("guard pid");
+    env.kill_daemon();
+    assert!(
+        wait_until(Duration::from_secs(10), || !is_mounted(&mp)),
+        "dead mount left behind"
+    );
+    // The mount point is a plain directory again (no ENOTCONN).
+    assert!(std::fs::metadata(&mp).unwrap().is_dir());
+    assert!(!mp.join("x").exists());
+    assert!(wait_until(Duration::from_secs(10), || !pid_alive(guard)));
+    // A new daemon starts cleanly and the mount point can be reused.
+    env.start_daemon();
+    env.mount(&back, &mp);
+    assert_eq!(std::fs::read(mp.join("x")).unwrap(), b"x");
+}
+
+#[test]
+fn persistent_connection_survives_a_daemon_restart() {
+    if !can_run("persistent_connection_survives_a_daemon_restart") {
+        return;
+    }
+    let mut env = Env::new();
+    let (back, mp) = env.paths("pers");
+    std::fs::write(back.join("keep.txt"), b"kept").unwrap();
+    let pw = env.dir.path().join("pw");
+    std::fs::write(&pw, "s3cret\n").unwrap();
+    let o = env.rdr(&[
+        "use",
+        mp.to_str().unwrap(),
+        &format!("local:{}", back.display()),
+        "--persistent",
+        "--password-file",
+        pw.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    env.mounts.push(mp.clone());
+    // The state file has no password; the credentials file is 0600.
+    let state = std::fs::read_to_string(env.state().join("persistent.json")).unwrap();
+    assert!(state.contains(&mp.display().to_string()) && !state.contains("s3cret"));
+    let cred = env.state().join("credentials/0.json");
+    assert_eq!(std::fs::metadata(&cred).unwrap().permissions().mode() & 0o777, 0o600);
+
+    env.stop_daemon();
+    assert!(!is_mounted(&mp), "SIGTERM must unmount");
+    env.start_daemon();
+    assert!(wait_until(Duration::from_secs(10), || is_mounted(&mp)));
+    assert_eq!(std::fs::read(mp.join("keep.txt")).unwrap(), b"kept");
+    // Deleting forgets it.
+    let o = env.rdr(&["use", mp.to_str().unwrap(), "--delete"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    env.stop_daemon();
+    env.start_daemon();
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(!is_mounted(&mp));
+}
+
+#[test]
+fn byte_range_locks_conflict_across_processes() {
+    if !can_run("byte_range_locks_conflict_across_processes") {
+        return;
+    }
+    let mut env = Env::new();
+    let (back, mp) = env.paths("lk");
+    std::fs::write(back.join("db"), vec![0u8; 4096]).unwrap();
+    env.mount(&back, &mp);
+    let f = mp.join("db");
+    // flock(1) from util-linux: hold an exclusive lock in one process, try in another.
+    let fs = f.display();
+    let mut holder = Command::new("flock");
+    holder.args(["-x", &fs.to_string(), "-c", "echo locked; sleep 3"]);
+    holder.stdout(std::process::Stdio::piped());
+    let mut h = holder.spawn().expect("flock");
+    let mut first = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(h.stdout.as_mut().unwrap()),
+        &mut first,
+    )
+    .unwrap();
+    assert_eq!(first.trim(), "locked");
+    let o = sh(&format!("flock -n -x {fs} -c true"));
+    assert_eq!(o.status.code(), Some(1), "second exclusive lock must fail: {o:?}");
+    let _ = h.kill();
+    let _ = h.wait();
+    let o = sh(&format!("flock -w 10 -x {fs} -c true"));
+    assert!(o.status.success(), "lock after release: {o:?}");
+}
+
+#[test]
+fn two_users_see_and_reach_only_their_own_connections() {
+    if !can_run("two_users_see_and_reach_only_their_own_connections") {
+        return;
+    }
+    let (users, ids) = Users::create(2);
+    let _users = users;
+    let mut env = Env::new();
+    let mut mps = vec![];
+    for (i, (uid, gid)) in ids.iter().enumerate() {
+        let (back, mp) = env.paths(&format!("u{i}"));
+        std::os::unix::fs::chown(&back, Some(*uid), Some(*gid)).unwrap();
+        std::fs::set_permissions(&back, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let secret = back.join("secret.txt");
+        std::fs::write(&secret, format!("user {i}")).unwrap();
+        std::os::unix::fs::chown(&secret, Some(*uid), Some(*gid)).unwrap();
+        std::fs::create_dir(&mp).unwrap();
+        std::os::unix::fs::chown(&mp, Some(*uid), Some(*gid)).unwrap();
+        let o = env.rdr_as(
+            *uid,
+            *gid,
+            &["use", mp.to_str().unwrap(), &format!("local:{}", back.display())],
+        );
+        assert!(o.status.success(), "user {i} use: {}\n{}", stderr(&o), env.log());
+        env.mounts.push(mp.clone());
+        mps.push((mp, back));
+    }
+    let (a_mp, _) = &mps[0];
+    let (b_mp, b_back) = &mps[1];
+    let (a, b) = (ids[0], ids[1]);
+    // Each lists only their own.
+    let o = env.rdr_as(a.0, a.1, &["use", "--json"]);
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let list = v.as_array().unwrap();
+    assert_eq!(list.len(), 1, "{v}");
+    assert_eq!(list[0]["local"], a_mp.display().to_string());
+    // Root sees both.
+    let o = env.rdr(&["use", "--json"]);
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v.as_array().unwrap().len(), 2, "{v}");
+    // The owner reads through their mount; the other user cannot.
+    let cat_as = |uid: u32, gid: u32, p: &Path| {
+        let mut c = Command::new("cat");
+        c.arg(p);
+        std::os::unix::process::CommandExt::uid(&mut c, uid);
+        std::os::unix::process::CommandExt::gid(&mut c, gid);
+        run_bounded(c, Duration::from_secs(20))
+    };
+    let o = cat_as(a.0, a.1, &a_mp.join("secret.txt"));
+    assert!(o.status.success(), "owner read: {}", stderr(&o));
+    assert_eq!(stdout(&o), "user 0");
+    let o = cat_as(b.0, b.1, &a_mp.join("secret.txt"));
+    assert!(!o.status.success(), "another user read through the mount");
+    assert!(stderr(&o).contains("Permission denied"), "{}", stderr(&o));
+    // And B cannot delete A's connection, nor export a directory that is not theirs.
+    let o = env.rdr_as(b.0, b.1, &["use", a_mp.to_str().unwrap(), "--delete", "--force"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(is_mounted(a_mp));
+    let o = env.rdr_as(
+        b.0,
+        b.1,
+        &[
+            "use",
+            &format!("{}-x", b_mp.display()),
+            &format!("local:{}", env.dir.path().display()),
+        ],
+    );
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(stderr(&o).contains("not owned by you"), "{}", stderr(&o));
+    let _ = b_back;
+    // Each deletes their own.
+    for (i, (uid, gid)) in ids.iter().enumerate() {
+        let o = env.rdr_as(*uid, *gid, &["use", "--delete", "--all"]);
+        assert!(o.status.success(), "user {i}: {}", stderr(&o));
+    }
+    assert!(!is_mounted(a_mp) && !is_mounted(b_mp));
+}
+
+#[test]
+fn help_documents_exit_codes() {
+    let o = run_bounded(
+        {
+            let mut c = Command::new(RDR);
+            c.args(["use", "--help"]);
+            c
+        },
+        Duration::from_secs(20),
+    );
+    let out = stdout(&o);
+    for needle in [
+        "STATUS_FILES_OPEN",
+        "STATUS_CONNECTION_IN_USE",
+        "STATUS_CANCELLED",
+        "STATUS_LOCK_NOT_GRANTED",
+        "--lazy",
+        "--dry-run",
+        "--timeout",
+    ] {
+        assert!(out.contains(needle), "help lacks {needle}:\n{out}");
+    }
+}
