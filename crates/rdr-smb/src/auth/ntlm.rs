@@ -211,7 +211,11 @@ pub fn compute_mic(
     let zero = [0u8; 16];
     let (head, mic_and_rest) = authenticate.split_at(authenticate.len().min(72));
     let rest = mic_and_rest.get(16..).unwrap_or(&[]);
-    let mic_field: &[u8] = if mic_and_rest.len() >= 16 { &zero } else { &zero[..mic_and_rest.len()] };
+    let mic_field: &[u8] = if mic_and_rest.len() >= 16 {
+        &zero
+    } else {
+        &zero[..mic_and_rest.len()]
+    };
     hmac_md5(exported, &[negotiate, challenge, head, mic_field, rest])
 }
 
@@ -537,13 +541,13 @@ impl NtlmClient {
                 }),
             }
         }
-        if let Some(spn) = &self.target_spn {
-            if !pairs.iter().any(|p| p.id == av::TARGET_NAME) {
-                pairs.push(AvPair {
-                    id: av::TARGET_NAME,
-                    value: utf16le(spn),
-                });
-            }
+        if let Some(spn) = &self.target_spn
+            && !pairs.iter().any(|p| p.id == av::TARGET_NAME)
+        {
+            pairs.push(AvPair {
+                id: av::TARGET_NAME,
+                value: utf16le(spn),
+            });
         }
         // The spec example (no MsvAvTimestamp, no additions) echoes the server's bytes
         // verbatim; re-encoding is identical for well-formed lists.

@@ -295,12 +295,12 @@ impl SpnegoClient {
             }
             _ => {}
         }
-        if let Some(m) = &resp.supported_mech {
-            if m != OID_NTLMSSP {
-                return Err(AuthError::NtlmNotOffered {
-                    offered: der::oid_to_string(m),
-                });
-            }
+        if let Some(m) = &resp.supported_mech
+            && m != OID_NTLMSSP
+        {
+            return Err(AuthError::NtlmNotOffered {
+                offered: der::oid_to_string(m),
+            });
         }
         let challenge = resp.response_token.ok_or_else(|| {
             AuthError::malformed("SPNEGO NegTokenResp", "no responseToken (NTLM CHALLENGE)")
