@@ -298,3 +298,31 @@ fn truncated_or_corrupt_tokens_fail_cleanly() {
         );
     }
 }
+
+#[test]
+fn request_mic_from_the_server_gets_a_mech_list_mic_even_without_the_ntlm_mic() {
+    // A CHALLENGE without MsvAvTimestamp (so no NTLM MIC), negState request-mic.
+    let (_, chal) = server_challenge_token();
+    let ti_start = u32::from_le_bytes(chal[44..48].try_into().unwrap()) as usize;
+    let mut no_ts = chal[..ti_start].to_vec();
+    let ti = ntlm::encode_av_pairs(&[AvPair {
+        id: av::NB_COMPUTER_NAME,
+        value: ntlm::utf16le("SAMBA"),
+    }]);
+    no_ts[40..42].copy_from_slice(&(ti.len() as u16).to_le_bytes());
+    no_ts[42..44].copy_from_slice(&(ti.len() as u16).to_le_bytes());
+    no_ts.extend_from_slice(&ti);
+    for (state, want) in [(1u8, false), (3u8, true)] {
+        let mut seq = der::encode(der::context(0), &der::encode(der::TAG_ENUMERATED, &[state]));
+        seq.extend(der::encode(
+            der::context(2),
+            &der::encode(der::TAG_OCTET_STRING, &no_ts),
+        ));
+        let tok = der::encode(der::context(1), &der::encode(der::TAG_SEQUENCE, &seq));
+        let mut c = SpnegoClient::new(NtlmClient::new("a", "b", "c", "d"));
+        c.initial_token(&[]).unwrap();
+        let step = c.step(&tok).unwrap();
+        let resp = parse_neg_token_resp(&step.token).unwrap();
+        assert_eq!(resp.mech_list_mic.is_some(), want, "negState {state}");
+    }
+}
