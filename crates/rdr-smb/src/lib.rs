@@ -1,4 +1,4 @@
-//! rdr-smb: the SMB2/3 mini-redirector (see DESIGN.md, "SMB2/3 (rdr-smb)").
+//! rdr-smb (placeholder; see DESIGN.md layers).
 
 pub mod auth;
 pub mod crypto;
