@@ -10,9 +10,8 @@
 //   every length) is corrected here; with it corrected the MIC and the mechListMIC Windows sent
 //   verify against the published key, which is what these tests check.
 
-const WIN_NEGOTIATE: &[&str] = &[
-    "4e544c4d5353500001000000978208e200000000000000000000000000000000060380250000000f",
-];
+const WIN_NEGOTIATE: &[&str] =
+    &["4e544c4d5353500001000000978208e200000000000000000000000000000000060380250000000f"];
 const WIN_CHALLENGE: &[&str] = &[
     "4e544c4d53535000020000000c000c003800000015828ae20d1d8ba31179d00800000000000000005000500044000000",
     "0a0092270000000f53005500540033003100310002000c0053005500540033003100310001000c005300550054003300",
@@ -117,7 +116,10 @@ fn ntlmv2_responses_and_keys_match_ms_nlmp_4_2_4_2() {
     let key = ntlm::ntowf_v2("Password", "User", "Domain");
     let server: [u8; 8] = h("0123456789abcdef").try_into().unwrap();
     let r = ntlm::ntlmv2_response(&key, &server, &[0xaa; 8], 0, &spec_target_info());
-    assert_eq!(r.nt_proof_str.to_vec(), h("68cd0ab851e51c96aabc927bebef6a1c"));
+    assert_eq!(
+        r.nt_proof_str.to_vec(),
+        h("68cd0ab851e51c96aabc927bebef6a1c")
+    );
     assert_eq!(
         r.nt_response,
         h(concat!(
@@ -131,7 +133,10 @@ fn ntlmv2_responses_and_keys_match_ms_nlmp_4_2_4_2() {
         r.lm_response.to_vec(),
         h("86c35097ac9cec102554764a57cccc19aaaaaaaaaaaaaaaa")
     );
-    assert_eq!(r.session_base_key.to_vec(), h("8de40ccadbc14a82f15cb0ad0de95ca3"));
+    assert_eq!(
+        r.session_base_key.to_vec(),
+        h("8de40ccadbc14a82f15cb0ad0de95ca3")
+    );
     assert_eq!(
         ntlm::encrypt_session_key(&r.session_base_key, &[0x55; 16]).to_vec(),
         h("c5dad2544fc9799094ce1ce90bc9d03e")
@@ -160,14 +165,19 @@ fn authenticate_message_fields_match_ms_nlmp_4_2_4() {
         assert_ne!(neg_flags & f, 0, "NEGOTIATE lacks flag {f:#x}");
     }
 
-    let out = c.authenticate_with(&spec_challenge(), &spec_nonces()).unwrap();
+    let out = c
+        .authenticate_with(&spec_challenge(), &spec_nonces())
+        .unwrap();
     let m = &out.message;
     assert_eq!(&m[..12], b"NTLMSSP\0\x03\0\0\0");
     assert_eq!(
         field(m, 12),
         h("86c35097ac9cec102554764a57cccc19aaaaaaaaaaaaaaaa")
     );
-    assert_eq!(&field(m, 20)[..16], &h("68cd0ab851e51c96aabc927bebef6a1c")[..]);
+    assert_eq!(
+        &field(m, 20)[..16],
+        &h("68cd0ab851e51c96aabc927bebef6a1c")[..]
+    );
     assert_eq!(field(m, 28), ntlm::utf16le("Domain"));
     assert_eq!(field(m, 36), ntlm::utf16le("User"));
     assert_eq!(field(m, 44), ntlm::utf16le("COMPUTER"));
@@ -227,9 +237,18 @@ fn the_mic_matches_what_windows_sent() {
 fn windows_challenge_parses_with_its_timestamp() {
     let c = parse_challenge(&hex(WIN_CHALLENGE)).unwrap();
     assert_eq!(c.server_challenge.to_vec(), h("0d1d8ba31179d008"));
-    assert_eq!(c.timestamp(), Some(u64::from_le_bytes(h("a1a1f5adcbaed001").try_into().unwrap())));
+    assert_eq!(
+        c.timestamp(),
+        Some(u64::from_le_bytes(
+            h("a1a1f5adcbaed001").try_into().unwrap()
+        ))
+    );
     assert_eq!(c.target_name, ntlm::utf16le("SUT311"));
-    assert!(c.av_pairs.iter().any(|p| p.id == av::NB_COMPUTER_NAME && p.value == ntlm::utf16le("SUT311")));
+    assert!(
+        c.av_pairs
+            .iter()
+            .any(|p| p.id == av::NB_COMPUTER_NAME && p.value == ntlm::utf16le("SUT311"))
+    );
 }
 
 /// Plays the server's part: recompute what an NTLMv2 server checks.
@@ -237,9 +256,18 @@ fn windows_challenge_parses_with_its_timestamp() {
 fn with_a_server_timestamp_the_client_sends_a_verifiable_mic_and_zero_lm() {
     let ts: u64 = 0x01d0_aecb_adf5_a1a1;
     let pairs = vec![
-        AvPair { id: av::NB_DOMAIN_NAME, value: ntlm::utf16le("WORKGROUP") },
-        AvPair { id: av::NB_COMPUTER_NAME, value: ntlm::utf16le("SAMBA") },
-        AvPair { id: av::TIMESTAMP, value: ts.to_le_bytes().to_vec() },
+        AvPair {
+            id: av::NB_DOMAIN_NAME,
+            value: ntlm::utf16le("WORKGROUP"),
+        },
+        AvPair {
+            id: av::NB_COMPUTER_NAME,
+            value: ntlm::utf16le("SAMBA"),
+        },
+        AvPair {
+            id: av::TIMESTAMP,
+            value: ts.to_le_bytes().to_vec(),
+        },
     ];
     let ti = ntlm::encode_av_pairs(&pairs);
     let mut chal = b"NTLMSSP\0".to_vec();
@@ -254,44 +282,78 @@ fn with_a_server_timestamp_the_client_sends_a_verifiable_mic_and_zero_lm() {
     chal.extend_from_slice(&[6, 1, 0xb1, 0x1d, 0, 0, 0, 0xf]);
     chal.extend_from_slice(&ti);
 
-    let mut c = NtlmClient::new("alice", "WORKGROUP", "s3cret!", "RDR").with_target_spn("cifs/samba");
+    let mut c =
+        NtlmClient::new("alice", "WORKGROUP", "s3cret!", "RDR").with_target_spn("cifs/samba");
     let neg = c.negotiate();
     let out = c.authenticate(&chal).unwrap();
     let m = &out.message;
     assert!(out.mic_present);
-    assert_eq!(field(m, 12), vec![0u8; 24], "LM response must be Z(24) with a timestamp");
+    assert_eq!(
+        field(m, 12),
+        vec![0u8; 24],
+        "LM response must be Z(24) with a timestamp"
+    );
 
     // Server side: NTProofStr from the password and the blob the client sent.
     let nt = field(m, 20);
     let blob = &nt[16..];
-    assert_eq!(&blob[8..16], &ts.to_le_bytes(), "the blob must carry the server's timestamp");
+    assert_eq!(
+        &blob[8..16],
+        &ts.to_le_bytes(),
+        "the blob must carry the server's timestamp"
+    );
     let key = ntlm::ntowf_v2("s3cret!", "alice", "WORKGROUP");
     let sent_pairs = parse_av_pairs(&blob[28..]).unwrap();
     let av_flags = sent_pairs.iter().find(|p| p.id == av::FLAGS).unwrap();
     assert_eq!(av_flags.value, 2u32.to_le_bytes().to_vec());
-    assert!(sent_pairs.iter().any(|p| p.id == av::TARGET_NAME && p.value == ntlm::utf16le("cifs/samba")));
+    assert!(
+        sent_pairs
+            .iter()
+            .any(|p| p.id == av::TARGET_NAME && p.value == ntlm::utf16le("cifs/samba"))
+    );
     let client_challenge: [u8; 8] = blob[16..24].try_into().unwrap();
-    let r = ntlm::ntlmv2_response(&key, &h("1122334455667788").try_into().unwrap(), &client_challenge, ts, &blob[28..blob.len() - 4]);
+    let r = ntlm::ntlmv2_response(
+        &key,
+        &h("1122334455667788").try_into().unwrap(),
+        &client_challenge,
+        ts,
+        &blob[28..blob.len() - 4],
+    );
     assert_eq!(r.nt_response, nt);
     // The server recovers the exported session key from EncryptedRandomSessionKey (RC4 is its
     // own inverse) and checks the MIC with it.
     let enc: [u8; 16] = field(m, 52).try_into().unwrap();
     let recovered = ntlm::encrypt_session_key(&r.session_base_key, &enc);
     assert_eq!(recovered, out.session_key);
-    assert_eq!(ntlm::compute_mic(&recovered, &neg, &chal, m).to_vec(), m[72..88].to_vec());
+    assert_eq!(
+        ntlm::compute_mic(&recovered, &neg, &chal, m).to_vec(),
+        m[72..88].to_vec()
+    );
     // A wrong password yields a different proof.
     let wrong = ntlm::ntowf_v2("s3cret?", "alice", "WORKGROUP");
-    let r2 = ntlm::ntlmv2_response(&wrong, &h("1122334455667788").try_into().unwrap(), &client_challenge, ts, &blob[28..blob.len() - 4]);
+    let r2 = ntlm::ntlmv2_response(
+        &wrong,
+        &h("1122334455667788").try_into().unwrap(),
+        &client_challenge,
+        ts,
+        &blob[28..blob.len() - 4],
+    );
     assert_ne!(r2.nt_proof_str, r.nt_proof_str);
 }
 
 #[test]
 fn out_of_order_calls_are_errors() {
     let mut c = NtlmClient::new("u", "d", "p", "w");
-    assert!(matches!(c.authenticate(&spec_challenge()), Err(AuthError::OutOfOrder(_))));
+    assert!(matches!(
+        c.authenticate(&spec_challenge()),
+        Err(AuthError::OutOfOrder(_))
+    ));
     c.negotiate();
     c.authenticate(&spec_challenge()).unwrap();
-    assert!(matches!(c.authenticate(&spec_challenge()), Err(AuthError::OutOfOrder(_))));
+    assert!(matches!(
+        c.authenticate(&spec_challenge()),
+        Err(AuthError::OutOfOrder(_))
+    ));
 }
 
 #[test]
@@ -343,5 +405,8 @@ fn a_server_without_unicode_is_refused() {
     chal[20] &= !1; // clear UNICODE
     let mut c = NtlmClient::new("u", "d", "p", "w");
     c.negotiate();
-    assert_eq!(c.authenticate(&chal).unwrap_err(), AuthError::Unsupported("Unicode NTLM strings"));
+    assert_eq!(
+        c.authenticate(&chal).unwrap_err(),
+        AuthError::Unsupported("Unicode NTLM strings")
+    );
 }

@@ -65,7 +65,10 @@ const OID_KRB5: &[u8] = &[0x2a, 0x86, 0x48, 0x86, 0xf7, 0x12, 0x01, 0x02, 0x02];
 #[test]
 fn windows_negotiate_token_offers_negoex_and_ntlm() {
     let init = parse_neg_token_init(&hex(WIN_SERVER_INIT_TOKEN)).unwrap();
-    assert_eq!(init.mech_types, vec![OID_NEGOEX.to_vec(), OID_NTLMSSP.to_vec()]);
+    assert_eq!(
+        init.mech_types,
+        vec![OID_NEGOEX.to_vec(), OID_NTLMSSP.to_vec()]
+    );
     assert!(init.offers_ntlm());
     assert_eq!(der::oid_to_string(OID_NTLMSSP), "1.3.6.1.4.1.311.2.2.10");
 }
@@ -76,7 +79,8 @@ fn our_neg_token_init_is_byte_identical_to_windows() {
     let init = parse_neg_token_init(&win).unwrap();
     let ntlm_negotiate = init.mech_token.unwrap();
     assert_eq!(&ntlm_negotiate[..8], b"NTLMSSP\0");
-    let ours = spnego::encode_neg_token_init(&spnego::encode_mech_types(&[OID_NTLMSSP]), &ntlm_negotiate);
+    let ours =
+        spnego::encode_neg_token_init(&spnego::encode_mech_types(&[OID_NTLMSSP]), &ntlm_negotiate);
     assert_eq!(ours, win);
 }
 
@@ -96,7 +100,9 @@ fn windows_challenge_and_authenticate_tokens_parse() {
 
 #[test]
 fn our_mech_list_mic_matches_what_windows_sent() {
-    let key: [u8; 16] = hex(&["270e1ba896585eeb7af3472d3b4c75a7"]).try_into().unwrap();
+    let key: [u8; 16] = hex(&["270e1ba896585eeb7af3472d3b4c75a7"])
+        .try_into()
+        .unwrap();
     let auth = parse_neg_token_resp(&hex(WIN_CLIENT_AUTH_TOKEN)).unwrap();
     let msg = auth.response_token.unwrap();
     let flags = u32::from_le_bytes(msg[60..64].try_into().unwrap());
@@ -108,8 +114,14 @@ fn our_mech_list_mic_matches_what_windows_sent() {
 /// A CHALLENGE with MsvAvTimestamp, wrapped like Samba sends it.
 fn server_challenge_token() -> (Vec<u8>, Vec<u8>) {
     let ti = ntlm::encode_av_pairs(&[
-        AvPair { id: av::NB_COMPUTER_NAME, value: ntlm::utf16le("SAMBA") },
-        AvPair { id: av::TIMESTAMP, value: 0x01d0_aecb_adf5_a1a1u64.to_le_bytes().to_vec() },
+        AvPair {
+            id: av::NB_COMPUTER_NAME,
+            value: ntlm::utf16le("SAMBA"),
+        },
+        AvPair {
+            id: av::TIMESTAMP,
+            value: 0x01d0_aecb_adf5_a1a1u64.to_le_bytes().to_vec(),
+        },
     ]);
     let mut chal = b"NTLMSSP\0".to_vec();
     chal.extend_from_slice(&2u32.to_le_bytes());
@@ -124,15 +136,27 @@ fn server_challenge_token() -> (Vec<u8>, Vec<u8>) {
     chal.extend_from_slice(&ti);
     // [1] { [0] accept-incomplete, [1] NTLMSSP, [2] challenge }
     let mut seq = der::encode(der::context(0), &der::encode(der::TAG_ENUMERATED, &[1]));
-    seq.extend(der::encode(der::context(1), &der::encode(der::TAG_OID, OID_NTLMSSP)));
-    seq.extend(der::encode(der::context(2), &der::encode(der::TAG_OCTET_STRING, &chal)));
-    (der::encode(der::context(1), &der::encode(der::TAG_SEQUENCE, &seq)), chal)
+    seq.extend(der::encode(
+        der::context(1),
+        &der::encode(der::TAG_OID, OID_NTLMSSP),
+    ));
+    seq.extend(der::encode(
+        der::context(2),
+        &der::encode(der::TAG_OCTET_STRING, &chal),
+    ));
+    (
+        der::encode(der::context(1), &der::encode(der::TAG_SEQUENCE, &seq)),
+        chal,
+    )
 }
 
 fn final_token(mic: Option<&[u8]>, state: u8) -> Vec<u8> {
     let mut seq = der::encode(der::context(0), &der::encode(der::TAG_ENUMERATED, &[state]));
     if let Some(m) = mic {
-        seq.extend(der::encode(der::context(3), &der::encode(der::TAG_OCTET_STRING, m)));
+        seq.extend(der::encode(
+            der::context(3),
+            &der::encode(der::TAG_OCTET_STRING, m),
+        ));
     }
     der::encode(der::context(1), &der::encode(der::TAG_SEQUENCE, &seq))
 }
@@ -160,7 +184,10 @@ fn full_exchange_sends_and_checks_mech_list_mics() {
     let server_mic = NtlmSecurity::new(&step.session_key, flags, Mode::Server).mac(&mech_types);
     let mut tampered = server_mic;
     tampered[6] ^= 0x80;
-    assert_eq!(c.finish(&final_token(Some(&tampered), 0)), Err(AuthError::MechListMicMismatch));
+    assert_eq!(
+        c.finish(&final_token(Some(&tampered), 0)),
+        Err(AuthError::MechListMicMismatch)
+    );
     c.finish(&final_token(Some(&server_mic), 0)).unwrap();
     assert!(c.is_complete());
 }
@@ -173,7 +200,8 @@ fn mech_list_mic_policy_is_honoured() {
         (MechListMicPolicy::Always, true),
         (MechListMicPolicy::Never, false),
     ] {
-        let mut c = SpnegoClient::new(NtlmClient::new("a", "b", "c", "d")).with_mech_list_mic(policy);
+        let mut c =
+            SpnegoClient::new(NtlmClient::new("a", "b", "c", "d")).with_mech_list_mic(policy);
         c.initial_token(&[]).unwrap();
         let step = c.step(&tok).unwrap();
         let resp = parse_neg_token_resp(&step.token).unwrap();
@@ -190,7 +218,10 @@ fn rejections_and_foreign_mechanisms_are_reported() {
     kerberos_only = spnego::encode_neg_token_init(&kerberos_only, b"x");
     let mut c = SpnegoClient::new(NtlmClient::new("a", "b", "c", "d"));
     let e = c.initial_token(&kerberos_only).unwrap_err();
-    assert!(matches!(&e, AuthError::NtlmNotOffered { offered } if offered == "1.2.840.113554.1.2.2"), "{e}");
+    assert!(
+        matches!(&e, AuthError::NtlmNotOffered { offered } if offered == "1.2.840.113554.1.2.2"),
+        "{e}"
+    );
     assert_eq!(RxError::from(e).nt_status(), NtStatus::STATUS_NOT_SUPPORTED);
 
     // negState reject at the challenge step and at the end.
@@ -206,12 +237,21 @@ fn rejections_and_foreign_mechanisms_are_reported() {
     // A NegTokenResp without a responseToken.
     let mut c = SpnegoClient::new(NtlmClient::new("a", "b", "c", "d"));
     c.initial_token(&[]).unwrap();
-    assert!(matches!(c.step(&final_token(None, 1)), Err(AuthError::Malformed { .. })));
+    assert!(matches!(
+        c.step(&final_token(None, 1)),
+        Err(AuthError::Malformed { .. })
+    ));
     // A token sent as a response without step order.
     let mut c = SpnegoClient::new(NtlmClient::new("a", "b", "c", "d"));
-    assert!(matches!(c.step(&server_challenge_token().0), Err(AuthError::OutOfOrder(_))));
+    assert!(matches!(
+        c.step(&server_challenge_token().0),
+        Err(AuthError::OutOfOrder(_))
+    ));
     // An empty NegTokenResp round-trips as an empty one.
-    assert_eq!(parse_neg_token_resp(&encode_neg_token_resp(None, None)).unwrap(), Default::default());
+    assert_eq!(
+        parse_neg_token_resp(&encode_neg_token_resp(None, None)).unwrap(),
+        Default::default()
+    );
 }
 
 #[test]
@@ -226,7 +266,11 @@ fn truncated_or_corrupt_tokens_fail_cleanly() {
         for n in 0..t.len() {
             let r1 = parse_neg_token_init(&t[..n]);
             let r2 = parse_neg_token_resp(&t[..n]);
-            assert!(r1.is_err() && r2.is_err(), "truncation to {n} of {} accepted", t.len());
+            assert!(
+                r1.is_err() && r2.is_err(),
+                "truncation to {n} of {} accepted",
+                t.len()
+            );
         }
         // Flip every byte in turn: errors or values, never a panic.
         for i in 0..t.len() {
@@ -240,9 +284,45 @@ fn truncated_or_corrupt_tokens_fail_cleanly() {
         }
     }
     // Indefinite length, over-long length fields, and lengths past the end.
-    for bad in [&[0x30, 0x80, 0, 0][..], &[0x30, 0x85, 1, 1, 1, 1, 1], &[0x30, 0x84, 0xff, 0xff, 0xff, 0xff], &[0xa1, 0x05, 0x30]] {
+    for bad in [
+        &[0x30, 0x80, 0, 0][..],
+        &[0x30, 0x85, 1, 1, 1, 1, 1],
+        &[0x30, 0x84, 0xff, 0xff, 0xff, 0xff],
+        &[0xa1, 0x05, 0x30],
+    ] {
         assert!(Reader::new(bad, "test").read_any().is_err());
         let e = parse_neg_token_resp(bad).unwrap_err();
-        assert_eq!(RxError::from(e).nt_status(), NtStatus::STATUS_INVALID_NETWORK_RESPONSE);
+        assert_eq!(
+            RxError::from(e).nt_status(),
+            NtStatus::STATUS_INVALID_NETWORK_RESPONSE
+        );
+    }
+}
+
+#[test]
+fn request_mic_from_the_server_gets_a_mech_list_mic_even_without_the_ntlm_mic() {
+    // A CHALLENGE without MsvAvTimestamp (so no NTLM MIC), negState request-mic.
+    let (_, chal) = server_challenge_token();
+    let ti_start = u32::from_le_bytes(chal[44..48].try_into().unwrap()) as usize;
+    let mut no_ts = chal[..ti_start].to_vec();
+    let ti = ntlm::encode_av_pairs(&[AvPair {
+        id: av::NB_COMPUTER_NAME,
+        value: ntlm::utf16le("SAMBA"),
+    }]);
+    no_ts[40..42].copy_from_slice(&(ti.len() as u16).to_le_bytes());
+    no_ts[42..44].copy_from_slice(&(ti.len() as u16).to_le_bytes());
+    no_ts.extend_from_slice(&ti);
+    for (state, want) in [(1u8, false), (3u8, true)] {
+        let mut seq = der::encode(der::context(0), &der::encode(der::TAG_ENUMERATED, &[state]));
+        seq.extend(der::encode(
+            der::context(2),
+            &der::encode(der::TAG_OCTET_STRING, &no_ts),
+        ));
+        let tok = der::encode(der::context(1), &der::encode(der::TAG_SEQUENCE, &seq));
+        let mut c = SpnegoClient::new(NtlmClient::new("a", "b", "c", "d"));
+        c.initial_token(&[]).unwrap();
+        let step = c.step(&tok).unwrap();
+        let resp = parse_neg_token_resp(&step.token).unwrap();
+        assert_eq!(resp.mech_list_mic.is_some(), want, "negState {state}");
     }
 }

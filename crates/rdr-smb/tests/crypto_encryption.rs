@@ -75,7 +75,9 @@ fn smb30_ccm_encryption_matches_the_published_message() {
     let plain = hex(SMB30_WRITE);
     // Header and payload given separately, as a WRITE is.
     let (h, p) = plain.split_at(112);
-    let out = enc.encrypt_with_nonce(&nonce, SMB30_SESSION, &[h, p]).unwrap();
+    let out = enc
+        .encrypt_with_nonce(&nonce, SMB30_SESSION, &[h, p])
+        .unwrap();
     assert_eq!(out, hex(SMB30_WRITE_TRANSFORMED));
 }
 
@@ -92,7 +94,9 @@ fn smb311_gcm_encryption_and_decryption_match_the_published_messages() {
     let enc = Encryptor::new(Cipher::Aes128Gcm, &hex(SMB311_ENC_KEY)).unwrap();
     let mut nonce = [0u8; 16];
     nonce[..12].copy_from_slice(&hex("C7D6822D269CAF48904C664C"));
-    let out = enc.encrypt_with_nonce(&nonce, SMB311_SESSION, &[&hex(SMB311_WRITE)]).unwrap();
+    let out = enc
+        .encrypt_with_nonce(&nonce, SMB311_SESSION, &[&hex(SMB311_WRITE)])
+        .unwrap();
     assert_eq!(out, hex(SMB311_WRITE_TRANSFORMED));
 
     let dec = Decryptor::new(Cipher::Aes128Gcm, &hex(SMB311_DEC_KEY)).unwrap();
@@ -104,20 +108,34 @@ fn smb311_gcm_encryption_and_decryption_match_the_published_messages() {
 
 #[test]
 fn every_cipher_round_trips_and_rejects_any_flipped_bit() {
-    for cipher in [Cipher::Aes128Ccm, Cipher::Aes128Gcm, Cipher::Aes256Ccm, Cipher::Aes256Gcm] {
+    for cipher in [
+        Cipher::Aes128Ccm,
+        Cipher::Aes128Gcm,
+        Cipher::Aes256Ccm,
+        Cipher::Aes256Gcm,
+    ] {
         let key: Vec<u8> = (0..cipher.key_len() as u8).collect();
         let enc = Encryptor::new(cipher, &key).unwrap();
         let dec = Decryptor::new(cipher, &key).unwrap();
         let header = hex(SMB311_WRITE);
         let payload = vec![0x5a; 65536];
         let out = enc.encrypt(42, &[&header, &payload]).unwrap();
-        assert_eq!(out.len(), TRANSFORM_HEADER_LEN + header.len() + payload.len());
+        assert_eq!(
+            out.len(),
+            TRANSFORM_HEADER_LEN + header.len() + payload.len()
+        );
         let th = TransformHeader::parse(&out).unwrap();
         assert_eq!(th.flags, 1);
         assert_eq!(th.session_id, 42);
-        assert_eq!(th.original_message_size as usize, header.len() + payload.len());
+        assert_eq!(
+            th.original_message_size as usize,
+            header.len() + payload.len()
+        );
         // Unused nonce bytes are zero.
-        assert!(th.nonce[cipher.nonce_len()..].iter().all(|b| *b == 0), "{cipher:?}");
+        assert!(
+            th.nonce[cipher.nonce_len()..].iter().all(|b| *b == 0),
+            "{cipher:?}"
+        );
         let (_, plain) = dec.decrypt(&out).unwrap();
         assert_eq!(&plain[..header.len()], &header[..]);
         assert_eq!(&plain[header.len()..], &payload[..]);
@@ -128,7 +146,10 @@ fn every_cipher_round_trips_and_rejects_any_flipped_bit() {
             bad[at] ^= 0x01;
             let e = dec.decrypt(&bad).unwrap_err();
             assert!(
-                matches!(e, CryptoError::DecryptFailed { .. } | CryptoError::Malformed { .. }),
+                matches!(
+                    e,
+                    CryptoError::DecryptFailed { .. } | CryptoError::Malformed { .. }
+                ),
                 "{cipher:?} byte {at}: {e}"
             );
         }
@@ -139,7 +160,12 @@ fn every_cipher_round_trips_and_rejects_any_flipped_bit() {
         assert_eq!(RxError::from(e).nt_status(), NtStatus::STATUS_ACCESS_DENIED);
         // The other direction's key does not decrypt.
         let wrong: Vec<u8> = key.iter().map(|b| b ^ 0xff).collect();
-        assert!(Decryptor::new(cipher, &wrong).unwrap().decrypt(&out).is_err());
+        assert!(
+            Decryptor::new(cipher, &wrong)
+                .unwrap()
+                .decrypt(&out)
+                .is_err()
+        );
     }
 }
 
@@ -151,7 +177,10 @@ fn nonces_never_repeat_for_a_key() {
         for _ in 0..10_000 {
             let out = enc.encrypt(1, &[b"x"]).unwrap();
             let nonce = TransformHeader::parse(&out).unwrap().nonce;
-            assert!(seen.insert(nonce[..cipher.nonce_len()].to_vec()), "nonce repeated");
+            assert!(
+                seen.insert(nonce[..cipher.nonce_len()].to_vec()),
+                "nonce repeated"
+            );
         }
     }
     // Shared between threads, still unique.
@@ -159,7 +188,11 @@ fn nonces_never_repeat_for_a_key() {
     let handles: Vec<_> = (0..4)
         .map(|_| {
             let enc = enc.clone();
-            std::thread::spawn(move || (0..2000).map(|_| enc.next_nonce().unwrap()).collect::<Vec<_>>())
+            std::thread::spawn(move || {
+                (0..2000)
+                    .map(|_| enc.next_nonce().unwrap())
+                    .collect::<Vec<_>>()
+            })
         })
         .collect();
     let mut all = HashSet::new();
@@ -181,15 +214,28 @@ fn malformed_transform_messages_are_errors_not_panics() {
     }
     let mut longer = good.clone();
     longer.push(0);
-    assert!(matches!(dec.decrypt(&longer), Err(CryptoError::Malformed { .. })));
+    assert!(matches!(
+        dec.decrypt(&longer),
+        Err(CryptoError::Malformed { .. })
+    ));
     let mut bad_id = good.clone();
     bad_id[0] = 0xfe;
-    assert!(matches!(dec.decrypt(&bad_id), Err(CryptoError::Malformed { .. })));
+    assert!(matches!(
+        dec.decrypt(&bad_id),
+        Err(CryptoError::Malformed { .. })
+    ));
     let mut bad_flags = good.clone();
     bad_flags[42] = 2;
-    assert!(matches!(dec.decrypt(&bad_flags), Err(CryptoError::Malformed { .. })));
+    assert!(matches!(
+        dec.decrypt(&bad_flags),
+        Err(CryptoError::Malformed { .. })
+    ));
     assert!(matches!(
         Encryptor::new(Cipher::Aes256Ccm, &[0; 16]),
-        Err(CryptoError::KeyLength { expected: 32, got: 16, .. })
+        Err(CryptoError::KeyLength {
+            expected: 32,
+            got: 16,
+            ..
+        })
     ));
 }

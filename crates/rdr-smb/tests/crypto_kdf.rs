@@ -69,11 +69,26 @@ fn preauth_hash_chain_matches_the_published_values() {
     let mut h = PreauthHash::new();
     assert_eq!(h.value(), &[0u8; 64]);
     let steps: [(&[&str], &str); 5] = [
-        (NEG_REQ, "DD94EFC5321BB618A2E208BA8920D2F422992526947A409B5037DE1E0FE8C7362B8C47122594CDE0CE26AA9DFC8BCDBDE0621957672623351A7540F1E54A0426"),
-        (NEG_RESP, "324BFA92A4F3A190E466EBEA08D9C110DC88BFED758D9846ECC6F541CC1D02AE3C94A79F36011E997E13F841B91B50957AD07B19C8E2539C0B23FDAE09D2C513"),
-        (SS_REQ1, "AC0B0F2B9986257700365E416D142A6EDC96DF03594A19E52A15F6BD0D041CD5D432F8ED42C55E33197A50C9EC00F1462B50C592211B1471A04B56088FDFD5F9"),
-        (SS_RESP1, "2729E3440DFDDD839E37193F6E8F20C20CEFB3469E453A70CD980EEC06B88357 40A73760085633364C8989895ECE81BF102DEEB14D4B7D48AFA76901A7A38387"),
-        (SS_REQ2, "0DD13628CC3ED218EF9DF9772D436D0887AB9814BFAE63A80AA845F36909DB7928622DDDAD522D9751640A459762C5A9D6BB084CBB3CE6BDADEF5D5BCE3C6C01"),
+        (
+            NEG_REQ,
+            "DD94EFC5321BB618A2E208BA8920D2F422992526947A409B5037DE1E0FE8C7362B8C47122594CDE0CE26AA9DFC8BCDBDE0621957672623351A7540F1E54A0426",
+        ),
+        (
+            NEG_RESP,
+            "324BFA92A4F3A190E466EBEA08D9C110DC88BFED758D9846ECC6F541CC1D02AE3C94A79F36011E997E13F841B91B50957AD07B19C8E2539C0B23FDAE09D2C513",
+        ),
+        (
+            SS_REQ1,
+            "AC0B0F2B9986257700365E416D142A6EDC96DF03594A19E52A15F6BD0D041CD5D432F8ED42C55E33197A50C9EC00F1462B50C592211B1471A04B56088FDFD5F9",
+        ),
+        (
+            SS_RESP1,
+            "2729E3440DFDDD839E37193F6E8F20C20CEFB3469E453A70CD980EEC06B88357 40A73760085633364C8989895ECE81BF102DEEB14D4B7D48AFA76901A7A38387",
+        ),
+        (
+            SS_REQ2,
+            "0DD13628CC3ED218EF9DF9772D436D0887AB9814BFAE63A80AA845F36909DB7928622DDDAD522D9751640A459762C5A9D6BB084CBB3CE6BDADEF5D5BCE3C6C01",
+        ),
     ];
     let mut connection_hash = None;
     for (i, (msg, want)) in steps.iter().enumerate() {
@@ -81,7 +96,12 @@ fn preauth_hash_chain_matches_the_published_values() {
         // Split the message in two to show parts are hashed as one message.
         let (a, b) = m.split_at(m.len() / 3);
         h.update(&[a, b]);
-        assert_eq!(h.value().to_vec(), hex(&[&want.replace(' ', "")]), "after message {}", i + 1);
+        assert_eq!(
+            h.value().to_vec(),
+            hex(&[&want.replace(' ', "")]),
+            "after message {}",
+            i + 1
+        );
         if i == 1 {
             connection_hash = Some(h);
         }
@@ -120,12 +140,26 @@ fn smb30_keys_match_the_published_values() {
     })
     .unwrap();
     assert_eq!(keys.signing_key, hex(&["F773CD23C18FD1E08EE510CADA7CF852"]));
-    assert_eq!(keys.encryption_key.unwrap(), hex(&["261B72350558F2E9DCF613070383EDBF"]));
-    assert_eq!(keys.decryption_key.unwrap(), hex(&["8FE2B57EC34D2DB5B1A9727F526BBDB5"]));
-    assert_eq!(keys.application_key, hex(&["77432F808CE99156B5BC6A3676D730D1"]));
+    assert_eq!(
+        keys.encryption_key.unwrap(),
+        hex(&["261B72350558F2E9DCF613070383EDBF"])
+    );
+    assert_eq!(
+        keys.decryption_key.unwrap(),
+        hex(&["8FE2B57EC34D2DB5B1A9727F526BBDB5"])
+    );
+    assert_eq!(
+        keys.application_key,
+        hex(&["77432F808CE99156B5BC6A3676D730D1"])
+    );
     // The raw KDF with the labels gives the same.
     assert_eq!(
-        kdf::sp800_108_hmac_sha256(&session_key, kdf::LABEL_SMB2AESCCM, kdf::CONTEXT_SERVERIN, 128),
+        kdf::sp800_108_hmac_sha256(
+            &session_key,
+            kdf::LABEL_SMB2AESCCM,
+            kdf::CONTEXT_SERVERIN,
+            128
+        ),
         hex(&["261B72350558F2E9DCF613070383EDBF"])
     );
 }
@@ -143,8 +177,14 @@ fn smb311_cipher_keys_match_the_published_values() {
         preauth_hash: Some(&hash),
     })
     .unwrap();
-    assert_eq!(keys.encryption_key.unwrap(), hex(&["A2F5E80E5D59103034F32E52F698E5EC"]));
-    assert_eq!(keys.decryption_key.unwrap(), hex(&["748C50868C90F302962A5C35F5F9A8BF"]));
+    assert_eq!(
+        keys.encryption_key.unwrap(),
+        hex(&["A2F5E80E5D59103034F32E52F698E5EC"])
+    );
+    assert_eq!(
+        keys.decryption_key.unwrap(),
+        hex(&["748C50868C90F302962A5C35F5F9A8BF"])
+    );
     assert_eq!(keys.signer.algorithm(), SigningAlgorithm::AesGmac);
 }
 
@@ -162,12 +202,21 @@ fn aes256_keys_are_256_bits_from_the_full_session_key() {
     .unwrap();
     let enc = keys.encryption_key.unwrap();
     assert_eq!(enc.len(), 32);
-    assert_eq!(enc, kdf::sp800_108_hmac_sha256(&full, kdf::LABEL_SMBC2SCIPHERKEY, &hash, 256));
+    assert_eq!(
+        enc,
+        kdf::sp800_108_hmac_sha256(&full, kdf::LABEL_SMBC2SCIPHERKEY, &hash, 256)
+    );
     // L is part of the PRF input: the 256-bit key does not start with the 128-bit one.
-    assert_ne!(&enc[..16], &kdf::sp800_108_hmac_sha256(&full, kdf::LABEL_SMBC2SCIPHERKEY, &hash, 128)[..]);
+    assert_ne!(
+        &enc[..16],
+        &kdf::sp800_108_hmac_sha256(&full, kdf::LABEL_SMBC2SCIPHERKEY, &hash, 128)[..]
+    );
     // Signing stays 128-bit from the 16-byte Session.SessionKey.
     assert_eq!(keys.session_key.to_vec(), full[..16].to_vec());
-    assert_eq!(keys.signing_key, kdf::sp800_108_hmac_sha256(&full[..16], kdf::LABEL_SMBSIGNINGKEY, &hash, 128));
+    assert_eq!(
+        keys.signing_key,
+        kdf::sp800_108_hmac_sha256(&full[..16], kdf::LABEL_SMBSIGNINGKEY, &hash, 128)
+    );
     assert_eq!(keys.encryptor.unwrap().cipher(), Cipher::Aes256Gcm);
 }
 
@@ -183,23 +232,45 @@ fn smb2_dialects_sign_with_the_session_key_and_refuse_encryption() {
     })
     .unwrap();
     assert_eq!(keys.signing_key, key.to_vec());
-    assert!(SessionKeys::derive(&KeyParams {
-        dialect: Dialect::Smb210,
-        full_session_key: &key,
-        cipher: Some(Cipher::Aes128Ccm),
-        signing: SigningAlgorithm::HmacSha256,
-        preauth_hash: None,
-    })
-    .is_err());
+    assert!(
+        SessionKeys::derive(&KeyParams {
+            dialect: Dialect::Smb210,
+            full_session_key: &key,
+            cipher: Some(Cipher::Aes128Ccm),
+            signing: SigningAlgorithm::HmacSha256,
+            preauth_hash: None,
+        })
+        .is_err()
+    );
     // 3.1.1 without a preauth hash, GMAC before 3.1.1 and GCM on 3.0 are errors, not guesses.
     for (d, c, s, h) in [
         (Dialect::Smb311, None, SigningAlgorithm::AesCmac, None),
         (Dialect::Smb302, None, SigningAlgorithm::AesGmac, None),
-        (Dialect::Smb300, Some(Cipher::Aes128Gcm), SigningAlgorithm::AesCmac, None),
+        (
+            Dialect::Smb300,
+            Some(Cipher::Aes128Gcm),
+            SigningAlgorithm::AesCmac,
+            None,
+        ),
     ] {
-        assert!(SessionKeys::derive(&KeyParams { dialect: d, full_session_key: &key, cipher: c, signing: s, preauth_hash: h }).is_err());
+        assert!(
+            SessionKeys::derive(&KeyParams {
+                dialect: d,
+                full_session_key: &key,
+                cipher: c,
+                signing: s,
+                preauth_hash: h
+            })
+            .is_err()
+        );
     }
     assert_eq!(Dialect::from_u16(0x0311), Some(Dialect::Smb311));
-    assert_eq!(SigningAlgorithm::default_for(Dialect::Smb202), SigningAlgorithm::HmacSha256);
-    assert_eq!(SigningAlgorithm::default_for(Dialect::Smb302), SigningAlgorithm::AesCmac);
+    assert_eq!(
+        SigningAlgorithm::default_for(Dialect::Smb202),
+        SigningAlgorithm::HmacSha256
+    );
+    assert_eq!(
+        SigningAlgorithm::default_for(Dialect::Smb302),
+        SigningAlgorithm::AesCmac
+    );
 }

@@ -1,8 +1,8 @@
 //! SMB2/3 signing: primitives against RFC 4493 / NIST vectors, a real signed SMB 2.1 message,
 //! and sign/verify behaviour (split payloads, tamper detection, GMAC nonce roles).
 
-use aes_gcm::aead::{AeadInPlace, KeyInit};
 use aes_gcm::Aes128Gcm;
+use aes_gcm::aead::{AeadInPlace, KeyInit};
 use rdr_core::{NtStatus, RxError};
 use rdr_smb::crypto::signing::{self, Signer, aes128_cmac, aes128_gmac, gmac_nonce};
 use rdr_smb::crypto::{CryptoError, SigningAlgorithm};
@@ -32,7 +32,11 @@ fn aes_cmac_matches_rfc4493() {
         (40, "dfa66747de9ae63030ca32611497c827"),
         (64, "51f0bebf7e3b9d92fc49741779363cfe"),
     ] {
-        assert_eq!(aes128_cmac(&key, &[&m[..len]]).to_vec(), hex(mac), "Mlen {len}");
+        assert_eq!(
+            aes128_cmac(&key, &[&m[..len]]).to_vec(),
+            hex(mac),
+            "Mlen {len}"
+        );
         // Incremental: any split gives the same MAC.
         let (a, b) = m[..len].split_at(len / 3);
         assert_eq!(aes128_cmac(&key, &[a, b]).to_vec(), hex(mac));
@@ -45,7 +49,10 @@ fn aes_gmac_matches_nist_and_the_gcm_crate() {
     let key = k16("77be63708971c4e240d1cb79e8d77feb");
     let iv: [u8; 12] = hex("e0e00f19fed7ba0136a797f3").try_into().unwrap();
     let aad = hex("7a43ec1d9c0a5a78a0b16533a6213cab");
-    assert_eq!(aes128_gmac(&key, &iv, &[&aad]).to_vec(), hex("209fcc8d3675ed938e9c7166709dd946"));
+    assert_eq!(
+        aes128_gmac(&key, &iv, &[&aad]).to_vec(),
+        hex("209fcc8d3675ed938e9c7166709dd946")
+    );
 
     // The incremental GHASH agrees with aes-gcm's whole-buffer GCM for every length and split.
     let gcm = Aes128Gcm::new(&key.into());
@@ -58,7 +65,11 @@ fn aes_gmac_matches_nist_and_the_gcm_crate() {
         for split in [0, 1, len / 2, len.saturating_sub(1), len] {
             let (a, b) = data[..len].split_at(split.min(len));
             let (b1, b2) = b.split_at(b.len() / 2);
-            assert_eq!(aes128_gmac(&key, &iv, &[a, b1, b2]).to_vec(), tag.to_vec(), "len {len} split {split}");
+            assert_eq!(
+                aes128_gmac(&key, &iv, &[a, b1, b2]).to_vec(),
+                tag.to_vec(),
+                "len {len} split {split}"
+            );
         }
     }
 }
@@ -75,20 +86,35 @@ fn hmac_sha256_verifies_a_real_smb21_message() {
     let signer = Signer::new(SigningAlgorithm::HmacSha256, &hex(SMB21_KEY)).unwrap();
     let msg = hex(SMB21_MSG);
     signer.verify(&msg, &[]).unwrap();
-    assert_eq!(signer.signature(&msg, &[]).unwrap().to_vec(), msg[48..64].to_vec());
+    assert_eq!(
+        signer.signature(&msg, &[]).unwrap().to_vec(),
+        msg[48..64].to_vec()
+    );
     // Every single-bit flip outside the signature field is caught.
     for i in (0..msg.len()).filter(|i| !(48..64).contains(i)) {
         let mut bad = msg.clone();
         bad[i] ^= 0x10;
         let e = signer.verify(&bad, &[]).unwrap_err();
-        assert!(matches!(e, CryptoError::BadSignature { .. }) || i < 4, "byte {i}: {e}");
+        assert!(
+            matches!(e, CryptoError::BadSignature { .. }) || i < 4,
+            "byte {i}: {e}"
+        );
     }
     // A flipped signature bit too.
     let mut bad = msg.clone();
     bad[50] ^= 1;
     let e = signer.verify(&bad, &[]).unwrap_err();
-    assert_eq!(e, CryptoError::BadSignature { message_id: 4, command: 0x000b });
-    assert_eq!(RxError::from(e).nt_status(), NtStatus::STATUS_INVALID_SIGNATURE);
+    assert_eq!(
+        e,
+        CryptoError::BadSignature {
+            message_id: 4,
+            command: 0x000b
+        }
+    );
+    assert_eq!(
+        RxError::from(e).nt_status(),
+        NtStatus::STATUS_INVALID_SIGNATURE
+    );
 }
 
 fn write_request(message_id: u64, flags: u32, command: u16) -> (Vec<u8>, Vec<u8>) {
@@ -106,7 +132,11 @@ fn write_request(message_id: u64, flags: u32, command: u16) -> (Vec<u8>, Vec<u8>
 
 #[test]
 fn sign_then_verify_with_separate_payload_for_every_algorithm() {
-    for algo in [SigningAlgorithm::HmacSha256, SigningAlgorithm::AesCmac, SigningAlgorithm::AesGmac] {
+    for algo in [
+        SigningAlgorithm::HmacSha256,
+        SigningAlgorithm::AesCmac,
+        SigningAlgorithm::AesGmac,
+    ] {
         let signer = Signer::new(algo, &[0x42; 16]).unwrap();
         let (mut header, payload) = write_request(7, 0, 0x0009);
         signer.sign(&mut header, &[&payload]).unwrap();
@@ -117,11 +147,19 @@ fn sign_then_verify_with_separate_payload_for_every_algorithm() {
         let mut whole = header.clone();
         whole.extend_from_slice(&payload);
         signer.verify(&whole, &[]).unwrap();
-        signer.verify(&header, &[&payload[..1000], &payload[1000..]]).unwrap();
+        signer
+            .verify(&header, &[&payload[..1000], &payload[1000..]])
+            .unwrap();
         // Tampering with header or payload is caught.
         let mut bad_payload = payload.clone();
         bad_payload[4095] ^= 1;
-        assert!(matches!(signer.verify(&header, &[&bad_payload]), Err(CryptoError::BadSignature { message_id: 7, command: 9 })));
+        assert!(matches!(
+            signer.verify(&header, &[&bad_payload]),
+            Err(CryptoError::BadSignature {
+                message_id: 7,
+                command: 9
+            })
+        ));
         let mut bad_header = header.clone();
         bad_header[40] ^= 1; // SessionId
         assert!(signer.verify(&bad_header, &[&payload]).is_err());
@@ -137,8 +175,14 @@ fn gmac_signatures_bind_message_id_role_and_cancel() {
         gmac_nonce(0x0807_0605_0403_0201, false, false).to_vec(),
         hex("0102030405060708 00000000")
     );
-    assert_eq!(gmac_nonce(5, true, false).to_vec(), hex("0500000000000000 01000000"));
-    assert_eq!(gmac_nonce(5, false, true).to_vec(), hex("0500000000000000 02000000"));
+    assert_eq!(
+        gmac_nonce(5, true, false).to_vec(),
+        hex("0500000000000000 01000000")
+    );
+    assert_eq!(
+        gmac_nonce(5, false, true).to_vec(),
+        hex("0500000000000000 02000000")
+    );
 
     let key = [9u8; 16];
     let signer = Signer::new(SigningAlgorithm::AesGmac, &key).unwrap();
@@ -155,8 +199,14 @@ fn gmac_signatures_bind_message_id_role_and_cancel() {
         aad.extend_from_slice(&payload);
         let mut empty: [u8; 0] = [];
         let nonce = gmac_nonce(mid, from_server, cancel);
-        let tag = gcm.encrypt_in_place_detached(&nonce.into(), &aad, &mut empty).unwrap();
-        assert_eq!(sig.to_vec(), tag.to_vec(), "mid {mid} flags {flags} command {command}");
+        let tag = gcm
+            .encrypt_in_place_detached(&nonce.into(), &aad, &mut empty)
+            .unwrap();
+        assert_eq!(
+            sig.to_vec(),
+            tag.to_vec(),
+            "mid {mid} flags {flags} command {command}"
+        );
     }
 }
 
@@ -172,9 +222,16 @@ fn malformed_messages_and_keys_are_errors() {
     }
     let mut not_smb2 = hex(SMB21_MSG);
     not_smb2[0] = 0xff;
-    assert!(matches!(signer.verify(&not_smb2, &[]), Err(CryptoError::Malformed { .. })));
+    assert!(matches!(
+        signer.verify(&not_smb2, &[]),
+        Err(CryptoError::Malformed { .. })
+    ));
     assert!(matches!(
         Signer::new(SigningAlgorithm::AesGmac, &[0; 32]),
-        Err(CryptoError::KeyLength { expected: 16, got: 32, .. })
+        Err(CryptoError::KeyLength {
+            expected: 16,
+            got: 32,
+            ..
+        })
     ));
 }

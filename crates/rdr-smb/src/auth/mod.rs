@@ -8,6 +8,8 @@
 //! 4. `finish(final_response_buffer)` (STATUS_SUCCESS) → checks the server's mechListMIC
 //! 5. `session_key()` → the key SMB derives its signing and encryption keys from.
 
+#![warn(missing_docs)]
+
 pub mod der;
 pub mod ntlm;
 pub mod spnego;

@@ -188,7 +188,8 @@ pub fn encode_neg_token_resp(
 /// When to send a mechListMIC with the AUTHENTICATE token.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum MechListMicPolicy {
-    /// When the NTLM MIC is used (what Windows does; Samba then requires it).
+    /// When the NTLM MIC is used (what Windows does; Samba then requires it), or when the
+    /// server's negState is request-mic.
     #[default]
     WhenNtlmMic,
     /// Always.
@@ -295,19 +296,21 @@ impl SpnegoClient {
             }
             _ => {}
         }
-        if let Some(m) = &resp.supported_mech {
-            if m != OID_NTLMSSP {
-                return Err(AuthError::NtlmNotOffered {
-                    offered: der::oid_to_string(m),
-                });
-            }
+        if let Some(m) = &resp.supported_mech
+            && m != OID_NTLMSSP
+        {
+            return Err(AuthError::NtlmNotOffered {
+                offered: der::oid_to_string(m),
+            });
         }
         let challenge = resp.response_token.ok_or_else(|| {
             AuthError::malformed("SPNEGO NegTokenResp", "no responseToken (NTLM CHALLENGE)")
         })?;
         let auth = self.ntlm.authenticate_with(&challenge, nonces)?;
+        // negState request-mic (RFC 4178 4.2.2) asks for a MIC whatever NTLM did.
+        let requested = resp.neg_state == Some(NegState::RequestMic);
         let send_mic = match self.policy {
-            MechListMicPolicy::WhenNtlmMic => auth.mic_present,
+            MechListMicPolicy::WhenNtlmMic => auth.mic_present || requested,
             MechListMicPolicy::Always => true,
             MechListMicPolicy::Never => false,
         };

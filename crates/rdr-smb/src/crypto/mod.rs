@@ -10,6 +10,8 @@
 //! 3. Sign/verify with `keys.signer` ([`signing::Signer`]); encrypt with `keys.encryptor`,
 //!    decrypt with `keys.decryptor` ([`encryption::Encryptor`], [`encryption::Decryptor`]).
 
+#![warn(missing_docs)]
+
 pub mod encryption;
 pub mod kdf;
 pub mod preauth;
