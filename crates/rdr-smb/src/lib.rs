@@ -1,9 +1,5 @@
-<<<<<<< HEAD
 //! rdr-smb: the SMB2/3 mini-redirector (see DESIGN.md, "SMB2/3 (rdr-smb)"): a sans-I/O codec
 //! (`proto`), authentication (`auth`) and cryptography (`crypto`).
-=======
-//! rdr-smb (placeholder; see DESIGN.md layers).
->>>>>>> smbauth
 
 pub mod auth;
 pub mod crypto;
