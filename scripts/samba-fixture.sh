@@ -38,6 +38,9 @@ start() {
   [ "$(id -u)" = 0 ] || { log "needs root (it creates users and starts smbd)"; exit 1; }
   if running; then log "already running (pid $(cat "$B/smbd.pid"))"; return 0; fi
   install_if_missing
+  # Fresh server state every start: a passdb left from an earlier run maps users by uids that
+  # may since belong to someone else (the test users are re-created), and smbd then refuses them.
+  rm -rf "${B:?}"/{private,lock,state,cache,pid,log,ncalrpc}
   mkdir -p "$B"/{private,lock,state,cache,pid,log,ncalrpc,data,secure,ro}
   chmod 700 "$B/private"
   chmod 0777 "$B/data" "$B/secure"     # writable by both test users
@@ -84,7 +87,8 @@ CONF
     fi
     printf '%s\n%s\n' "$pass" "$pass" | smbpasswd -c "$B/smb.conf" -s -a "$name" >/dev/null
   done
-  smbd --foreground --no-process-group -s "$B/smb.conf" -l "$B/log" </dev/null >"$B/log/smbd.out" 2>&1 &
+  # Its own session: smbd signals its process group when it exits, which would hit our caller.
+  setsid smbd --foreground --no-process-group -s "$B/smb.conf" -l "$B/log" </dev/null >"$B/log/smbd.out" 2>&1 &
   echo $! > "$B/smbd.pid"
   for _ in $(seq 1 100); do
     if smbclient -p "$PORT" //127.0.0.1/data -U "$USER1%$PASS1" -c ls >/dev/null 2>&1; then
