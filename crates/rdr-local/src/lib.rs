@@ -616,20 +616,20 @@ impl MiniRedirector for LocalRdr {
                     sys::futimens(fd.raw(), accessed.map(split_time), modified.map(split_time))
                         .map_err(|e| sys_err(e, &what, "set times"))?;
                 }
-                if let Some(attrs) = attributes {
-                    if !open.is_dir {
-                        let s = sys::statx_fd(fd.raw()).map_err(|e| sys_err(e, &what, "stat"))?;
-                        let mode = u32::from(s.stx_mode) & 0o7777;
-                        let new = if attrs & file_attributes::READONLY != 0 {
-                            mode & !0o222
-                        } else if mode & 0o222 == 0 {
-                            mode | 0o200
-                        } else {
-                            mode
-                        };
-                        if new != mode {
-                            sys::fchmod(fd.raw(), new).map_err(|e| sys_err(e, &what, "chmod"))?;
-                        }
+                if let Some(attrs) = attributes
+                    && !open.is_dir
+                {
+                    let s = sys::statx_fd(fd.raw()).map_err(|e| sys_err(e, &what, "stat"))?;
+                    let mode = u32::from(s.stx_mode) & 0o7777;
+                    let new = if attrs & file_attributes::READONLY != 0 {
+                        mode & !0o222
+                    } else if mode & 0o222 == 0 {
+                        mode | 0o200
+                    } else {
+                        mode
+                    };
+                    if new != mode {
+                        sys::fchmod(fd.raw(), new).map_err(|e| sys_err(e, &what, "chmod"))?;
                     }
                 }
                 Ok(())
