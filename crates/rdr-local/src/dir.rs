@@ -100,6 +100,7 @@ fn entry_info(open: &LocalOpen, dir_fd: i32, dir_path: &RelPath, name: &str) -> 
 }
 
 /// The next batch of entries of `open` (a directory). Blocking; run off the async runtime.
+/// As in SMB, the pattern of the first call (or of a restart) applies until the next restart.
 pub(crate) fn next_batch(
     open: &LocalOpen,
     pattern: Option<&str>,

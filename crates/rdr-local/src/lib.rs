@@ -275,11 +275,16 @@ impl LocalRdr {
                 problem: "a share name is one non-empty component".into(),
             });
         }
-        if !dir.is_dir() {
-            return Err(RxError::status(
+        let bad = |why: String| {
+            RxError::status(
                 NtStatus::STATUS_BAD_NETWORK_NAME,
-                format!("share {share}: {} is not a directory", dir.display()),
-            ));
+                format!("share {share}: {}: {why}", dir.display()),
+            )
+        };
+        // Absolute, so a later change of the working directory does not move the share.
+        let dir = std::fs::canonicalize(&dir).map_err(|e| bad(e.to_string()))?;
+        if !dir.is_dir() {
+            return Err(bad("not a directory".into()));
         }
         self.inner
             .exports
@@ -697,13 +702,16 @@ impl MiniRedirector for LocalRdr {
             ));
         }
         let _ = open.fd()?;
+        // Checked before, not raced: a batch abandoned half way would lose its entries.
+        if ctx.is_cancelled() {
+            return Err(RxError::Cancelled {
+                what: format!("{what}: list"),
+            });
+        }
         let pattern = pattern.map(str::to_string);
-        ctx.run(
-            &format!("{what}: list"),
-            blocking(&what, move || {
-                dir::next_batch(&open, pattern.as_deref(), restart)
-            }),
-        )
+        blocking(&what, move || {
+            dir::next_batch(&open, pattern.as_deref(), restart)
+        })
         .await
     }
 
@@ -775,6 +783,9 @@ impl LocalRdr {
                 &what,
                 "the share root cannot be renamed",
             ));
+        }
+        if new == old {
+            return Ok(());
         }
         let new_leaf = new.leaf(&new_what)?;
         let new_parent = new.parent().unwrap_or_else(RelPath::root);

@@ -9,7 +9,8 @@
 //! and for every directory created later under the tree. Limitations: a subdirectory created
 //! and filled before its `IN_CREATE` is read misses the events of that first filling; a queue
 //! overflow is reported as an empty result (SMB's STATUS_NOTIFY_ENUM_DIR: re-read the
-//! directory); deletion of the watched directory is only seen after this open is closed.
+//! directory); deletion of the watched directory is only seen after this open is closed; names
+//! under a subdirectory renamed after its watch was added keep the old prefix.
 
 use crate::open::LocalOpen;
 use crate::path::RelPath;
@@ -81,6 +82,7 @@ fn watch_subdirs(
             }
         }
     }
+    drop(d);
     for name in subdirs {
         if wds.len() >= MAX_WATCHES {
             return;

@@ -509,3 +509,35 @@ async fn dropping_an_open_without_close_releases_it() {
         .unwrap();
     e.close(&h.srv_open).await;
 }
+
+#[tokio::test]
+async fn special_files_are_refused_without_hanging() {
+    let e = env().await;
+    let fifo = std::ffi::CString::new(e.share.join("fifo").to_str().unwrap()).unwrap();
+    // SAFETY: a valid NUL-terminated path.
+    assert_eq!(unsafe { libc::mkfifo(fifo.as_ptr(), 0o644) }, 0);
+    // Opening a FIFO for reading would block until a writer comes; it must be refused.
+    let r = bounded(e.create("fifo", &params(rw(), all_share(), D::Open, O::empty()))).await;
+    assert_eq!(status(r), NtStatus::STATUS_ACCESS_DENIED);
+    // Its metadata is still visible.
+    let info = e
+        .rdr
+        .query_path_info(&e.vnr, "fifo", &RxContext::new())
+        .await
+        .unwrap();
+    assert!(!info.is_dir);
+}
+
+#[tokio::test]
+async fn export_names_are_checked() {
+    let rdr = rdr_local::LocalRdr::new();
+    let tmp = tempfile::tempdir().unwrap();
+    assert!(rdr.export("a\\b", tmp.path().to_path_buf()).is_err());
+    assert!(rdr.export("", tmp.path().to_path_buf()).is_err());
+    let er = rdr.export("x", tmp.path().join("missing")).unwrap_err();
+    assert_eq!(er.nt_status(), NtStatus::STATUS_BAD_NETWORK_NAME);
+    assert!(er.to_string().contains("missing"));
+    rdr.export("x", tmp.path().to_path_buf()).unwrap();
+    assert!(rdr.unexport("X"));
+    assert!(!rdr.unexport("x"));
+}
