@@ -479,8 +479,9 @@ impl MiniRedirector for LocalRdr {
     ) -> RxResult<Bytes> {
         let open: Arc<LocalOpen> = downcast(srv_open, "SrvOpen")?;
         let fd = open.fd()?;
-        let what = open.what();
+        // The path is looked up only for a message: the hot path takes no table lock.
         if open.is_dir {
+            let what = open.what();
             return Err(st(
                 NtStatus::STATUS_INVALID_DEVICE_REQUEST,
                 &what,
@@ -488,6 +489,7 @@ impl MiniRedirector for LocalRdr {
             ));
         }
         if !open.access.can_read() {
+            let what = open.what();
             return Err(st(
                 NtStatus::STATUS_ACCESS_DENIED,
                 &what,
@@ -497,20 +499,22 @@ impl MiniRedirector for LocalRdr {
         let len = (len as usize).min(MAX_READ);
         if ctx.is_cancelled() {
             return Err(RxError::Cancelled {
-                what: format!("{what}: read"),
+                what: format!("{}: read", open.what()),
             });
         }
         if len <= INLINE_IO {
-            return sys::pread_full(fd.raw(), offset, len).map_err(|e| sys_err(e, &what, "read"));
+            return sys::pread_full(fd.raw(), offset, len)
+                .map_err(|e| sys_err(e, &open.what(), "read"));
         }
-        let w = what.clone();
-        ctx.run(
-            &format!("{what}: read"),
-            blocking(&what, move || {
-                sys::pread_full(fd.raw(), offset, len).map_err(|e| sys_err(e, &w, "read"))
-            }),
-        )
-        .await
+        let work = tokio::task::spawn_blocking(move || sys::pread_full(fd.raw(), offset, len));
+        tokio::select! {
+            biased;
+            _ = ctx.cancelled() => Err(RxError::Cancelled { what: format!("{}: read", open.what()) }),
+            r = work => match r {
+                Ok(r) => r.map_err(|e| sys_err(e, &open.what(), "read")),
+                Err(e) => Err(st(NtStatus::STATUS_UNSUCCESSFUL, &open.what(), &format!("read worker failed: {e}"))),
+            },
+        }
     }
 
     async fn write(
@@ -522,8 +526,8 @@ impl MiniRedirector for LocalRdr {
     ) -> RxResult<u32> {
         let open: Arc<LocalOpen> = downcast(srv_open, "SrvOpen")?;
         let fd = open.fd()?;
-        let what = open.what();
         if open.is_dir {
+            let what = open.what();
             return Err(st(
                 NtStatus::STATUS_INVALID_DEVICE_REQUEST,
                 &what,
@@ -531,34 +535,45 @@ impl MiniRedirector for LocalRdr {
             ));
         }
         if !open.access.can_write() {
+            let what = open.what();
             return Err(st(
                 NtStatus::STATUS_ACCESS_DENIED,
                 &what,
                 "not opened for writing",
             ));
         }
-        let n = u32::try_from(data.len()).map_err(|_| {
-            st(
+        let Ok(n) = u32::try_from(data.len()) else {
+            let what = open.what();
+            return Err(st(
                 NtStatus::STATUS_INVALID_PARAMETER,
                 &what,
                 "write larger than 4 GiB",
-            )
-        })?;
+            ));
+        };
         // Checked only before starting: a write that started is not abandoned half done.
         if ctx.is_cancelled() {
             return Err(RxError::Cancelled {
-                what: format!("{what}: write"),
+                what: format!("{}: write", open.what()),
             });
         }
-        if data.len() <= INLINE_IO {
-            sys::pwrite_all(fd.raw(), offset, &data).map_err(|e| sys_err(e, &what, "write"))?;
-            return Ok(n);
-        }
-        let w = what.clone();
-        blocking(&what, move || {
-            sys::pwrite_all(fd.raw(), offset, &data).map_err(|e| sys_err(e, &w, "write"))
-        })
-        .await?;
+        let r = if data.len() <= INLINE_IO {
+            sys::pwrite_all(fd.raw(), offset, &data)
+        } else {
+            match tokio::task::spawn_blocking(move || sys::pwrite_all(fd.raw(), offset, &data))
+                .await
+            {
+                Ok(r) => r,
+                Err(e) => {
+                    let what = open.what();
+                    return Err(st(
+                        NtStatus::STATUS_UNSUCCESSFUL,
+                        &what,
+                        &format!("write worker failed: {e}"),
+                    ));
+                }
+            }
+        };
+        r.map_err(|e| sys_err(e, &open.what(), "write"))?;
         Ok(n)
     }
 

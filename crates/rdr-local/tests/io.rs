@@ -186,6 +186,11 @@ async fn rename_noreplace_replace_and_follow_up() {
         status(e.rdr.set_info(&h, &rename("nodir\\x", false), &ctx).await),
         NtStatus::STATUS_OBJECT_PATH_NOT_FOUND
     );
+    // Renaming to its own name is a no-op, not a collision.
+    e.rdr
+        .set_info(&h, &rename("a.txt", false), &ctx)
+        .await
+        .unwrap();
     e.rdr
         .set_info(&h, &rename("dir\\b.txt", false), &ctx)
         .await
