@@ -78,7 +78,8 @@ pub(crate) fn query_path(vnr: &LocalVNetRoot, path: &str) -> RxResult<rdr_core::
     }
 }
 
-/// Open or create `path` as `p` asks.
+/// Open or create `path` as `p` asks. Supersede of an existing file truncates it in place
+/// (same inode, attributes kept) and reports `Superseded`; Windows would replace the file.
 pub(crate) fn create(
     inner: &Arc<Inner>,
     vnr: &LocalVNetRoot,

@@ -322,7 +322,19 @@ pub(crate) fn delete_entry(
     is_dir: bool,
 ) -> RxResult<()> {
     let what = root.what(path);
-    let (pfd, leaf) = locate_entry(root, path, key)?;
+    let (pfd, leaf) = match locate_entry(root, path, key) {
+        Ok(found) => found,
+        // Already gone (deleted outside rdr): what was asked for is done.
+        Err(e)
+            if matches!(
+                e.nt_status(),
+                NtStatus::STATUS_OBJECT_NAME_NOT_FOUND | NtStatus::STATUS_OBJECT_PATH_NOT_FOUND
+            ) =>
+        {
+            return Ok(());
+        }
+        Err(e) => return Err(e),
+    };
     use std::os::fd::AsRawFd;
     let lst = sys::lstatx_at(pfd.as_raw_fd(), &leaf).map_err(|e| sys_err(e, &what, "stat"))?;
     let entry_is_dir = u32::from(lst.stx_mode) & libc::S_IFMT == libc::S_IFDIR;

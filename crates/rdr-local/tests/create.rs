@@ -301,6 +301,11 @@ async fn delete_on_close_deletes_at_last_close() {
     e.close(&other).await;
     assert!(!e.share.join("tmp.txt").exists());
 
+    // A file already deleted outside rdr: the close still succeeds.
+    let gone = e.create("gone.txt", &p).await.unwrap();
+    std::fs::remove_file(e.share.join("gone.txt")).unwrap();
+    e.close(&gone.srv_open).await;
+
     // Directories: delete-on-close of an empty one removes it; a non-empty one is refused.
     std::fs::create_dir(e.share.join("d")).unwrap();
     let dp = params(
