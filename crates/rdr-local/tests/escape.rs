@@ -178,3 +178,15 @@ async fn rename_target_cannot_leave_the_share() {
     assert!(e.share.join("f.txt").exists());
     e.close(&h).await;
 }
+
+#[tokio::test]
+async fn symlink_loop_is_refused_with_the_path() {
+    let e = env().await;
+    symlink("loop2", e.share.join("loop1")).unwrap();
+    symlink("loop1", e.share.join("loop2")).unwrap();
+    assert_denied(
+        e.create("loop1", &params(rw(), all_share(), D::Open, O::empty()))
+            .await,
+        "loop1",
+    );
+}

@@ -410,3 +410,41 @@ async fn query_path_info_matches_the_file() {
     let r = e.rdr.query_path_info(&e.vnr, "", &ctx).await.unwrap();
     assert!(r.is_dir);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_opens_leave_nothing_behind() {
+    let e = std::sync::Arc::new(env().await);
+    let mut tasks = Vec::new();
+    for t in 0..8 {
+        let e = e.clone();
+        tasks.push(tokio::spawn(async move {
+            let ctx = RxContext::new();
+            for i in 0..40 {
+                let name = format!("t{t}-{i}.bin");
+                let h = e.open_rw(&name, D::Create).await;
+                let payload = Bytes::from(vec![t as u8; 100_000 + i]);
+                e.rdr.write(&h, 0, payload.clone(), &ctx).await.unwrap();
+                let back = e.rdr.read(&h, 0, 200_000, &ctx).await.unwrap();
+                assert_eq!(back, payload);
+                // Everyone also opens one shared file.
+                let s = e.open_rw("shared.bin", D::OpenIf).await;
+                e.rdr
+                    .set_info(&h, &SetInfo::Disposition(true), &ctx)
+                    .await
+                    .unwrap();
+                e.close(&h).await;
+                e.close(&s).await;
+            }
+        }));
+    }
+    for t in tasks {
+        bounded(t).await.unwrap();
+    }
+    let s = e.rdr.stats();
+    assert_eq!((s.srv_opens, s.fds), (0, 0));
+    let left: Vec<_> = std::fs::read_dir(&e.share)
+        .unwrap()
+        .map(|d| d.unwrap().file_name().into_string().unwrap())
+        .collect();
+    assert_eq!(left, vec!["shared.bin".to_string()]);
+}
