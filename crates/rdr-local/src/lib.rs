@@ -11,6 +11,11 @@
 //! otherwise. There is no break: the trait has no way to tell the core that a grant changed, and
 //! changes made by other local processes are invisible (like a Samba server without kernel
 //! oplocks).
+//!
+//! Other choices: names are case-sensitive (the local file system decides, as Samba with
+//! `case sensitive = yes`); a share's name is case-insensitive. Creation times cannot be set.
+//! Calls must run on a tokio runtime with I/O and time enabled (change notification waits on
+//! the reactor; lock waits sleep between OFD attempts).
 #![warn(missing_docs)]
 
 mod create;
