@@ -27,7 +27,10 @@ async fn dispositions_on_missing_file() {
         );
     }
     // Everything else creates it.
-    for (i, d) in [D::Create, D::OpenIf, D::OverwriteIf, D::Supersede].into_iter().enumerate() {
+    for (i, d) in [D::Create, D::OpenIf, D::OverwriteIf, D::Supersede]
+        .into_iter()
+        .enumerate()
+    {
         let name = format!("new{i}.txt");
         let r = e.create(&name, &file_params(d)).await.unwrap();
         assert_eq!(r.action, CreateAction::Created, "{d:?}");
@@ -53,7 +56,10 @@ async fn dispositions_on_existing_file() {
         let r = e.create("f.txt", &file_params(d)).await.unwrap();
         assert_eq!(r.action, action, "{d:?}");
         assert_eq!(r.info.size, size, "{d:?}");
-        assert_eq!(std::fs::metadata(e.share.join("f.txt")).unwrap().len(), size);
+        assert_eq!(
+            std::fs::metadata(e.share.join("f.txt")).unwrap().len(),
+            size
+        );
         e.close(&r.srv_open).await;
     }
     let err = err(e.create("f.txt", &file_params(D::Create)).await);
@@ -84,14 +90,24 @@ async fn missing_parent_is_path_not_found() {
         .query_path_info(&e.vnr, "no\\x", &RxContext::new())
         .await;
     assert_eq!(status(info), NtStatus::STATUS_OBJECT_PATH_NOT_FOUND);
-    let info = e.rdr.query_path_info(&e.vnr, "nox", &RxContext::new()).await;
+    let info = e
+        .rdr
+        .query_path_info(&e.vnr, "nox", &RxContext::new())
+        .await;
     assert_eq!(status(info), NtStatus::STATUS_OBJECT_NAME_NOT_FOUND);
 }
 
 #[tokio::test]
 async fn directories_create_open_and_refuse() {
     let e = env().await;
-    let dir = |d| params(AccessMask::FILE_READ_DATA, all_share(), d, O::DIRECTORY_FILE);
+    let dir = |d| {
+        params(
+            AccessMask::FILE_READ_DATA,
+            all_share(),
+            d,
+            O::DIRECTORY_FILE,
+        )
+    };
     let r = e.create("sub", &dir(D::Create)).await.unwrap();
     assert_eq!(r.action, CreateAction::Created);
     assert!(r.info.is_dir);
@@ -114,7 +130,10 @@ async fn directories_create_open_and_refuse() {
         NtStatus::STATUS_INVALID_PARAMETER
     );
     assert_eq!(
-        status(e.create("sub", &params(rw(), all_share(), D::Overwrite, O::empty())).await),
+        status(
+            e.create("sub", &params(rw(), all_share(), D::Overwrite, O::empty()))
+                .await
+        ),
         NtStatus::STATUS_FILE_IS_A_DIRECTORY
     );
     // NON_DIRECTORY_FILE refuses a directory, DIRECTORY_FILE a file.
@@ -129,7 +148,10 @@ async fn directories_create_open_and_refuse() {
     );
     // Without either option, both open.
     let r = e
-        .create("sub", &params(AccessMask::FILE_READ_DATA, all_share(), D::Open, O::empty()))
+        .create(
+            "sub",
+            &params(AccessMask::FILE_READ_DATA, all_share(), D::Open, O::empty()),
+        )
         .await
         .unwrap();
     assert!(r.info.is_dir);
@@ -148,7 +170,10 @@ async fn new_file_gets_the_mode_asked_for() {
     p.mode = Some(0o640);
     let r = e.create("m.txt", &p).await.unwrap();
     assert_eq!(r.info.mode, Some(0o640));
-    let mode = std::fs::metadata(e.share.join("m.txt")).unwrap().permissions().mode();
+    let mode = std::fs::metadata(e.share.join("m.txt"))
+        .unwrap()
+        .permissions()
+        .mode();
     assert_eq!(mode & 0o7777, 0o640);
     e.close(&r.srv_open).await;
     let mut p = file_params(D::Create);
@@ -168,19 +193,35 @@ async fn share_modes_conflict_like_windows() {
     let reader = e
         .create(
             "s.txt",
-            &params(AccessMask::FILE_READ_DATA, ShareAccess::READ, D::Open, O::empty()),
+            &params(
+                AccessMask::FILE_READ_DATA,
+                ShareAccess::READ,
+                D::Open,
+                O::empty(),
+            ),
         )
         .await
         .unwrap();
     let w = e
-        .create("s.txt", &params(AccessMask::FILE_WRITE_DATA, all_share(), D::Open, O::empty()))
+        .create(
+            "s.txt",
+            &params(
+                AccessMask::FILE_WRITE_DATA,
+                all_share(),
+                D::Open,
+                O::empty(),
+            ),
+        )
         .await;
     let w = err(w);
     assert_eq!(w.nt_status(), NtStatus::STATUS_SHARING_VIOLATION);
     assert!(w.to_string().contains("s.txt"));
     // Another reader sharing read and write is fine.
     let r2 = e
-        .create("s.txt", &params(AccessMask::FILE_READ_DATA, all_share(), D::Open, O::empty()))
+        .create(
+            "s.txt",
+            &params(AccessMask::FILE_READ_DATA, all_share(), D::Open, O::empty()),
+        )
         .await
         .unwrap();
     // A new open that shares nothing conflicts with the existing readers.
@@ -188,7 +229,12 @@ async fn share_modes_conflict_like_windows() {
         status(
             e.create(
                 "s.txt",
-                &params(AccessMask::FILE_READ_DATA, ShareAccess::empty(), D::Open, O::empty())
+                &params(
+                    AccessMask::FILE_READ_DATA,
+                    ShareAccess::empty(),
+                    D::Open,
+                    O::empty()
+                )
             )
             .await
         ),
@@ -198,7 +244,12 @@ async fn share_modes_conflict_like_windows() {
     let attr = e
         .create(
             "s.txt",
-            &params(AccessMask::FILE_READ_ATTRIBUTES, ShareAccess::empty(), D::Open, O::empty()),
+            &params(
+                AccessMask::FILE_READ_ATTRIBUTES,
+                ShareAccess::empty(),
+                D::Open,
+                O::empty(),
+            ),
         )
         .await
         .unwrap();
@@ -250,6 +301,11 @@ async fn delete_on_close_deletes_at_last_close() {
     e.close(&other).await;
     assert!(!e.share.join("tmp.txt").exists());
 
+    // A file already deleted outside rdr: the close still succeeds.
+    let gone = e.create("gone.txt", &p).await.unwrap();
+    std::fs::remove_file(e.share.join("gone.txt")).unwrap();
+    e.close(&gone.srv_open).await;
+
     // Directories: delete-on-close of an empty one removes it; a non-empty one is refused.
     std::fs::create_dir(e.share.join("d")).unwrap();
     let dp = params(
@@ -275,18 +331,31 @@ async fn disposition_marks_and_unmarks() {
     let e = env().await;
     let h = e.open_rw("x.txt", D::Create).await;
     let ctx = RxContext::new();
-    e.rdr.set_info(&h, &SetInfo::Disposition(true), &ctx).await.unwrap();
-    e.rdr.set_info(&h, &SetInfo::Disposition(false), &ctx).await.unwrap();
+    e.rdr
+        .set_info(&h, &SetInfo::Disposition(true), &ctx)
+        .await
+        .unwrap();
+    e.rdr
+        .set_info(&h, &SetInfo::Disposition(false), &ctx)
+        .await
+        .unwrap();
     e.close(&h).await;
     assert!(e.share.join("x.txt").exists());
     let h = e.open_rw("x.txt", D::Open).await;
-    e.rdr.set_info(&h, &SetInfo::Disposition(true), &ctx).await.unwrap();
+    e.rdr
+        .set_info(&h, &SetInfo::Disposition(true), &ctx)
+        .await
+        .unwrap();
     e.close(&h).await;
     assert!(!e.share.join("x.txt").exists());
     // The root cannot be deleted.
     let root = e.open_dir("").await;
     assert_eq!(
-        status(e.rdr.set_info(&root, &SetInfo::Disposition(true), &ctx).await),
+        status(
+            e.rdr
+                .set_info(&root, &SetInfo::Disposition(true), &ctx)
+                .await
+        ),
         NtStatus::STATUS_CANNOT_DELETE
     );
     e.close(&root).await;
@@ -339,7 +408,12 @@ async fn bad_inputs_give_specific_errors() {
         status(
             e.create(
                 "c",
-                &params(rw(), all_share(), D::OpenIf, O::DIRECTORY_FILE | O::NON_DIRECTORY_FILE)
+                &params(
+                    rw(),
+                    all_share(),
+                    D::OpenIf,
+                    O::DIRECTORY_FILE | O::NON_DIRECTORY_FILE
+                )
             )
             .await
         ),
@@ -348,7 +422,11 @@ async fn bad_inputs_give_specific_errors() {
     // A context that is not ours.
     let foreign: rdr_core::minirdr::MrxContext = std::sync::Arc::new(5u32);
     assert_eq!(
-        status(e.rdr.create(&foreign, "x", &file_params(D::OpenIf), &ctx).await),
+        status(
+            e.rdr
+                .create(&foreign, "x", &file_params(D::OpenIf), &ctx)
+                .await
+        ),
         NtStatus::STATUS_INVALID_HANDLE
     );
     // A handle used after close.
@@ -358,7 +436,10 @@ async fn bad_inputs_give_specific_errors() {
         status(e.rdr.read(&h, 0, 10, &ctx).await),
         NtStatus::STATUS_FILE_CLOSED
     );
-    assert_eq!(status(e.rdr.close_srv_open(&h).await), NtStatus::STATUS_FILE_CLOSED);
+    assert_eq!(
+        status(e.rdr.close_srv_open(&h).await),
+        NtStatus::STATUS_FILE_CLOSED
+    );
     // A cancelled context.
     let c = RxContext::new();
     c.cancel();
@@ -425,8 +506,43 @@ async fn dropping_an_open_without_close_releases_it() {
     assert_eq!(e.rdr.stats().srv_opens, 0);
     // No share-mode record is left behind.
     let h = e
-        .create("d.txt", &params(rw(), ShareAccess::empty(), D::Open, O::empty()))
+        .create(
+            "d.txt",
+            &params(rw(), ShareAccess::empty(), D::Open, O::empty()),
+        )
         .await
         .unwrap();
     e.close(&h.srv_open).await;
+}
+
+#[tokio::test]
+async fn special_files_are_refused_without_hanging() {
+    let e = env().await;
+    let fifo = std::ffi::CString::new(e.share.join("fifo").to_str().unwrap()).unwrap();
+    // SAFETY: a valid NUL-terminated path.
+    assert_eq!(unsafe { libc::mkfifo(fifo.as_ptr(), 0o644) }, 0);
+    // Opening a FIFO for reading would block until a writer comes; it must be refused.
+    let r = bounded(e.create("fifo", &params(rw(), all_share(), D::Open, O::empty()))).await;
+    assert_eq!(status(r), NtStatus::STATUS_ACCESS_DENIED);
+    // Its metadata is still visible.
+    let info = e
+        .rdr
+        .query_path_info(&e.vnr, "fifo", &RxContext::new())
+        .await
+        .unwrap();
+    assert!(!info.is_dir);
+}
+
+#[tokio::test]
+async fn export_names_are_checked() {
+    let rdr = rdr_local::LocalRdr::new();
+    let tmp = tempfile::tempdir().unwrap();
+    assert!(rdr.export("a\\b", tmp.path().to_path_buf()).is_err());
+    assert!(rdr.export("", tmp.path().to_path_buf()).is_err());
+    let er = rdr.export("x", tmp.path().join("missing")).unwrap_err();
+    assert_eq!(er.nt_status(), NtStatus::STATUS_BAD_NETWORK_NAME);
+    assert!(er.to_string().contains("missing"));
+    rdr.export("x", tmp.path().to_path_buf()).unwrap();
+    assert!(rdr.unexport("X"));
+    assert!(!rdr.unexport("x"));
 }

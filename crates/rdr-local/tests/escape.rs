@@ -5,27 +5,47 @@
 mod common;
 
 use common::*;
-use rdr_core::minirdr::{CreateDisposition as D, CreateOptions as O, MiniRedirector, SetInfo, file_attributes};
+use rdr_core::minirdr::{
+    CreateDisposition as D, CreateOptions as O, MiniRedirector, SetInfo, file_attributes,
+};
 use rdr_core::{NtStatus, RxContext};
 use std::os::unix::fs::symlink;
 
 fn assert_denied<T>(r: rdr_core::RxResult<T>, path: &str) {
     let e = err(r);
     assert_eq!(e.nt_status(), NtStatus::STATUS_ACCESS_DENIED, "{e}");
-    assert!(e.to_string().contains(path), "message {e:?} should name {path}");
+    assert!(
+        e.to_string().contains(path),
+        "message {e:?} should name {path}"
+    );
 }
 
 #[tokio::test]
 async fn dotdot_cannot_escape() {
     let e = env().await;
     std::fs::create_dir(e.share.join("sub")).unwrap();
-    for p in ["..\\outside\\secret.txt", "sub\\..\\..\\outside\\secret.txt", ".."] {
-        assert_denied(e.create(p, &params(rw(), all_share(), D::Open, O::empty())).await, "..");
-        assert_denied(e.rdr.query_path_info(&e.vnr, p, &RxContext::new()).await, "..");
+    for p in [
+        "..\\outside\\secret.txt",
+        "sub\\..\\..\\outside\\secret.txt",
+        "..",
+    ] {
+        assert_denied(
+            e.create(p, &params(rw(), all_share(), D::Open, O::empty()))
+                .await,
+            "..",
+        );
+        assert_denied(
+            e.rdr.query_path_info(&e.vnr, p, &RxContext::new()).await,
+            "..",
+        );
     }
     // Creating outside is refused too, and nothing appears there.
     assert_denied(
-        e.create("..\\outside\\new.txt", &params(rw(), all_share(), D::Create, O::empty())).await,
+        e.create(
+            "..\\outside\\new.txt",
+            &params(rw(), all_share(), D::Create, O::empty()),
+        )
+        .await,
         "new.txt",
     );
     assert!(!e.outside.join("new.txt").exists());
@@ -45,27 +65,41 @@ async fn symlinks_pointing_outside_fail() {
     symlink("/etc/passwd", e.share.join("passwd")).unwrap();
     for p in ["abs", "rel", "passwd"] {
         assert_denied(
-            e.create(p, &params(rw(), all_share(), D::Open, O::empty())).await,
+            e.create(p, &params(rw(), all_share(), D::Open, O::empty()))
+                .await,
             p,
         );
         assert_denied(e.rdr.query_path_info(&e.vnr, p, &RxContext::new()).await, p);
         // OverwriteIf must not truncate the outside file.
         assert_denied(
-            e.create(p, &params(rw(), all_share(), D::OverwriteIf, O::empty())).await,
+            e.create(p, &params(rw(), all_share(), D::OverwriteIf, O::empty()))
+                .await,
             p,
         );
     }
     for d in ["absdir", "reldir"] {
         let p = format!("{d}\\secret.txt");
-        assert_denied(e.create(&p, &params(rw(), all_share(), D::Open, O::empty())).await, d);
-        let p = format!("{d}\\created.txt");
-        assert_denied(e.create(&p, &params(rw(), all_share(), D::Create, O::empty())).await, d);
         assert_denied(
-            e.create(d, &params(rw(), all_share(), D::Open, O::DIRECTORY_FILE)).await,
+            e.create(&p, &params(rw(), all_share(), D::Open, O::empty()))
+                .await,
+            d,
+        );
+        let p = format!("{d}\\created.txt");
+        assert_denied(
+            e.create(&p, &params(rw(), all_share(), D::Create, O::empty()))
+                .await,
+            d,
+        );
+        assert_denied(
+            e.create(d, &params(rw(), all_share(), D::Open, O::DIRECTORY_FILE))
+                .await,
             d,
         );
     }
-    assert_eq!(std::fs::read(e.outside.join("secret.txt")).unwrap(), b"top secret");
+    assert_eq!(
+        std::fs::read(e.outside.join("secret.txt")).unwrap(),
+        b"top secret"
+    );
     assert!(!e.outside.join("created.txt").exists());
     assert_eq!(e.rdr.stats().fds, 0);
 }
@@ -86,7 +120,11 @@ async fn symlink_inside_the_share_works() {
         assert_eq!(&data[..], b"inside", "{p}");
         e.close(&h).await;
     }
-    let info = e.rdr.query_path_info(&e.vnr, "dirlink", &ctx).await.unwrap();
+    let info = e
+        .rdr
+        .query_path_info(&e.vnr, "dirlink", &ctx)
+        .await
+        .unwrap();
     assert!(info.is_dir);
 }
 
@@ -139,4 +177,16 @@ async fn rename_target_cannot_leave_the_share() {
     assert!(!e.outside.join("moved.txt").exists());
     assert!(e.share.join("f.txt").exists());
     e.close(&h).await;
+}
+
+#[tokio::test]
+async fn symlink_loop_is_refused_with_the_path() {
+    let e = env().await;
+    symlink("loop2", e.share.join("loop1")).unwrap();
+    symlink("loop1", e.share.join("loop2")).unwrap();
+    assert_denied(
+        e.create("loop1", &params(rw(), all_share(), D::Open, O::empty()))
+            .await,
+        "loop1",
+    );
 }

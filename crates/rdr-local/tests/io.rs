@@ -20,9 +20,17 @@ async fn write_read_round_trip_large_and_small() {
     let ctx = RxContext::new();
     let h = e.open_rw("big.bin", D::Create).await;
     let big: Vec<u8> = (0..(1u32 << 20)).map(|i| (i % 251) as u8).collect();
-    let n = e.rdr.write(&h, 0, Bytes::from(big.clone()), &ctx).await.unwrap();
+    let n = e
+        .rdr
+        .write(&h, 0, Bytes::from(big.clone()), &ctx)
+        .await
+        .unwrap();
     assert_eq!(n as usize, big.len());
-    let n = e.rdr.write(&h, 1 << 20, Bytes::from_static(b"tail"), &ctx).await.unwrap();
+    let n = e
+        .rdr
+        .write(&h, 1 << 20, Bytes::from_static(b"tail"), &ctx)
+        .await
+        .unwrap();
     assert_eq!(n, 4);
     e.rdr.flush(&h, &ctx).await.unwrap();
     let back = e.rdr.read(&h, 0, 1 << 20, &ctx).await.unwrap();
@@ -49,7 +57,10 @@ async fn access_is_enforced_on_io() {
     let ctx = RxContext::new();
     std::fs::write(e.share.join("f"), b"data").unwrap();
     let ro = e
-        .create("f", &params(AccessMask::FILE_READ_DATA, all_share(), D::Open, O::empty()))
+        .create(
+            "f",
+            &params(AccessMask::FILE_READ_DATA, all_share(), D::Open, O::empty()),
+        )
         .await
         .unwrap()
         .srv_open;
@@ -62,11 +73,22 @@ async fn access_is_enforced_on_io() {
         NtStatus::STATUS_ACCESS_DENIED
     );
     let wo = e
-        .create("f", &params(AccessMask::FILE_WRITE_DATA, all_share(), D::Open, O::empty()))
+        .create(
+            "f",
+            &params(
+                AccessMask::FILE_WRITE_DATA,
+                all_share(),
+                D::Open,
+                O::empty(),
+            ),
+        )
         .await
         .unwrap()
         .srv_open;
-    assert_eq!(status(e.rdr.read(&wo, 0, 4, &ctx).await), NtStatus::STATUS_ACCESS_DENIED);
+    assert_eq!(
+        status(e.rdr.read(&wo, 0, 4, &ctx).await),
+        NtStatus::STATUS_ACCESS_DENIED
+    );
     e.close(&ro).await;
     e.close(&wo).await;
     assert_eq!(std::fs::read(e.share.join("f")).unwrap(), b"data");
@@ -77,11 +99,23 @@ async fn truncate_times_mode_and_attributes() {
     let e = env().await;
     let ctx = RxContext::new();
     let h = e.open_rw("t.txt", D::Create).await;
-    e.rdr.write(&h, 0, Bytes::from_static(b"0123456789"), &ctx).await.unwrap();
-    e.rdr.set_info(&h, &SetInfo::EndOfFile(4), &ctx).await.unwrap();
+    e.rdr
+        .write(&h, 0, Bytes::from_static(b"0123456789"), &ctx)
+        .await
+        .unwrap();
+    e.rdr
+        .set_info(&h, &SetInfo::EndOfFile(4), &ctx)
+        .await
+        .unwrap();
     assert_eq!(std::fs::read(e.share.join("t.txt")).unwrap(), b"0123");
-    e.rdr.set_info(&h, &SetInfo::EndOfFile(8), &ctx).await.unwrap();
-    assert_eq!(std::fs::read(e.share.join("t.txt")).unwrap(), b"0123\0\0\0\0");
+    e.rdr
+        .set_info(&h, &SetInfo::EndOfFile(8), &ctx)
+        .await
+        .unwrap();
+    assert_eq!(
+        std::fs::read(e.share.join("t.txt")).unwrap(),
+        b"0123\0\0\0\0"
+    );
     let when = UNIX_EPOCH + Duration::from_secs(1_000_000_000) + Duration::from_nanos(123);
     e.rdr
         .set_info(
@@ -98,11 +132,21 @@ async fn truncate_times_mode_and_attributes() {
         .unwrap();
     let info = e.rdr.query_info(&h, &ctx).await.unwrap();
     assert_eq!(info.modified, when);
-    let m = std::fs::metadata(e.share.join("t.txt")).unwrap().modified().unwrap();
+    let m = std::fs::metadata(e.share.join("t.txt"))
+        .unwrap()
+        .modified()
+        .unwrap();
     assert_eq!(m, when);
-    e.rdr.set_info(&h, &SetInfo::Mode(0o600), &ctx).await.unwrap();
+    e.rdr
+        .set_info(&h, &SetInfo::Mode(0o600), &ctx)
+        .await
+        .unwrap();
     assert_eq!(
-        std::fs::metadata(e.share.join("t.txt")).unwrap().permissions().mode() & 0o7777,
+        std::fs::metadata(e.share.join("t.txt"))
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o7777,
         0o600
     );
     let ro = SetInfo::Basic {
@@ -125,7 +169,10 @@ async fn rename_noreplace_replace_and_follow_up() {
     std::fs::create_dir(e.share.join("dir")).unwrap();
     std::fs::write(e.share.join("other.txt"), b"other").unwrap();
     let h = e.open_rw("a.txt", D::Create).await;
-    e.rdr.write(&h, 0, Bytes::from_static(b"A"), &ctx).await.unwrap();
+    e.rdr
+        .write(&h, 0, Bytes::from_static(b"A"), &ctx)
+        .await
+        .unwrap();
     let rename = |p: &str, replace| SetInfo::Rename {
         new_path: p.to_string(),
         replace,
@@ -139,11 +186,22 @@ async fn rename_noreplace_replace_and_follow_up() {
         status(e.rdr.set_info(&h, &rename("nodir\\x", false), &ctx).await),
         NtStatus::STATUS_OBJECT_PATH_NOT_FOUND
     );
-    e.rdr.set_info(&h, &rename("dir\\b.txt", false), &ctx).await.unwrap();
+    // Renaming to its own name is a no-op, not a collision.
+    e.rdr
+        .set_info(&h, &rename("a.txt", false), &ctx)
+        .await
+        .unwrap();
+    e.rdr
+        .set_info(&h, &rename("dir\\b.txt", false), &ctx)
+        .await
+        .unwrap();
     assert!(!e.share.join("a.txt").exists());
     assert_eq!(std::fs::read(e.share.join("dir/b.txt")).unwrap(), b"A");
     // Replace an existing file that is not open.
-    e.rdr.set_info(&h, &rename("other.txt", true), &ctx).await.unwrap();
+    e.rdr
+        .set_info(&h, &rename("other.txt", true), &ctx)
+        .await
+        .unwrap();
     assert_eq!(std::fs::read(e.share.join("other.txt")).unwrap(), b"A");
     // A target that is open cannot be replaced.
     let busy = e.open_rw("busy.txt", D::Create).await;
@@ -153,7 +211,10 @@ async fn rename_noreplace_replace_and_follow_up() {
     );
     e.close(&busy).await;
     // The open follows its file: delete after the renames removes the new name.
-    e.rdr.set_info(&h, &SetInfo::Disposition(true), &ctx).await.unwrap();
+    e.rdr
+        .set_info(&h, &SetInfo::Disposition(true), &ctx)
+        .await
+        .unwrap();
     e.close(&h).await;
     assert!(!e.share.join("other.txt").exists());
     assert!(e.share.join("busy.txt").exists());
@@ -189,7 +250,10 @@ async fn renaming_a_directory_moves_opens_under_it() {
         )
         .await
         .unwrap();
-    e.rdr.set_info(&f, &SetInfo::Disposition(true), &ctx).await.unwrap();
+    e.rdr
+        .set_info(&f, &SetInfo::Disposition(true), &ctx)
+        .await
+        .unwrap();
     e.close(&f).await;
     assert!(!e.share.join("d2/inner/f.txt").exists());
     assert!(e.share.join("d2/inner").is_dir());
@@ -213,14 +277,23 @@ async fn mkdir_rmdir_round_trip() {
         status(e.rdr.set_info(&d, &SetInfo::Disposition(true), &ctx).await),
         NtStatus::STATUS_DIRECTORY_NOT_EMPTY
     );
-    e.rdr.set_info(&f, &SetInfo::Disposition(true), &ctx).await.unwrap();
+    e.rdr
+        .set_info(&f, &SetInfo::Disposition(true), &ctx)
+        .await
+        .unwrap();
     e.close(&f).await;
-    e.rdr.set_info(&d, &SetInfo::Disposition(true), &ctx).await.unwrap();
+    e.rdr
+        .set_info(&d, &SetInfo::Disposition(true), &ctx)
+        .await
+        .unwrap();
     e.close(&d).await;
     assert!(!e.share.join("nd").exists());
     // A directory that fills up after the mark: rmdir at close fails and says so.
     let d = e.create("nd2", &mk).await.unwrap().srv_open;
-    e.rdr.set_info(&d, &SetInfo::Disposition(true), &ctx).await.unwrap();
+    e.rdr
+        .set_info(&d, &SetInfo::Disposition(true), &ctx)
+        .await
+        .unwrap();
     std::fs::write(e.share.join("nd2/late"), b"x").unwrap();
     let r = e.rdr.close_srv_open(&d).await;
     let er = err(r);
@@ -229,12 +302,20 @@ async fn mkdir_rmdir_round_trip() {
     assert_eq!(e.rdr.stats().fds, 0);
 }
 
-async fn list_all(e: &Env, d: &rdr_core::minirdr::MrxContext, pattern: Option<&str>) -> Vec<String> {
+async fn list_all(
+    e: &Env,
+    d: &rdr_core::minirdr::MrxContext,
+    pattern: Option<&str>,
+) -> Vec<String> {
     let ctx = RxContext::new();
     let mut names = Vec::new();
     let mut first = true;
     loop {
-        let b = e.rdr.query_directory(d, pattern, first, &ctx).await.unwrap();
+        let b = e
+            .rdr
+            .query_directory(d, pattern, first, &ctx)
+            .await
+            .unwrap();
         first = false;
         if b.is_empty() {
             return names;
@@ -282,9 +363,17 @@ async fn readdir_batches_restart_and_patterns() {
     assert_eq!(list_all(&e, &d, Some("*.*")).await.len(), 1502);
     assert!(list_all(&e, &d, Some("zzz*")).await.is_empty());
     // Metadata comes with the entries.
-    let b = e.rdr.query_directory(&d, Some("notes.md"), true, &ctx).await.unwrap();
+    let b = e
+        .rdr
+        .query_directory(&d, Some("notes.md"), true, &ctx)
+        .await
+        .unwrap();
     assert_eq!(b[0].info.size, 5);
-    let b = e.rdr.query_directory(&d, Some("Sub"), true, &ctx).await.unwrap();
+    let b = e
+        .rdr
+        .query_directory(&d, Some("Sub"), true, &ctx)
+        .await
+        .unwrap();
     assert!(b[0].info.is_dir);
     // A file is not a directory to list.
     let f = e.open_rw("notes.md", D::Open).await;
@@ -314,7 +403,48 @@ async fn query_path_info_matches_the_file() {
     assert_eq!(i.size, 5);
     assert!(!i.is_dir);
     use std::os::unix::fs::MetadataExt;
-    assert_eq!(i.file_id, std::fs::metadata(e.share.join("q.txt")).unwrap().ino());
+    assert_eq!(
+        i.file_id,
+        std::fs::metadata(e.share.join("q.txt")).unwrap().ino()
+    );
     let r = e.rdr.query_path_info(&e.vnr, "", &ctx).await.unwrap();
     assert!(r.is_dir);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_opens_leave_nothing_behind() {
+    let e = std::sync::Arc::new(env().await);
+    let mut tasks = Vec::new();
+    for t in 0..8 {
+        let e = e.clone();
+        tasks.push(tokio::spawn(async move {
+            let ctx = RxContext::new();
+            for i in 0..40 {
+                let name = format!("t{t}-{i}.bin");
+                let h = e.open_rw(&name, D::Create).await;
+                let payload = Bytes::from(vec![t as u8; 100_000 + i]);
+                e.rdr.write(&h, 0, payload.clone(), &ctx).await.unwrap();
+                let back = e.rdr.read(&h, 0, 200_000, &ctx).await.unwrap();
+                assert_eq!(back, payload);
+                // Everyone also opens one shared file.
+                let s = e.open_rw("shared.bin", D::OpenIf).await;
+                e.rdr
+                    .set_info(&h, &SetInfo::Disposition(true), &ctx)
+                    .await
+                    .unwrap();
+                e.close(&h).await;
+                e.close(&s).await;
+            }
+        }));
+    }
+    for t in tasks {
+        bounded(t).await.unwrap();
+    }
+    let s = e.rdr.stats();
+    assert_eq!((s.srv_opens, s.fds), (0, 0));
+    let left: Vec<_> = std::fs::read_dir(&e.share)
+        .unwrap()
+        .map(|d| d.unwrap().file_name().into_string().unwrap())
+        .collect();
+    assert_eq!(left, vec!["shared.bin".to_string()]);
 }

@@ -98,10 +98,13 @@ impl Env {
 
     /// Open (or create) a file read-write, sharing everything.
     pub async fn open_rw(&self, path: &str, disp: CreateDisposition) -> MrxContext {
-        self.create(path, &params(rw(), all_share(), disp, CreateOptions::NON_DIRECTORY_FILE))
-            .await
-            .unwrap()
-            .srv_open
+        self.create(
+            path,
+            &params(rw(), all_share(), disp, CreateOptions::NON_DIRECTORY_FILE),
+        )
+        .await
+        .unwrap()
+        .srv_open
     }
 
     /// Open an existing directory.
