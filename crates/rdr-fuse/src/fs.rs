@@ -304,7 +304,12 @@ impl Inner {
         while (buf.len() as u32) < size {
             let more = self
                 .rdbss
-                .read(fobx, offset + buf.len() as u64, size - buf.len() as u32, &ctx)
+                .read(
+                    fobx,
+                    offset + buf.len() as u64,
+                    size - buf.len() as u32,
+                    &ctx,
+                )
                 .await
                 .map_err(|e| err(&e))?;
             if more.is_empty() {
@@ -332,7 +337,11 @@ impl Inner {
             if batch.is_empty() {
                 break;
             }
-            all.extend(batch.into_iter().filter(|e| e.name != "." && e.name != ".."));
+            all.extend(
+                batch
+                    .into_iter()
+                    .filter(|e| e.name != "." && e.name != ".."),
+            );
         }
         let l = Arc::new(all);
         *h.listing.lock() = Some(l.clone());
@@ -540,8 +549,8 @@ impl Filesystem for RdrFs {
                     }
                     None => {
                         let path = inner.path(ino)?;
-                        let mut access = AccessMask::FILE_READ_ATTRIBUTES
-                            | AccessMask::FILE_WRITE_ATTRIBUTES;
+                        let mut access =
+                            AccessMask::FILE_READ_ATTRIBUTES | AccessMask::FILE_WRITE_ATTRIBUTES;
                         if size.is_some() {
                             access |= AccessMask::FILE_WRITE_DATA;
                         }
@@ -1063,7 +1072,14 @@ impl Filesystem for RdrFs {
                 let path = join(&dir, &e.name);
                 let eino = inner.inodes.lock().lookup(&path);
                 let a = inner.attr(eino, &e.info);
-                if reply.add(INodeNo(eino), k as u64 + 3, &e.name, &ttl, &a, Generation(1)) {
+                if reply.add(
+                    INodeNo(eino),
+                    k as u64 + 3,
+                    &e.name,
+                    &ttl,
+                    &a,
+                    Generation(1),
+                ) {
                     // Not sent: give the reference back.
                     inner.inodes.lock().forget(eino, 1);
                     break;
@@ -1101,11 +1117,7 @@ impl Filesystem for RdrFs {
         }
         let inner = self.inner.clone();
         self.spawn(async move {
-            match inner
-                .rdbss
-                .query_volume(&inner.v, &RxContext::new())
-                .await
-            {
+            match inner.rdbss.query_volume(&inner.v, &RxContext::new()).await {
                 Ok(v) => {
                     let bs = u64::from(v.block_size.max(512));
                     reply.statfs(
@@ -1272,5 +1284,7 @@ impl RdrFs {
 
 /// Seconds since the epoch, for messages.
 pub fn epoch_secs(t: SystemTime) -> u64 {
-    t.duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+    t.duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
 }

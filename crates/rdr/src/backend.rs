@@ -112,7 +112,10 @@ mod tests {
         assert!(Remote::parse("local:rel").is_err());
         assert!(matches!(Remote::parse("//h/s"), Ok(Remote::Smb(_))));
         assert!(matches!(Remote::parse("\\\\h\\s"), Ok(Remote::Smb(_))));
-        assert!(matches!(Remote::parse("smb://u@h:445/s"), Ok(Remote::Smb(_))));
+        assert!(matches!(
+            Remote::parse("smb://u@h:445/s"),
+            Ok(Remote::Smb(_))
+        ));
         assert!(Remote::parse("/just/a/path").is_err());
     }
 }

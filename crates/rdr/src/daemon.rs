@@ -97,7 +97,10 @@ async fn async_main() -> i32 {
     let sock = socket_path();
     let state = state_dir();
     if let Err(e) = std::fs::create_dir_all(&state) {
-        eprintln!("rdr: {}: cannot create the state directory: {e}", state.display());
+        eprintln!(
+            "rdr: {}: cannot create the state directory: {e}",
+            state.display()
+        );
         return 1;
     }
     if let Some(dir) = sock.parent() {
@@ -122,7 +125,10 @@ async fn async_main() -> i32 {
     };
     // Every user may connect; the daemon checks each caller's uid.
     let _ = std::fs::set_permissions(&sock, std::fs::Permissions::from_mode(0o666));
-    let _ = std::fs::write(state.join("daemon.pid"), format!("{}\n", std::process::id()));
+    let _ = std::fs::write(
+        state.join("daemon.pid"),
+        format!("{}\n", std::process::id()),
+    );
 
     let attr_ttl = std::env::var("RDR_ACTIMEO")
         .ok()
@@ -160,8 +166,7 @@ async fn async_main() -> i32 {
         }
     });
 
-    let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-    {
+    let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
         Ok(s) => s,
         Err(e) => {
             eprintln!("rdr: cannot handle SIGTERM: {e}");
@@ -335,11 +340,7 @@ impl Daemon {
                 )
                 .await;
             if r.exit == 0 {
-                eprintln!(
-                    "rdr: restored {} on {}",
-                    e.remote,
-                    e.mountpoint.display()
-                );
+                eprintln!("rdr: restored {} on {}", e.remote, e.mountpoint.display());
             } else {
                 eprint!("rdr: could not restore {}: {}", e.remote, r.stderr);
             }
@@ -549,7 +550,10 @@ impl Daemon {
         };
         if !mountpoint.is_absolute() {
             return Response::err(
-                format!("{}: the mount point must be an absolute path", mountpoint.display()),
+                format!(
+                    "{}: the mount point must be an absolute path",
+                    mountpoint.display()
+                ),
                 None,
             );
         }
@@ -570,11 +574,7 @@ impl Daemon {
             .find(|c| c.mountpoint == mountpoint)
         {
             return Response::err(
-                format!(
-                    "{}: already mounted ({})",
-                    mountpoint.display(),
-                    c.remote
-                ),
+                format!("{}: already mounted ({})", mountpoint.display(), c.remote),
                 None,
             );
         }
@@ -637,7 +637,12 @@ impl Daemon {
             Err(msg) => {
                 // Nothing half-made: drop the view again.
                 let _ = rdbss
-                    .finalize_connection(&v.net_root(), Some(&v), ForceLevel::Yes, &RxContext::new())
+                    .finalize_connection(
+                        &v.net_root(),
+                        Some(&v),
+                        ForceLevel::Yes,
+                        &RxContext::new(),
+                    )
                     .await;
                 undo(created, &mountpoint);
                 return Response::err(
@@ -809,8 +814,9 @@ impl Daemon {
         };
         let status = outcome.status;
         match (force, status) {
-            (Force::Lazy, _) if status != NtStatus::STATUS_CANCELLED
-                && status != NtStatus::STATUS_LOCK_NOT_GRANTED =>
+            (Force::Lazy, _)
+                if status != NtStatus::STATUS_CANCELLED
+                    && status != NtStatus::STATUS_LOCK_NOT_GRANTED =>
             {
                 let m = c.clone();
                 let det = tokio::task::spawn_blocking(move || m.mount.detach()).await;
@@ -834,7 +840,11 @@ impl Daemon {
                 .await;
                 self.forget_conn(&c);
                 self.after_delete(&c, close_transport).await;
-                Response::ok(report::deleted(&c.mountpoint, &outcome, force == Force::Yes))
+                Response::ok(report::deleted(
+                    &c.mountpoint,
+                    &outcome,
+                    force == Force::Yes,
+                ))
             }
             (_, NtStatus::STATUS_FILES_OPEN) | (_, NtStatus::STATUS_CONNECTION_IN_USE) => {
                 let st = status_name(status);
@@ -881,7 +891,10 @@ impl Daemon {
                 )
                 .await;
             self.forget_conn(&c);
-            eprintln!("rdr: {}: unmounted from outside; connection closed", c.mountpoint.display());
+            eprintln!(
+                "rdr: {}: unmounted from outside; connection closed",
+                c.mountpoint.display()
+            );
         }
     }
 
@@ -989,13 +1002,15 @@ fn prepare_mountpoint(uid: u32, gid: u32, mp: &Path, dir: &Path) -> Result<bool,
             }
             Ok(false)
         }
-        Ok(_) => Err(format!("{}: the mount point is not a directory", mp.display())),
+        Ok(_) => Err(format!(
+            "{}: the mount point is not a directory",
+            mp.display()
+        )),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             let parent = mp
                 .parent()
                 .ok_or_else(|| format!("{}: no parent directory", mp.display()))?;
-            let pm = std::fs::metadata(parent)
-                .map_err(|e| format!("{}: {e}", parent.display()))?;
+            let pm = std::fs::metadata(parent).map_err(|e| format!("{}: {e}", parent.display()))?;
             if !pm.is_dir() {
                 return Err(format!("{}: not a directory", parent.display()));
             }

@@ -162,6 +162,12 @@ mod tests {
         let s = serde_json::to_string(&r).unwrap();
         assert!(!s.contains('\n'));
         let back: Request = serde_json::from_str(&s).unwrap();
-        assert!(matches!(back, Request::Delete { force: Force::Lazy, .. }));
+        assert!(matches!(
+            back,
+            Request::Delete {
+                force: Force::Lazy,
+                ..
+            }
+        ));
     }
 }

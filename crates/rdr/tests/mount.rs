@@ -45,7 +45,11 @@ fn files_roundtrip_through_the_mount() {
         let data = pattern(size, i as u8);
         let f = mp.join(format!("f{i}.bin"));
         std::fs::write(&f, &data).unwrap();
-        assert_eq!(std::fs::read(back.join(format!("f{i}.bin"))).unwrap(), data, "backing f{i}");
+        assert_eq!(
+            std::fs::read(back.join(format!("f{i}.bin"))).unwrap(),
+            data,
+            "backing f{i}"
+        );
         assert_eq!(std::fs::read(&f).unwrap(), data, "mount f{i}");
         assert_eq!(std::fs::metadata(&f).unwrap().len(), size as u64);
     }
@@ -62,15 +66,26 @@ fn files_roundtrip_through_the_mount() {
          mv {m}/d {m}/d2; cat {m}/d2/e/h.txt; echo more >> {m}/d2/e/h.txt; \
          truncate -s 3 {m}/copy.bin; ls -l {m} {m}/d2/e; rm {m}/f0.bin; rmdir {m}/d2/e 2>/dev/null || true"
     ));
-    assert!(o.status.success(), "shell ops: {}{}", stdout(&o), stderr(&o));
+    assert!(
+        o.status.success(),
+        "shell ops: {}{}",
+        stdout(&o),
+        stderr(&o)
+    );
     let out = stdout(&o);
     assert!(out.contains("hello"), "cat output: {out}");
-    assert!(out.contains("h.txt") && out.contains("copy.bin"), "ls -l output: {out}");
+    assert!(
+        out.contains("h.txt") && out.contains("copy.bin"),
+        "ls -l output: {out}"
+    );
     assert_eq!(
         std::fs::read_to_string(back.join("d2/e/h.txt")).unwrap(),
         "hello\nmore\n"
     );
-    assert_eq!(std::fs::read(back.join("copy.bin")).unwrap(), pattern(1 << 20, 5)[..3].to_vec());
+    assert_eq!(
+        std::fs::read(back.join("copy.bin")).unwrap(),
+        pattern(1 << 20, 5)[..3].to_vec()
+    );
     assert!(!back.join("f0.bin").exists());
     assert!(!back.join("d").exists());
     // rmdir of a non-empty directory fails; after emptying it works.
@@ -92,7 +107,10 @@ fn files_roundtrip_through_the_mount() {
     let o = env.rdr(&["use"]);
     assert!(o.status.success());
     let out = stdout(&o);
-    assert!(out.contains("OK") && out.contains(&mp.display().to_string()), "{out}");
+    assert!(
+        out.contains("OK") && out.contains(&mp.display().to_string()),
+        "{out}"
+    );
     assert!(out.contains(&format!("local:{}", back.display())), "{out}");
 
     // Delete without force: nothing open → gone.
@@ -126,7 +144,10 @@ fn delete_with_a_file_open_each_force_level() {
     );
     assert!(is_mounted(&mp));
     assert_eq!(holder.read(), "data quarterly numbers");
-    assert_eq!(std::fs::read(mp.join("report.txt")).unwrap(), b"quarterly numbers");
+    assert_eq!(
+        std::fs::read(mp.join("report.txt")).unwrap(),
+        b"quarterly numbers"
+    );
 
     // rdr files --json lists the handle with its access.
     let o = env.rdr(&["files", &mps, "--json"]);
@@ -143,18 +164,29 @@ fn delete_with_a_file_open_each_force_level() {
     // Dry run: lists the file, changes nothing.
     let o = env.rdr(&["use", &mps, "--delete", "--force", "--dry-run"]);
     assert!(o.status.success(), "{}", stderr(&o));
-    assert!(stdout(&o).contains(&format!("{mps}/report.txt")), "{}", stdout(&o));
+    assert!(
+        stdout(&o).contains(&format!("{mps}/report.txt")),
+        "{}",
+        stdout(&o)
+    );
     assert!(is_mounted(&mp));
     assert_eq!(holder.read(), "data quarterly numbers");
 
     // Force: succeeds, reports what it closed; the holder's next read is EIO, close works.
     let o = env.rdr(&["use", &mps, "--delete", "--force"]);
     assert_eq!(o.status.code(), Some(0), "stderr: {}", stderr(&o));
-    assert!(stdout(&o).contains(&format!("closed: {mps}/report.txt")), "{}", stdout(&o));
+    assert!(
+        stdout(&o).contains(&format!("closed: {mps}/report.txt")),
+        "{}",
+        stdout(&o)
+    );
     assert_eq!(holder.read(), format!("err {}", libc::EIO));
     assert_eq!(holder.close(), "closed ok");
     assert!(wait_until(Duration::from_secs(10), || !is_mounted(&mp)));
-    assert_eq!(std::fs::read(back.join("report.txt")).unwrap(), b"quarterly numbers");
+    assert_eq!(
+        std::fs::read(back.join("report.txt")).unwrap(),
+        b"quarterly numbers"
+    );
     let o = env.rdr(&["use", "--json"]);
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(v.as_array().unwrap().len(), 0, "{v}");
@@ -174,7 +206,11 @@ fn lazy_delete_detaches_at_once_and_keeps_serving_open_files() {
 
     let o = env.rdr(&["use", &mps, "--delete", "--lazy"]);
     assert_eq!(o.status.code(), Some(0), "stderr: {}", stderr(&o));
-    assert!(stdout(&o).contains(&format!("{mps}/log.txt")), "{}", stdout(&o));
+    assert!(
+        stdout(&o).contains(&format!("{mps}/log.txt")),
+        "{}",
+        stdout(&o)
+    );
     // Gone from the namespace at once, but the open file still reads.
     assert!(!is_mounted(&mp));
     assert!(!mp.join("log.txt").exists());
@@ -200,11 +236,17 @@ fn bad_input_is_one_line_exit_1_and_nothing_half_made() {
         assert_eq!(o.status.code(), Some(1), "{needle}: {}", stderr(o));
         let e = stderr(o);
         assert_eq!(e.lines().count(), 1, "one line: {e:?}");
-        assert!(e.starts_with("rdr: ") && e.contains(needle), "{e:?} lacks {needle:?}");
+        assert!(
+            e.starts_with("rdr: ") && e.contains(needle),
+            "{e:?} lacks {needle:?}"
+        );
     };
 
     // Unknown TARGET.
-    check(&env.rdr(&["use", "/nowhere/at/all", "--delete"]), "no such connection");
+    check(
+        &env.rdr(&["use", "/nowhere/at/all", "--delete"]),
+        "no such connection",
+    );
     // Unknown local dir: the mount point is not created.
     let missing = env.dir.path().join("no-such-dir");
     let o = env.rdr(&[
@@ -224,7 +266,10 @@ fn bad_input_is_one_line_exit_1_and_nothing_half_made() {
     ]);
     check(&o, "not a directory");
     // Not a remote name, and SMB (not there yet).
-    check(&env.rdr(&["use", mp.to_str().unwrap(), "nonsense"]), "not a remote name");
+    check(
+        &env.rdr(&["use", mp.to_str().unwrap(), "nonsense"]),
+        "not a remote name",
+    );
     check(
         &env.rdr(&["use", mp.to_str().unwrap(), "//127.0.0.1/share"]),
         "SMB not available yet",
@@ -298,7 +343,10 @@ fn persistent_connection_survives_a_daemon_restart() {
     let state = std::fs::read_to_string(env.state().join("persistent.json")).unwrap();
     assert!(state.contains(&mp.display().to_string()) && !state.contains("s3cret"));
     let cred = env.state().join("credentials/0.json");
-    assert_eq!(std::fs::metadata(&cred).unwrap().permissions().mode() & 0o777, 0o600);
+    assert_eq!(
+        std::fs::metadata(&cred).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
 
     env.stop_daemon();
     assert!(!is_mounted(&mp), "SIGTERM must unmount");
@@ -338,7 +386,11 @@ fn byte_range_locks_conflict_across_processes() {
     .unwrap();
     assert_eq!(first.trim(), "locked");
     let o = sh(&format!("flock -n -x {fs} -c true"));
-    assert_eq!(o.status.code(), Some(1), "second exclusive lock must fail: {o:?}");
+    assert_eq!(
+        o.status.code(),
+        Some(1),
+        "second exclusive lock must fail: {o:?}"
+    );
     let _ = h.kill();
     let _ = h.wait();
     let o = sh(&format!("flock -w 10 -x {fs} -c true"));
@@ -366,9 +418,18 @@ fn two_users_see_and_reach_only_their_own_connections() {
         let o = env.rdr_as(
             *uid,
             *gid,
-            &["use", mp.to_str().unwrap(), &format!("local:{}", back.display())],
+            &[
+                "use",
+                mp.to_str().unwrap(),
+                &format!("local:{}", back.display()),
+            ],
         );
-        assert!(o.status.success(), "user {i} use: {}\n{}", stderr(&o), env.log());
+        assert!(
+            o.status.success(),
+            "user {i} use: {}\n{}",
+            stderr(&o),
+            env.log()
+        );
         env.mounts.push(mp.clone());
         mps.push((mp, back));
     }
@@ -400,7 +461,11 @@ fn two_users_see_and_reach_only_their_own_connections() {
     assert!(!o.status.success(), "another user read through the mount");
     assert!(stderr(&o).contains("Permission denied"), "{}", stderr(&o));
     // And B cannot delete A's connection, nor export a directory that is not theirs.
-    let o = env.rdr_as(b.0, b.1, &["use", a_mp.to_str().unwrap(), "--delete", "--force"]);
+    let o = env.rdr_as(
+        b.0,
+        b.1,
+        &["use", a_mp.to_str().unwrap(), "--delete", "--force"],
+    );
     assert_eq!(o.status.code(), Some(1));
     assert!(is_mounted(a_mp));
     let o = env.rdr_as(

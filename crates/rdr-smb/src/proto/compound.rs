@@ -8,7 +8,7 @@ use bytes::{Bytes, BytesMut};
 use super::consts::HeaderFlags;
 use super::error::{ProtoError, ProtoResult};
 use super::header::{
-    encode_message, Header, Message, SmbMessage, FLAGS_OFFSET, HEADER_SIZE, NEXT_COMMAND_OFFSET,
+    FLAGS_OFFSET, HEADER_SIZE, Header, Message, NEXT_COMMAND_OFFSET, SmbMessage, encode_message,
 };
 use super::wire::{pad8, patch_u32};
 

@@ -138,10 +138,9 @@ impl Env {
         self.daemon = Some(child);
         let sock = self.sock.clone();
         assert!(
-            wait_until(Duration::from_secs(10), || std::os::unix::net::UnixStream::connect(
-                &sock
-            )
-            .is_ok()),
+            wait_until(Duration::from_secs(10), || {
+                std::os::unix::net::UnixStream::connect(&sock).is_ok()
+            }),
             "daemon did not listen; log:\n{}",
             self.log()
         );
@@ -189,7 +188,9 @@ impl Env {
 
     pub fn cmd(&self, args: &[&str]) -> Command {
         let mut c = Command::new(RDR);
-        c.args(args).env("RDR_SOCKET", &self.sock).env_remove("RDR_PASSWORD");
+        c.args(args)
+            .env("RDR_SOCKET", &self.sock)
+            .env_remove("RDR_PASSWORD");
         c
     }
 
@@ -351,7 +352,11 @@ pub fn holder_body() {
         println!("HOLDER {s}");
         let _ = std::io::stdout().flush();
     };
-    let mut f = match std::fs::OpenOptions::new().read(true).write(true).open(&path) {
+    let mut f = match std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(&path)
+    {
         Ok(f) => {
             out("open ok".into());
             Some(f)
