@@ -102,7 +102,9 @@ impl Inner {
             return Ok(());
         }
         let _order = ctx
-            .run("sending held writes", async { Ok(so.flush_lock.lock().await) })
+            .run("sending held writes", async {
+                Ok(so.flush_lock.lock().await)
+            })
             .await?;
         let chunks = so.write_behind.lock().take();
         for (i, c) in chunks.iter().enumerate() {
@@ -306,7 +308,9 @@ impl Rdbss {
                     let hit = st
                         .srv_opens
                         .iter()
-                        .find(|so| so.collapsible_for(v, params.access, params.share, params.options))
+                        .find(|so| {
+                            so.collapsible_for(v, params.access, params.share, params.options)
+                        })
                         .cloned();
                     drop(st);
                     if let Some(so) = &hit {
@@ -328,10 +332,7 @@ impl Rdbss {
                     (so, info)
                 }
                 None => {
-                    let created = inner
-                        .minirdr
-                        .create(&vctx, &share_path, params, rctx)
-                        .await;
+                    let created = inner.minirdr.create(&vctx, &share_path, params, rctx).await;
                     match created {
                         Ok(r) => {
                             let mut tbl = v.net_root.fcb_table.lock();
@@ -414,7 +415,9 @@ impl Rdbss {
         inner.check_usable(fobx)?;
         let req = inner.request(fobx, RequestKind::Read, ctx);
         let r = async {
-            inner.send_dirty_of_fcb(&fobx.srv_open.fcb, &req.ctx).await?;
+            inner
+                .send_dirty_of_fcb(&fobx.srv_open.fcb, &req.ctx)
+                .await?;
             inner
                 .minirdr
                 .read(&fobx.srv_open.context, offset, len, &req.ctx)
@@ -437,7 +440,10 @@ impl Rdbss {
         inner.check_usable(fobx)?;
         let so = &fobx.srv_open;
         let len = u32::try_from(data.len()).map_err(|_| {
-            RxError::status(NtStatus::STATUS_INVALID_PARAMETER, "write larger than 4 GiB")
+            RxError::status(
+                NtStatus::STATUS_INVALID_PARAMETER,
+                "write larger than 4 GiB",
+            )
         })?;
         let req = inner.request(fobx, RequestKind::Write, ctx);
         let limit = inner.config.write_behind_limit as u64;
@@ -480,7 +486,9 @@ impl Rdbss {
         inner.check_usable(fobx)?;
         let req = inner.request(fobx, RequestKind::QueryInfo, ctx);
         let r = async {
-            inner.send_dirty_of_fcb(&fobx.srv_open.fcb, &req.ctx).await?;
+            inner
+                .send_dirty_of_fcb(&fobx.srv_open.fcb, &req.ctx)
+                .await?;
             inner
                 .minirdr
                 .query_info(&fobx.srv_open.context, &req.ctx)

@@ -259,7 +259,8 @@ impl Rdbss {
                     sc.state.lock().finalized = true;
                     names.remove_srv_call(&sc);
                 }
-                sc.condition.transition(ConditionState::Bad, Some(e.clone()));
+                sc.condition
+                    .transition(ConditionState::Bad, Some(e.clone()));
                 Err(e)
             }
         }
@@ -452,7 +453,8 @@ impl Rdbss {
             }
             Err(e) => {
                 if first {
-                    nr.condition.transition(ConditionState::Bad, Some(e.clone()));
+                    nr.condition
+                        .transition(ConditionState::Bad, Some(e.clone()));
                 }
                 v.condition.transition(ConditionState::Bad, Some(e.clone()));
                 let mut am = Aftermath::default();

@@ -12,7 +12,9 @@
 
 use crate::fcb::Fcb;
 use crate::fcb_table::FcbTable;
-use crate::minirdr::{AccessMask, BufferingState, CreateOptions, FileInfo, MrxContext, ShareAccess};
+use crate::minirdr::{
+    AccessMask, BufferingState, CreateOptions, FileInfo, MrxContext, ShareAccess,
+};
 use crate::refcount::{Aftermath, Teardown};
 use crate::v_net_root::VNetRoot;
 use crate::write_behind::WriteBehind;

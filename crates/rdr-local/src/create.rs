@@ -20,7 +20,7 @@ const RACE_RETRIES: usize = 4;
 
 /// What the probe found.
 pub(crate) enum Found {
-    Existing(OwnedFd, libc::statx),
+    Existing(OwnedFd, Box<libc::statx>),
     Missing,
 }
 
@@ -61,7 +61,7 @@ pub(crate) fn probe(vnr: &LocalVNetRoot, path: &RelPath, what: &str) -> RxResult
     match sys::openat2(vnr.root.raw(), &path.kernel(), libc::O_PATH, 0) {
         Ok(fd) => {
             let st = sys::statx_fd(fd.as_raw_fd()).map_err(|e| sys_err(e, what, "stat"))?;
-            Ok(Found::Existing(fd, st))
+            Ok(Found::Existing(fd, Box::new(st)))
         }
         Err(libc::ENOENT) => Ok(Found::Missing),
         Err(e) => Err(lookup_err(e, what, false)),
@@ -78,7 +78,8 @@ pub(crate) fn query_path(vnr: &LocalVNetRoot, path: &str) -> RxResult<rdr_core::
     }
 }
 
-/// Open or create `path` as `p` asks.
+/// Open or create `path` as `p` asks. Supersede of an existing file truncates it in place
+/// (same inode, attributes kept) and reports `Superseded`; Windows would replace the file.
 pub(crate) fn create(
     inner: &Arc<Inner>,
     vnr: &LocalVNetRoot,

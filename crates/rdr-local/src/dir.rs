@@ -77,13 +77,13 @@ fn entry_info(open: &LocalOpen, dir_fd: i32, dir_path: &RelPath, name: &str) -> 
     let lst = sys::lstatx_at(dir_fd, &cname).ok()?;
     if u32::from(lst.stx_mode) & libc::S_IFMT == libc::S_IFLNK {
         let full = dir_path.join(name);
-        if let Ok(t) = sys::openat2(open.root.raw(), &full.kernel(), libc::O_PATH, 0) {
-            if let Ok(tst) = sys::statx_fd(t.as_raw_fd()) {
-                return Some(DirEntry {
-                    name: name.to_string(),
-                    info: file_info(&tst),
-                });
-            }
+        if let Ok(t) = sys::openat2(open.root.raw(), &full.kernel(), libc::O_PATH, 0)
+            && let Ok(tst) = sys::statx_fd(t.as_raw_fd())
+        {
+            return Some(DirEntry {
+                name: name.to_string(),
+                info: file_info(&tst),
+            });
         }
         let mut info = file_info(&lst);
         info.attributes =
@@ -100,6 +100,7 @@ fn entry_info(open: &LocalOpen, dir_fd: i32, dir_path: &RelPath, name: &str) -> 
 }
 
 /// The next batch of entries of `open` (a directory). Blocking; run off the async runtime.
+/// As in SMB, the pattern of the first call (or of a restart) applies until the next restart.
 pub(crate) fn next_batch(
     open: &LocalOpen,
     pattern: Option<&str>,
@@ -148,10 +149,10 @@ pub(crate) fn next_batch(
             // Cannot be named in a `\`-separated path.
             continue;
         }
-        if let Some(p) = &cur.pattern {
-            if !wildcard_match(p, name) {
-                continue;
-            }
+        if let Some(p) = &cur.pattern
+            && !wildcard_match(p, name)
+        {
+            continue;
         }
         let name = name.to_string();
         if let Some(e) = entry_info(open, fd.raw(), &dir_path, &name) {

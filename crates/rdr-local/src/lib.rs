@@ -11,6 +11,11 @@
 //! otherwise. There is no break: the trait has no way to tell the core that a grant changed, and
 //! changes made by other local processes are invisible (like a Samba server without kernel
 //! oplocks).
+//!
+//! Other choices: names are case-sensitive (the local file system decides, as Samba with
+//! `case sensitive = yes`); a share's name is case-insensitive. Creation times cannot be set.
+//! Calls must run on a tokio runtime with I/O and time enabled (change notification waits on
+//! the reactor; lock waits sleep between OFD attempts).
 #![warn(missing_docs)]
 
 mod create;
@@ -275,11 +280,16 @@ impl LocalRdr {
                 problem: "a share name is one non-empty component".into(),
             });
         }
-        if !dir.is_dir() {
-            return Err(RxError::status(
+        let bad = |why: String| {
+            RxError::status(
                 NtStatus::STATUS_BAD_NETWORK_NAME,
-                format!("share {share}: {} is not a directory", dir.display()),
-            ));
+                format!("share {share}: {}: {why}", dir.display()),
+            )
+        };
+        // Absolute, so a later change of the working directory does not move the share.
+        let dir = std::fs::canonicalize(&dir).map_err(|e| bad(e.to_string()))?;
+        if !dir.is_dir() {
+            return Err(bad("not a directory".into()));
         }
         self.inner
             .exports
@@ -474,8 +484,9 @@ impl MiniRedirector for LocalRdr {
     ) -> RxResult<Bytes> {
         let open: Arc<LocalOpen> = downcast(srv_open, "SrvOpen")?;
         let fd = open.fd()?;
-        let what = open.what();
+        // The path is looked up only for a message: the hot path takes no table lock.
         if open.is_dir {
+            let what = open.what();
             return Err(st(
                 NtStatus::STATUS_INVALID_DEVICE_REQUEST,
                 &what,
@@ -483,6 +494,7 @@ impl MiniRedirector for LocalRdr {
             ));
         }
         if !open.access.can_read() {
+            let what = open.what();
             return Err(st(
                 NtStatus::STATUS_ACCESS_DENIED,
                 &what,
@@ -492,20 +504,22 @@ impl MiniRedirector for LocalRdr {
         let len = (len as usize).min(MAX_READ);
         if ctx.is_cancelled() {
             return Err(RxError::Cancelled {
-                what: format!("{what}: read"),
+                what: format!("{}: read", open.what()),
             });
         }
         if len <= INLINE_IO {
-            return sys::pread_full(fd.raw(), offset, len).map_err(|e| sys_err(e, &what, "read"));
+            return sys::pread_full(fd.raw(), offset, len)
+                .map_err(|e| sys_err(e, &open.what(), "read"));
         }
-        let w = what.clone();
-        ctx.run(
-            &format!("{what}: read"),
-            blocking(&what, move || {
-                sys::pread_full(fd.raw(), offset, len).map_err(|e| sys_err(e, &w, "read"))
-            }),
-        )
-        .await
+        let work = tokio::task::spawn_blocking(move || sys::pread_full(fd.raw(), offset, len));
+        tokio::select! {
+            biased;
+            _ = ctx.cancelled() => Err(RxError::Cancelled { what: format!("{}: read", open.what()) }),
+            r = work => match r {
+                Ok(r) => r.map_err(|e| sys_err(e, &open.what(), "read")),
+                Err(e) => Err(st(NtStatus::STATUS_UNSUCCESSFUL, &open.what(), &format!("read worker failed: {e}"))),
+            },
+        }
     }
 
     async fn write(
@@ -517,8 +531,8 @@ impl MiniRedirector for LocalRdr {
     ) -> RxResult<u32> {
         let open: Arc<LocalOpen> = downcast(srv_open, "SrvOpen")?;
         let fd = open.fd()?;
-        let what = open.what();
         if open.is_dir {
+            let what = open.what();
             return Err(st(
                 NtStatus::STATUS_INVALID_DEVICE_REQUEST,
                 &what,
@@ -526,34 +540,45 @@ impl MiniRedirector for LocalRdr {
             ));
         }
         if !open.access.can_write() {
+            let what = open.what();
             return Err(st(
                 NtStatus::STATUS_ACCESS_DENIED,
                 &what,
                 "not opened for writing",
             ));
         }
-        let n = u32::try_from(data.len()).map_err(|_| {
-            st(
+        let Ok(n) = u32::try_from(data.len()) else {
+            let what = open.what();
+            return Err(st(
                 NtStatus::STATUS_INVALID_PARAMETER,
                 &what,
                 "write larger than 4 GiB",
-            )
-        })?;
+            ));
+        };
         // Checked only before starting: a write that started is not abandoned half done.
         if ctx.is_cancelled() {
             return Err(RxError::Cancelled {
-                what: format!("{what}: write"),
+                what: format!("{}: write", open.what()),
             });
         }
-        if data.len() <= INLINE_IO {
-            sys::pwrite_all(fd.raw(), offset, &data).map_err(|e| sys_err(e, &what, "write"))?;
-            return Ok(n);
-        }
-        let w = what.clone();
-        blocking(&what, move || {
-            sys::pwrite_all(fd.raw(), offset, &data).map_err(|e| sys_err(e, &w, "write"))
-        })
-        .await?;
+        let r = if data.len() <= INLINE_IO {
+            sys::pwrite_all(fd.raw(), offset, &data)
+        } else {
+            match tokio::task::spawn_blocking(move || sys::pwrite_all(fd.raw(), offset, &data))
+                .await
+            {
+                Ok(r) => r,
+                Err(e) => {
+                    let what = open.what();
+                    return Err(st(
+                        NtStatus::STATUS_UNSUCCESSFUL,
+                        &what,
+                        &format!("write worker failed: {e}"),
+                    ));
+                }
+            }
+        };
+        r.map_err(|e| sys_err(e, &open.what(), "write"))?;
         Ok(n)
     }
 
@@ -616,20 +641,20 @@ impl MiniRedirector for LocalRdr {
                     sys::futimens(fd.raw(), accessed.map(split_time), modified.map(split_time))
                         .map_err(|e| sys_err(e, &what, "set times"))?;
                 }
-                if let Some(attrs) = attributes {
-                    if !open.is_dir {
-                        let s = sys::statx_fd(fd.raw()).map_err(|e| sys_err(e, &what, "stat"))?;
-                        let mode = u32::from(s.stx_mode) & 0o7777;
-                        let new = if attrs & file_attributes::READONLY != 0 {
-                            mode & !0o222
-                        } else if mode & 0o222 == 0 {
-                            mode | 0o200
-                        } else {
-                            mode
-                        };
-                        if new != mode {
-                            sys::fchmod(fd.raw(), new).map_err(|e| sys_err(e, &what, "chmod"))?;
-                        }
+                if let Some(attrs) = attributes
+                    && !open.is_dir
+                {
+                    let s = sys::statx_fd(fd.raw()).map_err(|e| sys_err(e, &what, "stat"))?;
+                    let mode = u32::from(s.stx_mode) & 0o7777;
+                    let new = if attrs & file_attributes::READONLY != 0 {
+                        mode & !0o222
+                    } else if mode & 0o222 == 0 {
+                        mode | 0o200
+                    } else {
+                        mode
+                    };
+                    if new != mode {
+                        sys::fchmod(fd.raw(), new).map_err(|e| sys_err(e, &what, "chmod"))?;
                     }
                 }
                 Ok(())
@@ -697,13 +722,16 @@ impl MiniRedirector for LocalRdr {
             ));
         }
         let _ = open.fd()?;
+        // Checked before, not raced: a batch abandoned half way would lose its entries.
+        if ctx.is_cancelled() {
+            return Err(RxError::Cancelled {
+                what: format!("{what}: list"),
+            });
+        }
         let pattern = pattern.map(str::to_string);
-        ctx.run(
-            &format!("{what}: list"),
-            blocking(&what, move || {
-                dir::next_batch(&open, pattern.as_deref(), restart)
-            }),
-        )
+        blocking(&what, move || {
+            dir::next_batch(&open, pattern.as_deref(), restart)
+        })
         .await
     }
 
@@ -775,6 +803,9 @@ impl LocalRdr {
                 &what,
                 "the share root cannot be renamed",
             ));
+        }
+        if new == old {
+            return Ok(());
         }
         let new_leaf = new.leaf(&new_what)?;
         let new_parent = new.parent().unwrap_or_else(RelPath::root);

@@ -1,11 +1,16 @@
 //! Change notification from inotify. The watcher lives on the open directory from the first
 //! `notify_change` until close, so changes between two requests are kept (as an SMB server
-//! keeps them) and no watch outlives its handle. Waiting is on the inotify fd through the tokio
-//! reactor: no thread is ever parked, and cancellation drops the wait at once.
+//! keeps them) and no watch outlives its handle. It watches every event kind and applies each
+//! request's filter when reading, so a request with a different filter loses nothing. Waiting is
+//! on the inotify fd through the tokio reactor: no thread is ever parked, and cancellation drops
+//! the wait at once without losing queued events (they stay in the kernel until read).
 //!
 //! `watch_tree` adds a watch per subdirectory (up to [`MAX_WATCHES`], symlinks never followed)
-//! and for every directory created later under the tree. Limitation: a subdirectory created and
-//! filled before its `IN_CREATE` is read misses the events of that first filling.
+//! and for every directory created later under the tree. Limitations: a subdirectory created
+//! and filled before its `IN_CREATE` is read misses the events of that first filling; a queue
+//! overflow is reported as an empty result (SMB's STATUS_NOTIFY_ENUM_DIR: re-read the
+//! directory); deletion of the watched directory is only seen after this open is closed; names
+//! under a subdirectory renamed after its watch was added keep the old prefix.
 
 use crate::open::LocalOpen;
 use crate::path::RelPath;
@@ -34,24 +39,23 @@ pub(crate) struct Watcher {
     /// Watch descriptor → path relative to the watched directory ("" for itself).
     wds: HashMap<i32, String>,
     root_wd: i32,
+    /// The filter of the current request (events are filtered when read, so a request with
+    /// another filter still sees what happened before it).
     filter: u32,
+    /// The current request watches the tree.
     tree: bool,
-    mask: u32,
+    /// Subdirectories have watches (once a tree request came).
+    tree_armed: bool,
 }
 
-fn mask_for(filter: u32, tree: bool) -> u32 {
-    let mut m = libc::IN_DELETE_SELF | libc::IN_MOVE_SELF;
-    if filter & (notify_filter::FILE_NAME | notify_filter::DIR_NAME) != 0 || tree {
-        m |= libc::IN_CREATE | libc::IN_DELETE | libc::IN_MOVED_FROM | libc::IN_MOVED_TO;
-    }
-    if filter & notify_filter::ATTRIBUTES != 0 {
-        m |= libc::IN_ATTRIB;
-    }
-    if filter & (notify_filter::SIZE | notify_filter::LAST_WRITE) != 0 {
-        m |= libc::IN_MODIFY;
-    }
-    m
-}
+/// Every event any filter can ask for; filtering happens when events are read.
+const MASK: u32 = libc::IN_DELETE_SELF
+    | libc::IN_CREATE
+    | libc::IN_DELETE
+    | libc::IN_MOVED_FROM
+    | libc::IN_MOVED_TO
+    | libc::IN_ATTRIB
+    | libc::IN_MODIFY;
 
 /// Add watches for every directory under `dir` (open as `dir_fd`), naming them `prefix\...`.
 fn watch_subdirs(
@@ -78,6 +82,7 @@ fn watch_subdirs(
             }
         }
     }
+    drop(d);
     for name in subdirs {
         if wds.len() >= MAX_WATCHES {
             return;
@@ -106,24 +111,16 @@ fn watch_subdirs(
     }
 }
 
-/// Build the inotify instance and its watches (blocking: a tree may be large).
-fn setup(
-    open: &LocalOpen,
-    filter: u32,
-    tree: bool,
-) -> RxResult<(OwnedFd, HashMap<i32, String>, i32, u32)> {
+/// Build the inotify instance with a watch on the open directory.
+fn setup(open: &LocalOpen) -> RxResult<(OwnedFd, HashMap<i32, String>, i32)> {
     let what = open.what();
     let fd = open.fd()?;
     let ino = sys::inotify_init().map_err(|e| sys_err(e, &what, "inotify_init"))?;
-    let mask = mask_for(filter, tree);
-    let root_wd = sys::inotify_watch_fd(ino.as_raw_fd(), fd.raw(), mask)
+    let root_wd = sys::inotify_watch_fd(ino.as_raw_fd(), fd.raw(), MASK)
         .map_err(|e| sys_err(e, &what, "inotify_add_watch"))?;
     let mut wds = HashMap::new();
     wds.insert(root_wd, String::new());
-    if tree {
-        watch_subdirs(ino.as_raw_fd(), fd.raw(), "", mask, &mut wds);
-    }
-    Ok((ino, wds, root_wd, mask))
+    Ok((ino, wds, root_wd))
 }
 
 /// A raw inotify event.
@@ -192,13 +189,13 @@ impl Watcher {
                 // (SMB's STATUS_NOTIFY_ENUM_DIR).
                 return Ok(Vec::new());
             }
-            if r.wd == self.root_wd
-                && r.mask & (libc::IN_DELETE_SELF | libc::IN_MOVE_SELF | libc::IN_IGNORED) != 0
-            {
+            if r.wd == self.root_wd && r.mask & (libc::IN_DELETE_SELF | libc::IN_IGNORED) != 0 {
+                // Seen once the directory is deleted and its last fd is gone (not while this
+                // open holds it); kept for robustness.
                 return Err(st(
                     NtStatus::STATUS_DELETE_PENDING,
                     what,
-                    "the watched directory was deleted or moved",
+                    "the watched directory was deleted",
                 ));
             }
             if r.mask & libc::IN_IGNORED != 0 {
@@ -208,6 +205,9 @@ impl Watcher {
             let Some(prefix) = self.wds.get(&r.wd).cloned() else {
                 continue;
             };
+            if !self.tree && r.wd != self.root_wd {
+                continue;
+            }
             if r.name.is_empty() {
                 continue;
             }
@@ -223,7 +223,7 @@ impl Watcher {
                 notify_filter::FILE_NAME
             };
             let names = self.filter & name_bit != 0;
-            if self.tree && is_dir && r.mask & (libc::IN_CREATE | libc::IN_MOVED_TO) != 0 {
+            if self.tree_armed && is_dir && r.mask & (libc::IN_CREATE | libc::IN_MOVED_TO) != 0 {
                 self.watch_new_dir(open, &name);
             }
             if r.mask & libc::IN_CREATE != 0 && names {
@@ -250,7 +250,10 @@ impl Watcher {
                     FILE_ACTION_ADDED
                 };
                 push(a, name, &mut out);
-            } else if r.mask & (libc::IN_MODIFY | libc::IN_ATTRIB) != 0 {
+            } else if r.mask & libc::IN_MODIFY != 0
+                && self.filter & (notify_filter::SIZE | notify_filter::LAST_WRITE) != 0
+                || r.mask & libc::IN_ATTRIB != 0 && self.filter & notify_filter::ATTRIBUTES != 0
+            {
                 push(FILE_ACTION_MODIFIED, name, &mut out);
             }
         }
@@ -274,9 +277,9 @@ impl Watcher {
             return;
         };
         let ino = self.afd.get_ref().raw();
-        if let Ok(wd) = sys::inotify_watch_fd(ino, sub.as_raw_fd(), self.mask) {
+        if let Ok(wd) = sys::inotify_watch_fd(ino, sub.as_raw_fd(), MASK) {
             self.wds.insert(wd, rel.to_string());
-            watch_subdirs(ino, sub.as_raw_fd(), rel, self.mask, &mut self.wds);
+            watch_subdirs(ino, sub.as_raw_fd(), rel, MASK, &mut self.wds);
         }
     }
 }
@@ -312,16 +315,11 @@ pub(crate) async fn notify_change(
     }
     let work = async {
         let mut guard = open.notify.lock().await;
-        let stale = guard
-            .as_ref()
-            .is_none_or(|w| w.filter != filter || w.tree != tree);
-        if stale {
-            *guard = None;
-            let o = open.clone();
-            let (ino, wds, root_wd, mask) =
-                tokio::task::spawn_blocking(move || setup(&o, filter, tree))
-                    .await
-                    .map_err(|e| st(NtStatus::STATUS_UNSUCCESSFUL, &what, &e.to_string()))??;
+        if guard.is_none() {
+            // Synchronous on purpose: no await between arming the watch and storing it, so a
+            // request cancelled right after it started still leaves the watch armed and the
+            // next request sees every change since.
+            let (ino, wds, root_wd) = setup(&open)?;
             let counted = CountedFd::new(ino, &open.inner.counters.fds);
             // SAFETY: CountedFd owns its descriptor and always reports the same one; it stays
             // open for as long as the AsyncFd owns it.
@@ -340,12 +338,22 @@ pub(crate) async fn notify_change(
                 root_wd,
                 filter,
                 tree,
-                mask,
+                tree_armed: false,
             });
         }
         let Some(w) = guard.as_mut() else {
             return Err(RxError::HandleClosed { path: what.clone() });
         };
+        w.filter = filter;
+        w.tree = tree;
+        if tree && !w.tree_armed {
+            // One open and one inotify_add_watch per directory, bounded by MAX_WATCHES;
+            // synchronous for the same reason as above.
+            let fd = open.fd()?;
+            let ino = w.afd.get_ref().raw();
+            watch_subdirs(ino, fd.raw(), "", MASK, &mut w.wds);
+            w.tree_armed = true;
+        }
         let mut buf = vec![0u8; 64 * 1024];
         loop {
             let mut ready = w.afd.readable().await.map_err(|e| {

@@ -271,10 +271,10 @@ impl LocalOpen {
 
 impl Drop for LocalOpen {
     fn drop(&mut self) {
-        if !self.closed.load(Ordering::SeqCst) {
-            if let Err(e) = self.release() {
-                tracing::warn!("rdr-local: implicit close failed: {e}");
-            }
+        if !self.closed.load(Ordering::SeqCst)
+            && let Err(e) = self.release()
+        {
+            tracing::warn!("rdr-local: implicit close failed: {e}");
         }
     }
 }
@@ -301,12 +301,11 @@ pub(crate) fn locate_entry(
     if sys::key_of(&lst) == key {
         return Ok((pfd, leaf));
     }
-    if u32::from(lst.stx_mode) & libc::S_IFMT == libc::S_IFLNK {
-        if let Ok(t) = sys::openat2(root.raw(), &path.kernel(), libc::O_PATH, 0) {
-            if sys::statx_fd(t.as_raw_fd()).map(|s| sys::key_of(&s)) == Ok(key) {
-                return Ok((pfd, leaf));
-            }
-        }
+    if u32::from(lst.stx_mode) & libc::S_IFMT == libc::S_IFLNK
+        && let Ok(t) = sys::openat2(root.raw(), &path.kernel(), libc::O_PATH, 0)
+        && sys::statx_fd(t.as_raw_fd()).map(|s| sys::key_of(&s)) == Ok(key)
+    {
+        return Ok((pfd, leaf));
     }
     Err(st(
         NtStatus::STATUS_FILE_RENAMED,
@@ -323,7 +322,19 @@ pub(crate) fn delete_entry(
     is_dir: bool,
 ) -> RxResult<()> {
     let what = root.what(path);
-    let (pfd, leaf) = locate_entry(root, path, key)?;
+    let (pfd, leaf) = match locate_entry(root, path, key) {
+        Ok(found) => found,
+        // Already gone (deleted outside rdr): what was asked for is done.
+        Err(e)
+            if matches!(
+                e.nt_status(),
+                NtStatus::STATUS_OBJECT_NAME_NOT_FOUND | NtStatus::STATUS_OBJECT_PATH_NOT_FOUND
+            ) =>
+        {
+            return Ok(());
+        }
+        Err(e) => return Err(e),
+    };
     use std::os::fd::AsRawFd;
     let lst = sys::lstatx_at(pfd.as_raw_fd(), &leaf).map_err(|e| sys_err(e, &what, "stat"))?;
     let entry_is_dir = u32::from(lst.stx_mode) & libc::S_IFMT == libc::S_IFDIR;

@@ -66,3 +66,42 @@ pub(crate) fn lookup_err(e: i32, what: &str, parent_missing: bool) -> RxError {
 pub(crate) fn st(status: NtStatus, what: &str, detail: &str) -> RxError {
     RxError::status(status, format!("{what}: {detail}"))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn errno_table() {
+        let cases = [
+            (libc::ENOENT, NtStatus::STATUS_OBJECT_NAME_NOT_FOUND),
+            (libc::EEXIST, NtStatus::STATUS_OBJECT_NAME_COLLISION),
+            (libc::EACCES, NtStatus::STATUS_ACCESS_DENIED),
+            (libc::EXDEV, NtStatus::STATUS_ACCESS_DENIED),
+            (libc::ELOOP, NtStatus::STATUS_ACCESS_DENIED),
+            (libc::ENOTDIR, NtStatus::STATUS_NOT_A_DIRECTORY),
+            (libc::EISDIR, NtStatus::STATUS_FILE_IS_A_DIRECTORY),
+            (libc::ENOTEMPTY, NtStatus::STATUS_DIRECTORY_NOT_EMPTY),
+            (libc::ENOSPC, NtStatus::STATUS_DISK_FULL),
+            (libc::EDQUOT, NtStatus::STATUS_DISK_FULL),
+            (libc::EROFS, NtStatus::STATUS_MEDIA_WRITE_PROTECTED),
+            (libc::ENAMETOOLONG, NtStatus::STATUS_NAME_TOO_LONG),
+            (libc::EMFILE, NtStatus::STATUS_INSUFFICIENT_RESOURCES),
+            (12345, NtStatus::STATUS_UNSUCCESSFUL),
+        ];
+        for (e, s) in cases {
+            assert_eq!(status_for_errno(e), s, "errno {e}");
+        }
+        let err = sys_err(libc::EXDEV, "Data\\x", "open");
+        assert!(err.to_string().contains("Data\\x"));
+        assert!(err.to_string().contains("escapes the share"));
+        assert_eq!(
+            lookup_err(libc::ENOENT, "p", true).nt_status(),
+            NtStatus::STATUS_OBJECT_PATH_NOT_FOUND
+        );
+        assert_eq!(
+            lookup_err(libc::ENOTDIR, "p", false).nt_status(),
+            NtStatus::STATUS_OBJECT_PATH_NOT_FOUND
+        );
+    }
+}

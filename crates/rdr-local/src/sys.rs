@@ -213,7 +213,7 @@ pub(crate) fn pwrite_all(fd: RawFd, offset: u64, data: &[u8]) -> SysResult<usize
         let off = offset
             .checked_add(done as u64)
             .and_then(|o| i64::try_from(o).ok())
-            .ok_or(libc::EFBIG)?;
+            .ok_or(libc::EINVAL)?;
         let rest = &data[done..];
         // SAFETY: rest is a valid slice for its length.
         let n = retry(|| unsafe {

@@ -1,0 +1,158 @@
+#!/usr/bin/env bash
+# Benchmark: the rdr mount against smbclient, `rclone mount` (cache off) and smbnetfs, in one run,
+# against the same private Samba (scripts/samba-fixture.sh). Prints a table and the ratios
+# rdr ÷ smbclient and rdr ÷ rclone. Not a test: numbers vary with the machine's load; compare the
+# ratios of one run.
+#
+#   bench/mount-bench.sh [--size-mib 512] [--files 2000] [--reps 3] [--tools "rdr smbclient rclone smbnetfs"]
+#
+# Needs root. Installs samba, smbclient, rclone, smbnetfs, fuse3 if missing. Builds rdr (release).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+SIZE_MIB=512 FILES=2000 REPS=3 TOOLS="rdr smbclient rclone smbnetfs"
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --size-mib) SIZE_MIB=$2; shift 2 ;;
+    --files) FILES=$2; shift 2 ;;
+    --reps) REPS=$2; shift 2 ;;
+    --tools) TOOLS=$2; shift 2 ;;
+    *) echo "unknown option $1" >&2; exit 2 ;;
+  esac
+done
+[ "$(id -u)" = 0 ] || { echo "mount-bench: needs root" >&2; exit 1; }
+
+pkgs=()
+for p in smbd:samba smbclient:smbclient rclone:rclone smbnetfs:smbnetfs fusermount3:fuse3; do
+  command -v "${p%%:*}" >/dev/null || pkgs+=("${p#*:}")
+done
+if [ ${#pkgs[@]} -gt 0 ]; then
+  apt-get -o DPkg::Lock::Timeout=600 update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 install -y -qq "${pkgs[@]}" >/dev/null
+fi
+
+W=$(mktemp -d /tmp/rdr-bench.XXXXXX)
+STARTED_SAMBA=0
+PIDS=()
+MOUNTS=()
+cleanup() {
+  for m in "${MOUNTS[@]}"; do mountpoint -q "$m" && { fusermount3 -u "$m" 2>/dev/null || umount -l "$m" 2>/dev/null || true; }; done
+  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+  [ -n "${RDR_PID:-}" ] && kill "$RDR_PID" 2>/dev/null || true
+  [ "$STARTED_SAMBA" = 1 ] && scripts/samba-fixture.sh stop >/dev/null 2>&1 || true
+  rm -rf "$W"
+}
+trap cleanup EXIT
+
+if ! scripts/samba-fixture.sh status >/dev/null 2>&1; then scripts/samba-fixture.sh start; STARTED_SAMBA=1; fi
+set -a; . "${RDR_SAMBA_DIR:-/tmp/rdr-samba}/env"; set +a
+SHARE_DIR=$RDR_SAMBA_DIR/data
+H=$RDR_SMB_HOST P=$RDR_SMB_PORT U=$RDR_SMB_USER1 PW=$RDR_SMB_PASS1
+
+echo "preparing $SIZE_MIB MiB file and $FILES x 4 KiB files in $W" >&2
+head -c "$((SIZE_MIB * 1024 * 1024))" /dev/urandom > "$W/big.bin"
+mkdir -p "$W/small"
+for i in $(seq -f %05g 1 "$FILES"); do head -c 4096 /dev/urandom > "$W/small/f$i.dat"; done
+printf '%s\n' "$PW" > "$W/pass"; chmod 600 "$W/pass"
+
+now() { date +%s.%N; }
+secs() { python3 -c "import sys; print(f'{float(sys.argv[2])-float(sys.argv[1]):.3f}')" "$1" "$2"; }
+dropcaches() { sync; echo 3 > /proc/sys/vm/drop_caches 2>/dev/null || true; }
+clean_share() { rm -rf "${SHARE_DIR:?}"/bench.bin "${SHARE_DIR:?}"/m; }
+median() { python3 -c "import sys,statistics; v=[float(x) for x in sys.argv[1:]]; print(f'{statistics.median(v):.3f}')" "$@"; }
+
+# Each runner sets: T_WRITE T_READ T_CREATE T_STAT T_LIST T_DELETE (seconds).
+run_smbclient() {
+  local s e
+  clean_share
+  s=$(now); smbclient -p "$P" "//$H/data" -U "$U%$PW" -c "put $W/big.bin bench.bin" >/dev/null; e=$(now); T_WRITE=$(secs "$s" "$e")
+  dropcaches
+  s=$(now); smbclient -p "$P" "//$H/data" -U "$U%$PW" -c "get bench.bin /dev/null" >/dev/null; e=$(now); T_READ=$(secs "$s" "$e")
+  s=$(now); smbclient -p "$P" "//$H/data" -U "$U%$PW" -c "prompt off; lcd $W/small; mkdir m; cd m; mput *" >/dev/null; e=$(now); T_CREATE=$(secs "$s" "$e")
+  ( echo "cd m"; for f in "$W"/small/*; do echo "allinfo $(basename "$f")"; done ) > "$W/stat.cmds"
+  s=$(now); smbclient -p "$P" "//$H/data" -U "$U%$PW" < "$W/stat.cmds" >/dev/null; e=$(now); T_STAT=$(secs "$s" "$e")
+  s=$(now); smbclient -p "$P" "//$H/data" -U "$U%$PW" -c "cd m; ls" >/dev/null; e=$(now); T_LIST=$(secs "$s" "$e")
+  s=$(now); smbclient -p "$P" "//$H/data" -U "$U%$PW" -c "deltree m" >/dev/null; e=$(now); T_DELETE=$(secs "$s" "$e")
+  clean_share
+}
+
+# The same file operations through any mounted directory $1.
+run_mounted() {
+  local d=$1 s e
+  clean_share
+  s=$(now); dd if="$W/big.bin" of="$d/bench.bin" bs=1M conv=fsync status=none; e=$(now); T_WRITE=$(secs "$s" "$e")
+  dropcaches
+  s=$(now); dd if="$d/bench.bin" of=/dev/null bs=1M status=none; e=$(now); T_READ=$(secs "$s" "$e")
+  s=$(now); cp -r "$W/small" "$d/m"; e=$(now); T_CREATE=$(secs "$s" "$e")
+  s=$(now); python3 -c "import os,sys; [os.stat(os.path.join(sys.argv[1], n)) for n in sorted(os.listdir(sys.argv[2]))]" "$d/m" "$W/small"; e=$(now); T_STAT=$(secs "$s" "$e")
+  s=$(now); ls -l "$d/m" >/dev/null; e=$(now); T_LIST=$(secs "$s" "$e")
+  s=$(now); rm -r "$d/m"; e=$(now); T_DELETE=$(secs "$s" "$e")
+  rm -f "$d/bench.bin"
+  clean_share
+}
+
+mount_wait() { for _ in $(seq 1 100); do mountpoint -q "$1" && return 0; sleep 0.1; done; echo "mount-bench: $2 did not mount $1" >&2; return 1; }
+
+run_rclone() {
+  local m=$W/rclone; mkdir -p "$m"; MOUNTS+=("$m")
+  RCLONE_CONFIG=$W/rclone.conf; export RCLONE_CONFIG; : > "$RCLONE_CONFIG"
+  rclone mount ":smb,host=$H,port=$P,user=$U,pass=$(rclone obscure "$PW"):data" "$m" --vfs-cache-mode off >"$W/rclone.log" 2>&1 &
+  local pid=$!; PIDS+=("$pid")
+  mount_wait "$m" rclone
+  run_mounted "$m"
+  fusermount3 -u "$m"; wait "$pid" 2>/dev/null || true
+}
+
+run_smbnetfs() {
+  local m=$W/smbnetfs; mkdir -p "$m" "$W/snhome/.smb"; MOUNTS+=("$m")
+  printf 'auth "%s" "%s"\n' "$U" "$PW" > "$W/snhome/.smb/smbnetfs.conf"; chmod 600 "$W/snhome/.smb/smbnetfs.conf"
+  HOME=$W/snhome smbnetfs "$m" -f -o big_writes,max_write=131072 >"$W/smbnetfs.log" 2>&1 &
+  local pid=$!; PIDS+=("$pid")
+  mount_wait "$m" smbnetfs
+  for _ in $(seq 1 50); do [ -d "$m/$H:$P/data" ] && break; sleep 0.1; done
+  run_mounted "$m/$H:$P/data"
+  fusermount3 -u "$m"; wait "$pid" 2>/dev/null || true
+}
+
+run_rdr() {
+  local m=$W/rdr
+  cargo build --release -q -p rdr
+  local RDR=$ROOT/target/release/rdr
+  export RDR_SOCKET=$W/rdr.sock
+  "$RDR" daemon --foreground >"$W/rdr.log" 2>&1 & RDR_PID=$!
+  for _ in $(seq 1 50); do [ -S "$RDR_SOCKET" ] && break; sleep 0.1; done
+  "$RDR" use "$m" "//$H:$P/data" --user "$U" --password-file "$W/pass" >/dev/null
+  MOUNTS+=("$m")
+  run_mounted "$m"
+  "$RDR" use "$m" --delete --close-transport >/dev/null
+  kill "$RDR_PID"; wait "$RDR_PID" 2>/dev/null || true; RDR_PID=
+}
+
+declare -A R
+for tool in $TOOLS; do
+  for rep in $(seq 1 "$REPS"); do
+    echo "run: $tool ($rep/$REPS)" >&2
+    "run_$tool"
+    for k in WRITE READ CREATE STAT LIST DELETE; do v="T_$k"; R[$tool,$k]="${R[$tool,$k]:-} ${!v}"; done
+  done
+done
+
+mbps() { python3 -c "import sys; print(f'{int(sys.argv[1])/float(sys.argv[2]):.0f}')" "$SIZE_MIB" "$1"; }
+printf '\n%s MiB sequential, %s x 4 KiB files, median of %s runs, %s\n\n' "$SIZE_MIB" "$FILES" "$REPS" "$(date -u +%F)"
+printf '| tool | write MiB/s | read MiB/s | create s | stat s | list s | delete s |\n|---|---|---|---|---|---|---|\n'
+declare -A M
+for tool in $TOOLS; do
+  for k in WRITE READ CREATE STAT LIST DELETE; do M[$tool,$k]=$(median ${R[$tool,$k]}); done
+  printf '| %s | %s | %s | %s | %s | %s | %s |\n' "$tool" "$(mbps "${M[$tool,WRITE]}")" "$(mbps "${M[$tool,READ]}")" \
+    "${M[$tool,CREATE]}" "${M[$tool,STAT]}" "${M[$tool,LIST]}" "${M[$tool,DELETE]}"
+done
+ratio() { python3 -c "import sys; print(f'{float(sys.argv[1])/float(sys.argv[2]):.2f}')" "$1" "$2"; }
+for peer in smbclient rclone smbnetfs; do
+  case " $TOOLS " in *" rdr "*) ;; *) continue ;; esac
+  case " $TOOLS " in *" $peer "*) ;; *) continue ;; esac
+  # Throughput ratio = peer time / rdr time (higher is better for rdr); for metadata the same.
+  printf '\nrdr ÷ %s (speed ratio, >1 means rdr is faster): write %s, read %s, create %s, stat %s, list %s, delete %s\n' "$peer" \
+    "$(ratio "${M[$peer,WRITE]}" "${M[rdr,WRITE]}")" "$(ratio "${M[$peer,READ]}" "${M[rdr,READ]}")" \
+    "$(ratio "${M[$peer,CREATE]}" "${M[rdr,CREATE]}")" "$(ratio "${M[$peer,STAT]}" "${M[rdr,STAT]}")" \
+    "$(ratio "${M[$peer,LIST]}" "${M[rdr,LIST]}")" "$(ratio "${M[$peer,DELETE]}" "${M[rdr,DELETE]}")"
+done

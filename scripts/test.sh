@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# rdr's test command: installs what the tests need, starts a private Samba on 127.0.0.1, runs
+# formatting and lint checks and every test of the workspace, then stops Samba by its PID.
+# Needs root (Samba users, FUSE mounts, test users). Run from anywhere: scripts/test.sh
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+[ "$(id -u)" = 0 ] || { echo "test.sh: needs root (it starts smbd, makes FUSE mounts and test users)" >&2; exit 1; }
+
+# Everything the tests use is installed here, so no test may skip: tests that would skip for a
+# missing dependency outside CI fail when CI is set.
+export CI=${CI:-1}
+
+need_pkgs=()
+command -v smbd >/dev/null || need_pkgs+=(samba)
+command -v smbclient >/dev/null || need_pkgs+=(smbclient)
+command -v fusermount3 >/dev/null || need_pkgs+=(fuse3)
+command -v ip >/dev/null || need_pkgs+=(iproute2)
+if [ ${#need_pkgs[@]} -gt 0 ]; then
+  echo "test.sh: installing ${need_pkgs[*]}"
+  apt-get -o DPkg::Lock::Timeout=600 update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 install -y -qq "${need_pkgs[@]}" >/dev/null
+fi
+for c in rustfmt clippy; do
+  rustup component list --installed 2>/dev/null | grep -q "^$c" || rustup component add "$c"
+done
+
+scripts/samba-fixture.sh start
+trap 'scripts/samba-fixture.sh stop' EXIT
+set -a
+# shellcheck disable=SC1091
+. "${RDR_SAMBA_DIR:-/tmp/rdr-samba}/env"
+set +a
+
+echo "== cargo fmt --check"
+cargo fmt --all -- --check
+echo "== cargo clippy"
+cargo clippy --workspace --all-targets --quiet -- -D warnings
+echo "== cargo test"
+cargo test --workspace --no-fail-fast
+echo "== benchmarks build"
+cargo bench --workspace --no-run --quiet
