@@ -66,17 +66,17 @@ impl Inner {
         Ok(())
     }
 
-    /// A request cancelled by a forced finalize (not by its caller) reports the orphaning.
+    /// A request that failed because a forced finalize orphaned its handle meanwhile (its
+    /// server open was closed under it, or the finalize cancelled it) reports the orphaning.
     pub(crate) fn after_error(&self, fobx: &Fobx, caller: &RxContext, e: RxError) -> RxError {
-        if matches!(e, RxError::Cancelled { .. })
+        let cancelled_by_force = matches!(e, RxError::Cancelled { .. })
             && !caller.is_cancelled()
-            && (fobx.is_orphaned()
-                || fobx
-                    .srv_open
-                    .v_net_root
-                    .force_pending
-                    .load(Ordering::SeqCst))
-        {
+            && fobx
+                .srv_open
+                .v_net_root
+                .force_pending
+                .load(Ordering::SeqCst);
+        if fobx.is_orphaned() || cancelled_by_force {
             return RxError::Orphaned {
                 path: fobx.srv_open.fcb.path.clone(),
             };
@@ -218,6 +218,26 @@ impl Rdbss {
     /// A compatible close-delayed (or shareable) SrvOpen of the same view is reused instead of
     /// opening on the server again (collapsing, §2.5).
     pub async fn create(
+        &self,
+        v: &Arc<VNetRoot>,
+        path: &RxPath,
+        params: &CreateParams,
+        ctx: &RxContext,
+    ) -> RxResult<Arc<Fobx>> {
+        self.create_inner(v, path, params, ctx).await.map_err(|e| {
+            // An open cancelled by a forced finalize of its view reports the lost connection.
+            if matches!(e, RxError::Cancelled { .. })
+                && !ctx.is_cancelled()
+                && (v.force_pending.load(Ordering::SeqCst) || v.is_finalized())
+            {
+                not_connected(v)
+            } else {
+                e
+            }
+        })
+    }
+
+    async fn create_inner(
         &self,
         v: &Arc<VNetRoot>,
         path: &RxPath,
