@@ -73,10 +73,13 @@ pub fn detach_path(path: &Path) -> io::Result<()> {
     umount2(path, libc::MNT_DETACH)
 }
 
-/// True when `path` is a mount whose FUSE server is gone (stat fails with ENOTCONN).
+/// True when `path` is a mount whose FUSE server is gone (ENOTCONN). A stat may still be
+/// answered from the attribute cache, so the directory is also opened (always a request).
 pub fn is_dead_mount(path: &Path) -> bool {
+    let dead = |e: &std::io::Error| e.raw_os_error() == Some(libc::ENOTCONN);
     match std::fs::metadata(path) {
-        Err(e) => e.raw_os_error() == Some(libc::ENOTCONN),
+        Err(e) => dead(&e),
+        Ok(m) if m.is_dir() => std::fs::read_dir(path).err().is_some_and(|e| dead(&e)),
         Ok(_) => false,
     }
 }
@@ -136,6 +139,9 @@ pub fn mount(
         MountOption::Subtype("rdr".into()),
         MountOption::NoDev,
         MountOption::NoSuid,
+        // The kernel checks mode bits against the attributes we report (owner = the
+        // connection's user), so chmod means what it says for the owner too.
+        MountOption::DefaultPermissions,
     ];
     // allow_other, and every path-taking request checks the caller against the owner (and
     // root) in RdrFs::allowed; the daemon runs as root, so fuser's own Owner ACL would admit

@@ -360,7 +360,9 @@ fn sigkill_of_the_daemon_leaves_no_dead_mount() {
     unsafe { libc::kill(guard, libc::SIGKILL) };
     assert!(wait_until(Duration::from_secs(10), || !pid_alive(guard)));
     env.kill_daemon();
-    let err = std::fs::metadata(&mp).unwrap_err();
+    assert!(is_mounted(&mp));
+    // (stat may still be answered from the attribute cache; opening the directory is not)
+    let err = std::fs::read_dir(&mp).map(|_| ()).unwrap_err();
     assert_eq!(err.raw_os_error(), Some(libc::ENOTCONN), "{err}");
     env.start_daemon();
     assert!(
@@ -548,6 +550,17 @@ fn two_users_see_and_reach_only_their_own_connections() {
     let o = cat_as(b.0, b.1, &a_mp.join("secret.txt"));
     assert!(!o.status.success(), "another user read through the mount");
     assert!(stderr(&o).contains("Permission denied"), "{}", stderr(&o));
+    // Mode bits apply to the owner too (default_permissions): chmod 000 locks A out.
+    let mut c = Command::new("chmod");
+    c.args(["000", a_mp.join("secret.txt").to_str().unwrap()]);
+    std::os::unix::process::CommandExt::uid(&mut c, a.0);
+    std::os::unix::process::CommandExt::gid(&mut c, a.1);
+    let o = run_bounded(c, Duration::from_secs(20));
+    assert!(o.status.success(), "owner chmod: {}", stderr(&o));
+    let o = cat_as(a.0, a.1, &a_mp.join("secret.txt"));
+    assert!(!o.status.success(), "mode 000 must refuse the owner");
+    assert!(stderr(&o).contains("Permission denied"), "{}", stderr(&o));
+    assert_eq!(std::fs::read(a_mp.join("secret.txt")).unwrap(), b"user 0");
     // And B cannot delete A's connection, nor export a directory that is not theirs.
     let o = env.rdr_as(
         b.0,
