@@ -323,7 +323,8 @@ impl Inner {
         }
     }
 
-    async fn read_full(&self, fobx: &Arc<Fobx>, offset: u64, size: u32) -> Result<Vec<u8>, Errno> {
+    /// Read `size` bytes (fewer only at end of file): the page cache expects full pages.
+    async fn read_full(&self, fobx: &Arc<Fobx>, offset: u64, size: u32) -> Result<Bytes, Errno> {
         let ctx = RxContext::new();
         let first = self
             .rdbss
@@ -331,7 +332,7 @@ impl Inner {
             .await
             .map_err(|e| err(&e))?;
         if first.len() as u32 >= size || first.is_empty() {
-            return Ok(first.to_vec());
+            return Ok(first);
         }
         let mut buf = first.to_vec();
         while (buf.len() as u32) < size {
@@ -350,7 +351,7 @@ impl Inner {
             }
             buf.extend_from_slice(&more);
         }
-        Ok(buf)
+        Ok(Bytes::from(buf))
     }
 
     async fn listing(&self, h: &Handle) -> Result<Arc<Vec<DirEntry>>, Errno> {

@@ -345,6 +345,42 @@ mod tests {
     }
 
     #[test]
+    fn forced_lazy_and_cancelled_reports_name_every_file() {
+        let mp = Path::new("/mnt/x");
+        let mut o = FinalizeOutcome {
+            status: NtStatus::STATUS_SUCCESS,
+            open_handles: vec![h("a.txt"), h("d\\b.txt")],
+            cancelled: vec![],
+            unwritten: vec![rdr_core::inventory::Unwritten {
+                path: "a.txt".into(),
+                bytes: 4096,
+                error: "server gone".into(),
+            }],
+            view_removed: true,
+        };
+        let d = deleted(mp, &o, true);
+        assert!(d.contains("closed: /mnt/x/a.txt (read)"), "{d}");
+        assert!(d.contains("closed: /mnt/x/d/b.txt (read)"), "{d}");
+        assert!(
+            d.contains("NOT WRITTEN: 4096 bytes of /mnt/x/a.txt: server gone"),
+            "{d}"
+        );
+        let l = lazy(mp, &o);
+        assert!(
+            l.contains("2 files still open: /mnt/x/a.txt, /mnt/x/d/b.txt"),
+            "{l}"
+        );
+        o.status = NtStatus::STATUS_CANCELLED;
+        let c = cancelled(mp, &o, 2.0, "STATUS_CANCELLED");
+        assert!(
+            c.contains("within 2.0s") && c.contains("(STATUS_CANCELLED)"),
+            "{c}"
+        );
+        assert!(c.contains("not written: 4096 bytes of /mnt/x/a.txt"), "{c}");
+        assert!(!c.contains('\n'), "one line: {c}");
+    }
+
+    #[test]
     fn paths_and_modes() {
         assert_eq!(local_path(Path::new("/m"), "a\\b"), "/m/a/b");
         assert_eq!(local_path(Path::new("/m"), ""), "/m");
