@@ -126,6 +126,17 @@ fn files_roundtrip_through_the_mount() {
     let o = env.rdr(&["use"]);
     assert!(o.status.success());
     let out = stdout(&o);
+    let header: Vec<&str> = out
+        .lines()
+        .next()
+        .unwrap_or("")
+        .split_whitespace()
+        .collect();
+    assert_eq!(
+        header,
+        ["Status", "Local", "Remote", "User", "Opens"],
+        "{out}"
+    );
     assert!(
         out.contains("OK") && out.contains(&mp.display().to_string()),
         "{out}"
