@@ -736,3 +736,44 @@ fn actimeo_zero_sees_changes_made_on_the_server_at_once() {
     std::fs::remove_file(back.join("grow")).unwrap();
     assert!(!mp.join("grow").exists());
 }
+
+#[test]
+fn a_large_file_streams_through_the_mount_intact() {
+    if !can_run("a_large_file_streams_through_the_mount_intact") {
+        return;
+    }
+    use std::io::{Read, Write};
+    let mut env = Env::new();
+    let (back, mp) = env.paths("big");
+    env.mount(&back, &mp);
+    const MIB: usize = 1 << 20;
+    const TOTAL: usize = 256;
+    // Each MiB is the same pattern stamped with its index, so a misplaced block shows.
+    let base = pattern(MIB, 3);
+    let mut chunk = base.clone();
+    {
+        let mut f = std::fs::File::create(mp.join("big.bin")).unwrap();
+        for i in 0..TOTAL {
+            chunk[..8].copy_from_slice(&(i as u64).to_le_bytes());
+            f.write_all(&chunk).unwrap();
+        }
+        f.sync_all().unwrap();
+    }
+    assert_eq!(
+        std::fs::metadata(back.join("big.bin")).unwrap().len(),
+        (TOTAL * MIB) as u64
+    );
+    for dir in [&mp, &back] {
+        let mut f = std::fs::File::open(dir.join("big.bin")).unwrap();
+        let mut buf = vec![0u8; MIB];
+        for i in 0..TOTAL {
+            f.read_exact(&mut buf).unwrap();
+            assert!(
+                buf[..8] == (i as u64).to_le_bytes() && buf[8..] == base[8..],
+                "MiB {i} differs in {}",
+                dir.display()
+            );
+        }
+        assert_eq!(f.read(&mut buf).unwrap(), 0, "data past the end");
+    }
+}
