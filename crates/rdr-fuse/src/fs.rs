@@ -824,11 +824,7 @@ impl Filesystem for RdrFs {
                         return Err(err(&e));
                     }
                 };
-                let ino = {
-                    let mut t = inner.inodes.lock();
-                    t.unlinked(&path); // a new file: never reuse an old inode for it
-                    t.lookup(&path)
-                };
+                let ino = inner.inodes.lock().lookup(&path);
                 let fl = inner.open_flags(ino, &fobx, Some(&info), flags);
                 let fh = inner.add_handle(fobx, ino);
                 Ok::<_, Errno>((inner.attr(ino, &info), fh, fl))

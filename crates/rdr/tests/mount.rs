@@ -499,6 +499,39 @@ fn posix_locks_conflict_show_in_rdr_files_and_go_with_close() {
 }
 
 #[test]
+fn forced_delete_cancels_a_waiting_lock_and_dry_run_shows_it_pending() {
+    if !can_run("forced_delete_cancels_a_waiting_lock_and_dry_run_shows_it_pending") {
+        return;
+    }
+    let mut env = Env::new();
+    let (back, mp) = env.paths("lw");
+    std::fs::write(back.join("db"), vec![1u8; 1000]).unwrap();
+    env.mount(&back, &mp);
+    let mps = mp.to_str().unwrap().to_string();
+    let mut a = Holder::open(&mp.join("db"));
+    let mut b = Holder::open(&mp.join("db"));
+    assert_eq!(a.lock(), "lock ok");
+    b.start_lock_wait();
+    // The waiting lock is an outstanding request of the connection.
+    let mut last = String::new();
+    let seen = wait_until(Duration::from_secs(10), || {
+        let o = env.rdr(&["use", &mps, "--delete", "--dry-run"]);
+        last = stdout(&o);
+        last.contains("pending Lock")
+    });
+    assert!(seen, "dry run never showed the waiting lock: {last}");
+    assert!(is_mounted(&mp));
+    // Force: the wait is cancelled (the process gets an error, not a hang).
+    let o = env.rdr(&["use", &mps, "--delete", "--force"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(stdout(&o).contains("cancelled: Lock"), "{}", stdout(&o));
+    let ans = b.next_answer();
+    assert!(ans.starts_with("lockw err "), "waiting lock: {ans}");
+    assert_eq!(a.close(), "closed ok");
+    assert_eq!(b.close(), "closed ok");
+}
+
+#[test]
 fn two_users_see_and_reach_only_their_own_connections() {
     if !can_run("two_users_see_and_reach_only_their_own_connections") {
         return;

@@ -334,6 +334,17 @@ impl Holder {
         self.answer()
     }
 
+    /// Start a waiting lock (F_SETLKW) on bytes 0..100; the answer comes with `answer()`.
+    pub fn start_lock_wait(&mut self) {
+        writeln!(self.stdin, "lockw").unwrap();
+        self.stdin.flush().unwrap();
+    }
+
+    /// The next answer (`lockw ok` / `lockw err <errno>` after `start_lock_wait`).
+    pub fn next_answer(&mut self) -> String {
+        self.answer()
+    }
+
     /// F_GETLK on bytes 0..100: `getlk free` or `getlk locked`.
     pub fn getlk(&mut self) -> String {
         writeln!(self.stdin, "getlk").unwrap();
@@ -398,7 +409,7 @@ pub fn holder_body() {
                 }
                 None => out("err closed".into()),
             },
-            "lock" | "getlk" => match &f {
+            "lockw" | "lock" | "getlk" => match &f {
                 Some(file) => {
                     use std::os::unix::io::AsRawFd;
                     // SAFETY: a zeroed flock is a valid argument; fd is open.
@@ -407,10 +418,10 @@ pub fn holder_body() {
                     fl.l_whence = libc::SEEK_SET as i16;
                     fl.l_start = 0;
                     fl.l_len = 100;
-                    let cmd = if line == "lock" {
-                        libc::F_SETLK
-                    } else {
-                        libc::F_GETLK
+                    let cmd = match line.as_str() {
+                        "lock" => libc::F_SETLK,
+                        "lockw" => libc::F_SETLKW,
+                        _ => libc::F_GETLK,
                     };
                     // SAFETY: fd is open and fl is a valid flock.
                     let r = unsafe { libc::fcntl(file.as_raw_fd(), cmd, &mut fl) };
@@ -419,8 +430,8 @@ pub fn holder_body() {
                             "{line} err {}",
                             std::io::Error::last_os_error().raw_os_error().unwrap_or(0)
                         ));
-                    } else if line == "lock" {
-                        out("lock ok".into());
+                    } else if line != "getlk" {
+                        out(format!("{line} ok"));
                     } else if i32::from(fl.l_type) == libc::F_UNLCK {
                         out("getlk free".into());
                     } else {
