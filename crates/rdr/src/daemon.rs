@@ -984,13 +984,21 @@ impl Daemon {
     }
 }
 
+/// The `net use` status of a connection (USE_INFO_2: OK, Disconnected, Reconnecting,
+/// Unavailable), from the mount and the view's RDBSS condition.
 fn conn_status(c: &Conn) -> &'static str {
+    use rdr_core::condition::ConditionState as C;
     if c.mount.has_ended() {
-        "Disconnected"
-    } else if c.v.is_finalized() {
-        "Unavailable"
-    } else {
-        "OK"
+        return "Disconnected";
+    }
+    if c.v.is_finalized() {
+        return "Unavailable";
+    }
+    match c.v.condition() {
+        C::Good => "OK",
+        C::InTransition | C::Uninitialized => "Reconnecting",
+        C::Closing | C::Closed => "Disconnected",
+        C::Bad => "Unavailable",
     }
 }
 
