@@ -322,6 +322,21 @@ fn bad_input_is_one_line_exit_1_and_nothing_half_made() {
         &format!("local:{}", other.display()),
     ]);
     check(&o, "already mounted");
+    // A mount point something else already mounted (a tmpfs).
+    let foreign = env.dir.path().join("foreign");
+    std::fs::create_dir(&foreign).unwrap();
+    let o = sh(&format!("mount -t tmpfs rdrtest {}", foreign.display()));
+    assert!(o.status.success(), "mount tmpfs: {}", stderr(&o));
+    env.mounts.push(foreign.clone());
+    let o = env.rdr(&[
+        "use",
+        foreign.to_str().unwrap(),
+        &format!("local:{}", other.display()),
+    ]);
+    check(&o, "already a mount point");
+    let c = std::ffi::CString::new(foreign.to_str().unwrap()).unwrap();
+    // SAFETY: valid C string.
+    assert_eq!(unsafe { libc::umount2(c.as_ptr(), 0) }, 0);
     // The same share twice for one user.
     let mp2 = env.dir.path().join("second-mnt");
     let o = env.rdr(&[
