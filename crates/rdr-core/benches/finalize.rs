@@ -70,7 +70,10 @@ fn forced_finalize_once(rt: &tokio::runtime::Runtime, env: &Env) -> Duration {
     assert_eq!(o.open_handles.len(), OWN);
     rt.block_on(async {
         for h in hs {
-            env.rdbss.close(&h).await.expect("close of an orphaned handle");
+            env.rdbss
+                .close(&h)
+                .await
+                .expect("close of an orphaned handle");
         }
     });
     took
@@ -87,9 +90,7 @@ fn bench_forced_finalize(c: &mut Criterion) {
         g.bench_with_input(
             BenchmarkId::new("other_view_handles", other),
             &other,
-            |b, _| {
-                b.iter_custom(|iters| (0..iters).map(|_| forced_finalize_once(&rt, &env)).sum())
-            },
+            |b, _| b.iter_custom(|iters| (0..iters).map(|_| forced_finalize_once(&rt, &env)).sum()),
         );
     }
     g.finish();
@@ -129,7 +130,9 @@ fn report_ratios() {
     let mut med = Vec::new();
     for other in [0, OTHER] {
         let (env, _held) = setup(&rt, other);
-        med.push(median((0..5).map(|_| forced_finalize_once(&rt, &env)).collect()));
+        med.push(median(
+            (0..5).map(|_| forced_finalize_once(&rt, &env)).collect(),
+        ));
     }
     println!(
         "forced finalize of {OWN} handles: alone {:?}, with {OTHER} handles on another view {:?}, ratio {:.2}",

@@ -99,8 +99,7 @@ impl Rdbss {
                 NtStatus::STATUS_CANCELLED | NtStatus::STATUS_LOCK_NOT_GRANTED
             );
             if o.status == NtStatus::STATUS_FILES_OPEN
-                || (o.status != NtStatus::STATUS_SUCCESS
-                    && all.status == NtStatus::STATUS_SUCCESS)
+                || (o.status != NtStatus::STATUS_SUCCESS && all.status == NtStatus::STATUS_SUCCESS)
             {
                 all.status = o.status;
             }
@@ -354,11 +353,7 @@ impl Inner {
     }
 
     /// Cancel every outstanding request of the view and every notification keyed on it.
-    fn cancel_all(
-        &self,
-        v: &VNetRoot,
-        out: &mut Vec<crate::inventory::RequestInfo>,
-    ) {
+    fn cancel_all(&self, v: &VNetRoot, out: &mut Vec<crate::inventory::RequestInfo>) {
         let now = self.clock.now();
         let mut reqs = v.requests.all_own();
         reqs.extend(v.requests.notifications());
