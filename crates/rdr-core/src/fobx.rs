@@ -146,6 +146,9 @@ impl Fobx {
 
 impl std::fmt::Debug for Fobx {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Fobx").field("id", &self.id).field("path", &self.path).finish()
+        f.debug_struct("Fobx")
+            .field("id", &self.id)
+            .field("path", &self.path)
+            .finish()
     }
 }

@@ -105,6 +105,9 @@ impl SrvCall {
 
 impl std::fmt::Debug for SrvCall {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SrvCall").field("id", &self.id).field("key", &self.key).finish()
+        f.debug_struct("SrvCall")
+            .field("id", &self.id)
+            .field("key", &self.key)
+            .finish()
     }
 }

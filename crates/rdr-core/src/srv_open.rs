@@ -146,10 +146,10 @@ impl SrvOpen {
         if st.close_delayed_since.is_some() {
             return true;
         }
-        let self_compatible = (!access.can_read() || share.contains(ShareAccess::READ))
+        // Self-compatible share mode.
+        (!access.can_read() || share.contains(ShareAccess::READ))
             && (!access.can_write() || share.contains(ShareAccess::WRITE))
-            && (!access.contains(AccessMask::DELETE) || share.contains(ShareAccess::DELETE));
-        self_compatible
+            && (!access.contains(AccessMask::DELETE) || share.contains(ShareAccess::DELETE))
     }
 
     /// Take a close-delayed SrvOpen back into use (undo the delayed-close accounting).
@@ -248,6 +248,9 @@ impl SrvOpen {
 
 impl std::fmt::Debug for SrvOpen {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SrvOpen").field("id", &self.id).field("path", &self.fcb.path).finish()
+        f.debug_struct("SrvOpen")
+            .field("id", &self.id)
+            .field("path", &self.fcb.path)
+            .finish()
     }
 }

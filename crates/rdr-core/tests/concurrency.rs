@@ -42,7 +42,10 @@ async fn view(env: &Env, logon: u32, seen: &Mutex<Vec<Arc<VNetRoot>>>) -> Arc<VN
             .rdbss
             .add_connection(
                 &RemoteName::parse(SHARE).unwrap(),
-                Credentials { logon_id: logon, ..Default::default() },
+                Credentials {
+                    logon_id: logon,
+                    ..Default::default()
+                },
                 &RxContext::new(),
             )
             .await
@@ -69,9 +72,15 @@ async fn worker(env: Arc<Env>, seed: u64, seen: Arc<Mutex<Vec<Arc<VNetRoot>>>>) 
             }
         };
         if !dir {
-            let r = LockRange { offset: rng.below(8), length: 4, exclusive: true };
+            let r = LockRange {
+                offset: rng.below(8),
+                length: 4,
+                exclusive: true,
+            };
             let ops = async {
-                env.rdbss.write(&h, 0, Bytes::from_static(b"abcd"), &RxContext::new()).await?;
+                env.rdbss
+                    .write(&h, 0, Bytes::from_static(b"abcd"), &RxContext::new())
+                    .await?;
                 env.rdbss.read(&h, 0, 4, &RxContext::new()).await?;
                 env.rdbss.lock(&h, r, false, &RxContext::new()).await?;
                 tokio::task::yield_now().await;
@@ -80,7 +89,11 @@ async fn worker(env: Arc<Env>, seed: u64, seen: Arc<Mutex<Vec<Arc<VNetRoot>>>>) 
             if let Err(e) = ops.await {
                 assert!(expected(&e), "i/o: {e}");
             }
-        } else if let Err(e) = env.rdbss.query_directory(&h, None, true, &RxContext::new()).await {
+        } else if let Err(e) = env
+            .rdbss
+            .query_directory(&h, None, true, &RxContext::new())
+            .await
+        {
             assert!(expected(&e), "readdir: {e}");
         }
         tokio::task::yield_now().await;
@@ -94,8 +107,15 @@ async fn finalizer(env: Arc<Env>, seed: u64, seen: Arc<Mutex<Vec<Arc<VNetRoot>>>
     for _ in 0..120 {
         let v = view(&env, 1 + rng.below(2) as u32, &seen).await;
         let force = forces[rng.below(3) as usize];
-        let ctx = if rng.below(4) == 0 { RxContext::new().no_wait() } else { RxContext::new() };
-        let o = env.rdbss.finalize_connection(&v.net_root(), Some(&v), force, &ctx).await;
+        let ctx = if rng.below(4) == 0 {
+            RxContext::new().no_wait()
+        } else {
+            RxContext::new()
+        };
+        let o = env
+            .rdbss
+            .finalize_connection(&v.net_root(), Some(&v), force, &ctx)
+            .await;
         assert!(
             matches!(
                 o.status,
@@ -136,13 +156,18 @@ async fn open_io_close_race_with_finalize_and_counts_return_to_thresholds() {
         }
         // Tear everything down.
         for v in env.rdbss.connections() {
-            let o = env.rdbss.finalize_connection(&v.net_root(), Some(&v), ForceLevel::Yes, &RxContext::new()).await;
+            let o = env
+                .rdbss
+                .finalize_connection(&v.net_root(), Some(&v), ForceLevel::Yes, &RxContext::new())
+                .await;
             assert_eq!(o.status, NtStatus::STATUS_SUCCESS);
         }
         env.clock.advance(Duration::from_secs(3600));
         env.rdbss.scavenge().await;
     };
-    tokio::time::timeout(Duration::from_secs(120), run).await.expect("hang: the race did not finish");
+    tokio::time::timeout(Duration::from_secs(120), run)
+        .await
+        .expect("hang: the race did not finish");
     assert_eq!(env.mem.server_open_count(), 0, "the server holds no handle");
     assert!(env.rdbss.connections().is_empty());
     assert!(env.rdbss.net_roots().is_empty());

@@ -19,8 +19,15 @@ async fn two_concurrent_add_connections_construct_one_srv_call_net_root_and_view
     env.mem.srv_call_gate.close();
     let spawn = |r: rdr_core::Rdbss| {
         tokio::spawn(async move {
-            r.add_connection(&RemoteName::parse(SHARE).unwrap(), Credentials { logon_id: 7, ..Default::default() }, &RxContext::new())
-                .await
+            r.add_connection(
+                &RemoteName::parse(SHARE).unwrap(),
+                Credentials {
+                    logon_id: 7,
+                    ..Default::default()
+                },
+                &RxContext::new(),
+            )
+            .await
         })
     };
     let a = spawn(env.rdbss.clone());
@@ -48,7 +55,12 @@ async fn a_failing_construction_fails_every_waiter() {
     env.mem.srv_call_gate.close();
     let spawn = |r: rdr_core::Rdbss| {
         tokio::spawn(async move {
-            r.add_connection(&RemoteName::parse(SHARE).unwrap(), Credentials::default(), &RxContext::new()).await
+            r.add_connection(
+                &RemoteName::parse(SHARE).unwrap(),
+                Credentials::default(),
+                &RxContext::new(),
+            )
+            .await
         })
     };
     let a = spawn(env.rdbss.clone());
@@ -59,8 +71,14 @@ async fn a_failing_construction_fails_every_waiter() {
     }
     env.mem.srv_call_gate.open();
     let (a, b) = bounded(async { (a.await.unwrap(), b.await.unwrap()) }).await;
-    assert_eq!(a.unwrap_err().nt_status(), NtStatus::STATUS_NETWORK_UNREACHABLE);
-    assert_eq!(b.unwrap_err().nt_status(), NtStatus::STATUS_NETWORK_UNREACHABLE);
+    assert_eq!(
+        a.unwrap_err().nt_status(),
+        NtStatus::STATUS_NETWORK_UNREACHABLE
+    );
+    assert_eq!(
+        b.unwrap_err().nt_status(),
+        NtStatus::STATUS_NETWORK_UNREACHABLE
+    );
     assert_eq!(env.mem.count(&env.mem.counters.srv_call_creates), 1);
     assert!(env.rdbss.srv_calls().is_empty());
     // The failure is not remembered: a later attempt constructs again.
@@ -75,7 +93,11 @@ async fn a_failing_view_construction_leaves_nothing_but_a_dormant_server() {
     *env.mem.fail_v_net_root.lock() = Some(NtStatus::STATUS_BAD_NETWORK_NAME);
     let e = env
         .rdbss
-        .add_connection(&RemoteName::parse(SHARE).unwrap(), Credentials::default(), &RxContext::new())
+        .add_connection(
+            &RemoteName::parse(SHARE).unwrap(),
+            Credentials::default(),
+            &RxContext::new(),
+        )
         .await
         .unwrap_err();
     assert_eq!(e.nt_status(), NtStatus::STATUS_BAD_NETWORK_NAME);
@@ -174,9 +196,20 @@ async fn byte_range_locks_conflict_between_handles_sharing_a_srv_open() {
     let a = env.open(&v, "f").await;
     let b = env.open(&v, "f").await;
     assert!(Arc::ptr_eq(a.srv_open(), b.srv_open()));
-    let r = LockRange { offset: 0, length: 10, exclusive: true };
-    env.rdbss.lock(&a, r, false, &RxContext::new()).await.unwrap();
-    let e = env.rdbss.lock(&b, r, false, &RxContext::new()).await.unwrap_err();
+    let r = LockRange {
+        offset: 0,
+        length: 10,
+        exclusive: true,
+    };
+    env.rdbss
+        .lock(&a, r, false, &RxContext::new())
+        .await
+        .unwrap();
+    let e = env
+        .rdbss
+        .lock(&b, r, false, &RxContext::new())
+        .await
+        .unwrap_err();
     assert_eq!(e.nt_status(), NtStatus::STATUS_LOCK_NOT_GRANTED);
     let inv = env.rdbss.inventory(&v);
     let ha = inv.handles.iter().find(|h| h.id == a.id()).unwrap();
@@ -190,12 +223,22 @@ async fn byte_range_locks_conflict_between_handles_sharing_a_srv_open() {
     for _ in 0..10 {
         tokio::task::yield_now().await;
     }
-    assert!(env.rdbss.inventory(&v).pending.iter().any(|p| p.kind == rdr_core::rx_context::RequestKind::Lock));
+    assert!(
+        env.rdbss
+            .inventory(&v)
+            .pending
+            .iter()
+            .any(|p| p.kind == rdr_core::rx_context::RequestKind::Lock)
+    );
     env.rdbss.close(&a).await.unwrap();
     bounded(waiter).await.unwrap().unwrap();
     env.rdbss.unlock(&b, r, &RxContext::new()).await.unwrap();
     assert_eq!(
-        env.rdbss.unlock(&b, r, &RxContext::new()).await.unwrap_err().nt_status(),
+        env.rdbss
+            .unlock(&b, r, &RxContext::new())
+            .await
+            .unwrap_err()
+            .nt_status(),
         NtStatus::STATUS_RANGE_NOT_LOCKED
     );
     env.rdbss.close(&b).await.unwrap();
@@ -226,7 +269,11 @@ async fn delayed_close_is_reused_by_a_compatible_open_and_expires() {
     // A different access mode does not collapse.
     let mut p = CreateParams::open_existing(AccessMask::FILE_READ_DATA);
     p.share = ShareAccess::READ;
-    let h3 = env.rdbss.create(&v, "f", &p, &RxContext::new()).await.unwrap();
+    let h3 = env
+        .rdbss
+        .create(&v, "f", &p, &RxContext::new())
+        .await
+        .unwrap();
     assert!(!Arc::ptr_eq(h3.srv_open(), &so));
     env.rdbss.close(&h3).await.unwrap();
     env.rdbss.close(&h2).await.unwrap();
@@ -251,7 +298,11 @@ async fn no_delayed_close_for_directories_delete_on_close_or_without_handle_cach
     assert_eq!(env.mem.server_open_count(), 0);
     let mut p = CreateParams::open_existing(AccessMask::FILE_READ_DATA | AccessMask::DELETE);
     p.options = CreateOptions::DELETE_ON_CLOSE;
-    let h = env.rdbss.create(&v, "g", &p, &RxContext::new()).await.unwrap();
+    let h = env
+        .rdbss
+        .create(&v, "g", &p, &RxContext::new())
+        .await
+        .unwrap();
     env.rdbss.close(&h).await.unwrap();
     assert_eq!(env.mem.server_open_count(), 0);
     env.mem.grant.lock().handle_caching = false;
@@ -262,7 +313,10 @@ async fn no_delayed_close_for_directories_delete_on_close_or_without_handle_cach
 
 #[tokio::test]
 async fn delayed_closes_are_capped_per_srv_call() {
-    let env = caching_env(RdbssConfig { max_delayed_close: 1, ..Default::default() });
+    let env = caching_env(RdbssConfig {
+        max_delayed_close: 1,
+        ..Default::default()
+    });
     let v = env.view(1).await;
     let f = env.open(&v, "f").await;
     let g = env.open(&v, "g").await;
@@ -279,7 +333,10 @@ async fn delayed_closes_are_closed_when_the_view_is_finalized() {
     let f = env.open(&v, "f").await;
     env.rdbss.close(&f).await.unwrap();
     assert_eq!(env.mem.server_open_count(), 1);
-    let o = env.rdbss.finalize_connection(&v.net_root(), Some(&v), ForceLevel::No, &RxContext::new()).await;
+    let o = env
+        .rdbss
+        .finalize_connection(&v.net_root(), Some(&v), ForceLevel::No, &RxContext::new())
+        .await;
     ok(&o);
     assert_eq!(env.mem.server_open_count(), 0);
     assert!(v.is_freed());
@@ -289,7 +346,10 @@ async fn delayed_closes_are_closed_when_the_view_is_finalized() {
 async fn a_dormant_srv_call_is_reused_then_expires() {
     let env = Env::new();
     let v = env.view(1).await;
-    ok(&env.rdbss.finalize_connection(&v.net_root(), Some(&v), ForceLevel::No, &RxContext::new()).await);
+    ok(&env
+        .rdbss
+        .finalize_connection(&v.net_root(), Some(&v), ForceLevel::No, &RxContext::new())
+        .await);
     let sc = v.net_root().srv_call().clone();
     assert!(sc.is_dormant());
     assert_eq!(env.mem.count(&env.mem.counters.srv_call_finalizes), 0);
@@ -300,7 +360,10 @@ async fn a_dormant_srv_call_is_reused_then_expires() {
     assert!(Arc::ptr_eq(v2.net_root().srv_call(), &sc));
     assert!(!sc.is_dormant());
     assert_eq!(env.mem.count(&env.mem.counters.srv_call_creates), 1);
-    ok(&env.rdbss.finalize_connection(&v2.net_root(), Some(&v2), ForceLevel::No, &RxContext::new()).await);
+    ok(&env
+        .rdbss
+        .finalize_connection(&v2.net_root(), Some(&v2), ForceLevel::No, &RxContext::new())
+        .await);
     env.clock.advance(Duration::from_secs(59));
     env.rdbss.scavenge().await;
     assert!(!sc.is_finalized());
@@ -315,9 +378,15 @@ async fn a_dormant_srv_call_is_reused_then_expires() {
 
 #[tokio::test]
 async fn the_configured_linger_overrides_the_mini_redirectors() {
-    let env = Env::with_config(RdbssConfig { srv_call_linger: Some(Duration::from_secs(5)), ..Default::default() });
+    let env = Env::with_config(RdbssConfig {
+        srv_call_linger: Some(Duration::from_secs(5)),
+        ..Default::default()
+    });
     let v = env.view(1).await;
-    ok(&env.rdbss.finalize_connection(&v.net_root(), Some(&v), ForceLevel::No, &RxContext::new()).await);
+    ok(&env
+        .rdbss
+        .finalize_connection(&v.net_root(), Some(&v), ForceLevel::No, &RxContext::new())
+        .await);
     env.clock.advance(Duration::from_secs(6));
     env.rdbss.scavenge().await;
     assert_eq!(env.mem.count(&env.mem.counters.srv_call_finalizes), 1);
@@ -328,7 +397,10 @@ async fn close_transport_closes_only_a_dormant_srv_call() {
     let env = Env::new();
     let v = env.view(1).await;
     assert!(!env.rdbss.close_transport("SRV").await, "in use");
-    ok(&env.rdbss.finalize_connection(&v.net_root(), Some(&v), ForceLevel::No, &RxContext::new()).await);
+    ok(&env
+        .rdbss
+        .finalize_connection(&v.net_root(), Some(&v), ForceLevel::No, &RxContext::new())
+        .await);
     assert!(env.rdbss.close_transport("SRV").await);
     assert_eq!(env.mem.count(&env.mem.counters.srv_call_finalizes), 1);
     assert!(env.rdbss.srv_calls().is_empty());
@@ -339,9 +411,16 @@ async fn orphaned_and_closed_handles_report_clear_errors() {
     let env = Env::new();
     let v = env.view(1).await;
     let h = env.open(&v, "f").await;
-    assert_eq!(env.rdbss.read(&h, 0, 5, &RxContext::new()).await.unwrap(), "hello");
+    assert_eq!(
+        env.rdbss.read(&h, 0, 5, &RxContext::new()).await.unwrap(),
+        "hello"
+    );
     env.rdbss.close(&h).await.unwrap();
-    let e = env.rdbss.read(&h, 0, 5, &RxContext::new()).await.unwrap_err();
+    let e = env
+        .rdbss
+        .read(&h, 0, 5, &RxContext::new())
+        .await
+        .unwrap_err();
     assert_eq!(e.nt_status(), NtStatus::STATUS_FILE_CLOSED);
     let e = env.try_open(&v, "missing", false).await.unwrap_err();
     assert_eq!(e.nt_status(), NtStatus::STATUS_OBJECT_NAME_NOT_FOUND);
@@ -367,7 +446,10 @@ async fn inventory_lists_handles_and_pending_requests() {
     assert!(inv.handles[0].is_dir);
     assert_eq!(inv.handles[1].path, "f");
     assert_eq!(inv.pending.len(), 1);
-    assert_eq!(inv.pending[0].kind, rdr_core::rx_context::RequestKind::NotifyChange);
+    assert_eq!(
+        inv.pending[0].kind,
+        rdr_core::rx_context::RequestKind::NotifyChange
+    );
     assert_eq!(inv.pending[0].path, "d");
     // Closing the directory handle ends its notification (cleanup cancels it).
     env.rdbss.close(&d).await.unwrap();
@@ -376,7 +458,11 @@ async fn inventory_lists_handles_and_pending_requests() {
     assert!(env.rdbss.inventory(&v).pending.is_empty());
     let vol = env.rdbss.query_volume(&v, &RxContext::new()).await.unwrap();
     assert_eq!(vol.block_size, 4096);
-    let i = env.rdbss.query_path_info(&v, "f", &RxContext::new()).await.unwrap();
+    let i = env
+        .rdbss
+        .query_path_info(&v, "f", &RxContext::new())
+        .await
+        .unwrap();
     assert_eq!(i.size, 5);
     assert_eq!(v.reference_count(), 2);
 }

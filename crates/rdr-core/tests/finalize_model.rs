@@ -7,8 +7,8 @@
 mod common;
 use common::*;
 use proptest::prelude::*;
-use rdr_core::fobx::Fobx;
 use rdr_core::fcb::Fcb;
+use rdr_core::fobx::Fobx;
 use rdr_core::minirdr::*;
 use rdr_core::v_net_root::VNetRoot;
 use rdr_core::{ForceLevel, NtStatus, RxContext, RxResult};
@@ -79,7 +79,10 @@ impl Model {
         self.handles.iter().filter(move |h| h.open && h.fcb == f)
     }
     fn k(&self, v: usize) -> usize {
-        self.handles.iter().filter(|h| h.open && h.view == v).count()
+        self.handles
+            .iter()
+            .filter(|h| h.open && h.view == v)
+            .count()
     }
     /// A FCB with handles left, all orphaned, is orphaned (§2.7); one with none is freed.
     fn settle_fcb(&mut self, f: usize) {
@@ -103,7 +106,10 @@ impl Model {
                 .fcbs
                 .iter()
                 .any(|f| f.creator == vi && !f.freed && !f.orphaned);
-            let open_refs = self.handles.iter().any(|h| h.open && h.view == vi && !h.orphaned);
+            let open_refs = self
+                .handles
+                .iter()
+                .any(|h| h.open && h.view == vi && !h.orphaned);
             if !fcb_refs && !open_refs {
                 self.views[vi].freed = true;
                 self.views[vi].in_table = false;
@@ -114,7 +120,11 @@ impl Model {
     fn finalize(&mut self, vi: usize, force: ForceLevel) -> (NtStatus, Vec<usize>) {
         let yes = force == ForceLevel::Yes;
         if self.views[vi].freed {
-            let st = if !yes && self.k(vi) > 0 { NtStatus::STATUS_FILES_OPEN } else { NtStatus::STATUS_SUCCESS };
+            let st = if !yes && self.k(vi) > 0 {
+                NtStatus::STATUS_FILES_OPEN
+            } else {
+                NtStatus::STATUS_SUCCESS
+            };
             return (st, vec![]);
         }
         let keyed: Vec<usize> = (0..self.notifies.len())
@@ -142,11 +152,7 @@ impl Model {
                     continue;
                 }
                 if self.open_handles_of_fcb(f).next().is_some() && !yes {
-                    if fc.is_dir {
-                        ud += 1
-                    } else {
-                        uf += 1
-                    }
+                    if fc.is_dir { ud += 1 } else { uf += 1 }
                 }
             }
         }
@@ -183,11 +189,13 @@ impl Model {
     }
 }
 
+type NotifyTask = tokio::task::JoinHandle<RxResult<Vec<ChangeEvent>>>;
+
 struct Real {
     views: Vec<Arc<VNetRoot>>,
     fcbs: Vec<Arc<Fcb>>,
     handles: Vec<Arc<Fobx>>,
-    notifies: Vec<(RxContext, Option<tokio::task::JoinHandle<RxResult<Vec<ChangeEvent>>>>)>,
+    notifies: Vec<(RxContext, Option<NotifyTask>)>,
 }
 
 async fn end_notify(real: &mut Real, n: usize) {
@@ -199,7 +207,12 @@ async fn end_notify(real: &mut Real, n: usize) {
 async fn run(ops: Vec<Op>) {
     let env = Env::new();
     let mut m = Model::default();
-    let mut r = Real { views: vec![], fcbs: vec![], handles: vec![], notifies: vec![] };
+    let mut r = Real {
+        views: vec![],
+        fcbs: vec![],
+        handles: vec![],
+        notifies: vec![],
+    };
     for op in ops {
         match op {
             Op::Add(s) => {
@@ -210,7 +223,12 @@ async fn run(ops: Vec<Op>) {
                         m.views[vi].x = true;
                     }
                     None => {
-                        m.views.push(MView { in_table: true, x: true, d: false, freed: false });
+                        m.views.push(MView {
+                            in_table: true,
+                            x: true,
+                            d: false,
+                            freed: false,
+                        });
                         m.slots[s] = Some(m.views.len() - 1);
                         r.views.push(v);
                     }
@@ -221,26 +239,46 @@ async fn run(ops: Vec<Op>) {
                 let (path, dir) = PATHS[p];
                 let res = env.try_open(&r.views[vi], path, dir).await;
                 if !m.views[vi].in_table {
-                    assert_eq!(res.unwrap_err().nt_status(), NtStatus::STATUS_BAD_NETWORK_NAME);
+                    assert_eq!(
+                        res.unwrap_err().nt_status(),
+                        NtStatus::STATUS_BAD_NETWORK_NAME
+                    );
                     continue;
                 }
                 let h = res.unwrap();
-                let f = match m.fcbs.iter().position(|f| f.path == p && !f.freed && !f.orphaned) {
+                let f = match m
+                    .fcbs
+                    .iter()
+                    .position(|f| f.path == p && !f.freed && !f.orphaned)
+                {
                     Some(f) => {
                         assert!(Arc::ptr_eq(h.fcb(), &r.fcbs[f]), "one FCB per name");
                         f
                     }
                     None => {
-                        m.fcbs.push(MFcb { path: p, is_dir: dir, creator: vi, orphaned: false, freed: false });
+                        m.fcbs.push(MFcb {
+                            path: p,
+                            is_dir: dir,
+                            creator: vi,
+                            orphaned: false,
+                            freed: false,
+                        });
                         r.fcbs.push(h.fcb().clone());
                         m.fcbs.len() - 1
                     }
                 };
-                m.handles.push(MHandle { view: vi, fcb: f, open: true, orphaned: false });
+                m.handles.push(MHandle {
+                    view: vi,
+                    fcb: f,
+                    open: true,
+                    orphaned: false,
+                });
                 r.handles.push(h);
             }
             Op::Close(i) => {
-                let open: Vec<usize> = (0..m.handles.len()).filter(|&h| m.handles[h].open).collect();
+                let open: Vec<usize> = (0..m.handles.len())
+                    .filter(|&h| m.handles[h].open)
+                    .collect();
                 if open.is_empty() {
                     continue;
                 }
@@ -266,8 +304,14 @@ async fn run(ops: Vec<Op>) {
                 let h = dirs[i % dirs.len()];
                 let fobx = r.handles[h].clone();
                 if m.handles[h].orphaned {
-                    let e = env.rdbss.notify_change(&fobx, notify_filter::ALL, false, &RxContext::new()).await;
-                    assert_eq!(e.unwrap_err().nt_status(), NtStatus::STATUS_UNEXPECTED_NETWORK_ERROR);
+                    let e = env
+                        .rdbss
+                        .notify_change(&fobx, notify_filter::ALL, false, &RxContext::new())
+                        .await;
+                    assert_eq!(
+                        e.unwrap_err().nt_status(),
+                        NtStatus::STATUS_UNEXPECTED_NETWORK_ERROR
+                    );
                     continue;
                 }
                 let ctx = RxContext::new();
@@ -276,7 +320,10 @@ async fn run(ops: Vec<Op>) {
                 let task = {
                     let rd = env.rdbss.clone();
                     let ctx = ctx.clone();
-                    tokio::spawn(async move { rd.notify_change(&fobx, notify_filter::ALL, false, &ctx).await })
+                    tokio::spawn(async move {
+                        rd.notify_change(&fobx, notify_filter::ALL, false, &ctx)
+                            .await
+                    })
                 };
                 bounded(async {
                     while v.number_of_pending_requests() <= before {
@@ -284,11 +331,16 @@ async fn run(ops: Vec<Op>) {
                     }
                 })
                 .await;
-                m.notifies.push(MNotify { handle: h, pending: true });
+                m.notifies.push(MNotify {
+                    handle: h,
+                    pending: true,
+                });
                 r.notifies.push((ctx, Some(task)));
             }
             Op::Cancel(i) => {
-                let pending: Vec<usize> = (0..m.notifies.len()).filter(|&n| m.notifies[n].pending).collect();
+                let pending: Vec<usize> = (0..m.notifies.len())
+                    .filter(|&n| m.notifies[n].pending)
+                    .collect();
                 if pending.is_empty() {
                     continue;
                 }
@@ -300,7 +352,13 @@ async fn run(ops: Vec<Op>) {
             Op::Finalize(s, force) => {
                 let Some(vi) = m.slots[s] else { continue };
                 let v = r.views[vi].clone();
-                let o = bounded(env.rdbss.finalize_connection(&v.net_root(), Some(&v), force, &RxContext::new())).await;
+                let o = bounded(env.rdbss.finalize_connection(
+                    &v.net_root(),
+                    Some(&v),
+                    force,
+                    &RxContext::new(),
+                ))
+                .await;
                 let (want, cancelled) = m.finalize(vi, force);
                 assert_eq!(o.status, want, "finalize {force:?}");
                 assert_eq!(o.cancelled.len(), cancelled.len(), "cancelled requests");
@@ -314,14 +372,26 @@ async fn run(ops: Vec<Op>) {
         let in_table = env.rdbss.connections();
         for (vi, mv) in m.views.iter().enumerate() {
             let rv = &r.views[vi];
-            assert_eq!(in_table.iter().any(|c| Arc::ptr_eq(c, rv)), mv.in_table, "view {vi} in the name table");
+            assert_eq!(
+                in_table.iter().any(|c| Arc::ptr_eq(c, rv)),
+                mv.in_table,
+                "view {vi} in the name table"
+            );
             assert_eq!(rv.is_freed(), mv.freed, "view {vi} finalized");
-            assert_eq!(rv.has_additional_reference(), mv.x, "view {vi} extra reference");
+            assert_eq!(
+                rv.has_additional_reference(),
+                mv.x,
+                "view {vi} extra reference"
+            );
             assert_eq!(rv.number_of_fobxs(), m.k(vi), "view {vi} NumberOfFobxs");
         }
         for (h, mh) in m.handles.iter().enumerate() {
             if mh.open {
-                assert_eq!(r.handles[h].is_orphaned(), mh.orphaned, "handle {h} orphaned");
+                assert_eq!(
+                    r.handles[h].is_orphaned(),
+                    mh.orphaned,
+                    "handle {h} orphaned"
+                );
             }
         }
     }
@@ -350,7 +420,10 @@ async fn run(ops: Vec<Op>) {
 }
 
 fn cases() -> u32 {
-    std::env::var("PROPTEST_CASES").ok().and_then(|s| s.parse().ok()).unwrap_or(10_000)
+    std::env::var("PROPTEST_CASES")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(10_000)
 }
 
 proptest! {

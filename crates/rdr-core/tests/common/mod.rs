@@ -124,7 +124,11 @@ fn info(is_dir: bool, size: u64) -> FileInfo {
         accessed: SystemTime::UNIX_EPOCH,
         modified: SystemTime::UNIX_EPOCH,
         changed: SystemTime::UNIX_EPOCH,
-        attributes: if is_dir { file_attributes::DIRECTORY } else { file_attributes::NORMAL },
+        attributes: if is_dir {
+            file_attributes::DIRECTORY
+        } else {
+            file_attributes::NORMAL
+        },
         file_id: 0,
         nlink: 1,
         mode: None,
@@ -156,13 +160,20 @@ impl MemRdr {
     }
     pub fn server_opens_of(&self, path: &str) -> usize {
         let k = path.to_lowercase();
-        self.open_handles.lock().values().filter(|p| **p == k).count()
+        self.open_handles
+            .lock()
+            .values()
+            .filter(|p| **p == k)
+            .count()
     }
     pub fn count(&self, c: &AtomicUsize) -> usize {
         c.load(Ordering::SeqCst)
     }
     pub fn content(&self, path: &str) -> Option<Vec<u8>> {
-        self.files.lock().get(&path.to_lowercase()).map(|f| f.data.clone())
+        self.files
+            .lock()
+            .get(&path.to_lowercase())
+            .map(|f| f.data.clone())
     }
     fn id(&self) -> u64 {
         self.next.fetch_add(1, Ordering::SeqCst) as u64 + 1
@@ -178,7 +189,9 @@ impl MiniRedirector for MemRdr {
         self.linger.lock().unwrap_or(Duration::from_secs(60))
     }
     async fn create_srv_call(&self, _p: &SrvCallParams, ctx: &RxContext) -> RxResult<MrxContext> {
-        self.counters.srv_call_creates.fetch_add(1, Ordering::SeqCst);
+        self.counters
+            .srv_call_creates
+            .fetch_add(1, Ordering::SeqCst);
         self.srv_call_gate.pass(ctx).await?;
         if let Some(s) = *self.fail_srv_call.lock() {
             return Err(st(s, "server"));
@@ -186,7 +199,9 @@ impl MiniRedirector for MemRdr {
         Ok(Arc::new(self.id()))
     }
     async fn finalize_srv_call(&self, _s: &MrxContext, _force: bool) {
-        self.counters.srv_call_finalizes.fetch_add(1, Ordering::SeqCst);
+        self.counters
+            .srv_call_finalizes
+            .fetch_add(1, Ordering::SeqCst);
     }
     async fn create_v_net_root(
         &self,
@@ -195,21 +210,31 @@ impl MiniRedirector for MemRdr {
         p: &VNetRootParams,
         ctx: &RxContext,
     ) -> RxResult<VNetRootCreated> {
-        self.counters.v_net_root_creates.fetch_add(1, Ordering::SeqCst);
+        self.counters
+            .v_net_root_creates
+            .fetch_add(1, Ordering::SeqCst);
         self.v_net_root_gate.pass(ctx).await?;
         if let Some(s) = *self.fail_v_net_root.lock() {
             return Err(st(s, &p.share));
         }
         Ok(VNetRootCreated {
-            net_root: if net_root.is_none() { Some(Arc::new(p.share.clone())) } else { None },
+            net_root: if net_root.is_none() {
+                Some(Arc::new(p.share.clone()))
+            } else {
+                None
+            },
             v_net_root: Arc::new(self.id()),
         })
     }
     async fn finalize_net_root(&self, _n: &MrxContext) {
-        self.counters.net_root_finalizes.fetch_add(1, Ordering::SeqCst);
+        self.counters
+            .net_root_finalizes
+            .fetch_add(1, Ordering::SeqCst);
     }
     async fn finalize_v_net_root(&self, _v: &MrxContext) {
-        self.counters.v_net_root_finalizes.fetch_add(1, Ordering::SeqCst);
+        self.counters
+            .v_net_root_finalizes
+            .fetch_add(1, Ordering::SeqCst);
     }
     async fn create(
         &self,
@@ -240,10 +265,19 @@ impl MiniRedirector for MemRdr {
                     (f.is_dir, f.data.len() as u64, CreateAction::Opened)
                 }
                 None => {
-                    if matches!(params.disposition, CreateDisposition::Open | CreateDisposition::Overwrite) {
+                    if matches!(
+                        params.disposition,
+                        CreateDisposition::Open | CreateDisposition::Overwrite
+                    ) {
                         return Err(st(NtStatus::STATUS_OBJECT_NAME_NOT_FOUND, path));
                     }
-                    files.insert(key.clone(), MemFile { data: Vec::new(), is_dir: want_dir });
+                    files.insert(
+                        key.clone(),
+                        MemFile {
+                            data: Vec::new(),
+                            is_dir: want_dir,
+                        },
+                    );
                     (want_dir, 0, CreateAction::Created)
                 }
             }
@@ -251,7 +285,11 @@ impl MiniRedirector for MemRdr {
         let h = self.id();
         self.open_handles.lock().insert(h, key);
         self.counters.opens.fetch_add(1, Ordering::SeqCst);
-        let buffering = if is_dir { BufferingState::default() } else { *self.grant.lock() };
+        let buffering = if is_dir {
+            BufferingState::default()
+        } else {
+            *self.grant.lock()
+        };
         Ok(CreateResult {
             srv_open: Arc::new(MemOpen { handle: h }),
             info: info(is_dir, size),
@@ -269,32 +307,62 @@ impl MiniRedirector for MemRdr {
         self.counters.closes.fetch_add(1, Ordering::SeqCst);
         Ok(())
     }
-    async fn read(&self, s: &MrxContext, offset: u64, len: u32, ctx: &RxContext) -> RxResult<Bytes> {
+    async fn read(
+        &self,
+        s: &MrxContext,
+        offset: u64,
+        len: u32,
+        ctx: &RxContext,
+    ) -> RxResult<Bytes> {
         if self.hang_reads.load(Ordering::SeqCst) {
             ctx.cancelled().await;
-            return Err(RxError::Cancelled { what: "read".into() });
+            return Err(RxError::Cancelled {
+                what: "read".into(),
+            });
         }
         let h = handle_of(s);
-        let path = self.open_handles.lock().get(&h).cloned().ok_or_else(|| st(NtStatus::STATUS_INVALID_HANDLE, "read"))?;
+        let path = self
+            .open_handles
+            .lock()
+            .get(&h)
+            .cloned()
+            .ok_or_else(|| st(NtStatus::STATUS_INVALID_HANDLE, "read"))?;
         let files = self.files.lock();
-        let f = files.get(&path).ok_or_else(|| st(NtStatus::STATUS_FILE_DELETED, &path))?;
+        let f = files
+            .get(&path)
+            .ok_or_else(|| st(NtStatus::STATUS_FILE_DELETED, &path))?;
         let start = (offset as usize).min(f.data.len());
         let end = (start + len as usize).min(f.data.len());
         Ok(Bytes::copy_from_slice(&f.data[start..end]))
     }
-    async fn write(&self, s: &MrxContext, offset: u64, data: Bytes, ctx: &RxContext) -> RxResult<u32> {
+    async fn write(
+        &self,
+        s: &MrxContext,
+        offset: u64,
+        data: Bytes,
+        ctx: &RxContext,
+    ) -> RxResult<u32> {
         if self.hang_writes.load(Ordering::SeqCst) {
             ctx.cancelled().await;
-            return Err(RxError::Cancelled { what: "write".into() });
+            return Err(RxError::Cancelled {
+                what: "write".into(),
+            });
         }
         if self.fail_writes.load(Ordering::SeqCst) {
             return Err(st(NtStatus::STATUS_CONNECTION_DISCONNECTED, "write"));
         }
         self.counters.writes.fetch_add(1, Ordering::SeqCst);
         let h = handle_of(s);
-        let path = self.open_handles.lock().get(&h).cloned().ok_or_else(|| st(NtStatus::STATUS_INVALID_HANDLE, "write"))?;
+        let path = self
+            .open_handles
+            .lock()
+            .get(&h)
+            .cloned()
+            .ok_or_else(|| st(NtStatus::STATUS_INVALID_HANDLE, "write"))?;
         let mut files = self.files.lock();
-        let f = files.get_mut(&path).ok_or_else(|| st(NtStatus::STATUS_FILE_DELETED, &path))?;
+        let f = files
+            .get_mut(&path)
+            .ok_or_else(|| st(NtStatus::STATUS_FILE_DELETED, &path))?;
         let end = offset as usize + data.len();
         if f.data.len() < end {
             f.data.resize(end, 0);
@@ -307,20 +375,39 @@ impl MiniRedirector for MemRdr {
     }
     async fn query_info(&self, s: &MrxContext, _ctx: &RxContext) -> RxResult<FileInfo> {
         let h = handle_of(s);
-        let path = self.open_handles.lock().get(&h).cloned().ok_or_else(|| st(NtStatus::STATUS_INVALID_HANDLE, "query"))?;
+        let path = self
+            .open_handles
+            .lock()
+            .get(&h)
+            .cloned()
+            .ok_or_else(|| st(NtStatus::STATUS_INVALID_HANDLE, "query"))?;
         let files = self.files.lock();
-        let f = files.get(&path).ok_or_else(|| st(NtStatus::STATUS_FILE_DELETED, &path))?;
+        let f = files
+            .get(&path)
+            .ok_or_else(|| st(NtStatus::STATUS_FILE_DELETED, &path))?;
         Ok(info(f.is_dir, f.data.len() as u64))
     }
-    async fn query_path_info(&self, _v: &MrxContext, path: &RxPath, _ctx: &RxContext) -> RxResult<FileInfo> {
+    async fn query_path_info(
+        &self,
+        _v: &MrxContext,
+        path: &RxPath,
+        _ctx: &RxContext,
+    ) -> RxResult<FileInfo> {
         let files = self.files.lock();
-        let f = files.get(&path.to_lowercase()).ok_or_else(|| st(NtStatus::STATUS_OBJECT_NAME_NOT_FOUND, path))?;
+        let f = files
+            .get(&path.to_lowercase())
+            .ok_or_else(|| st(NtStatus::STATUS_OBJECT_NAME_NOT_FOUND, path))?;
         Ok(info(f.is_dir, f.data.len() as u64))
     }
     async fn set_info(&self, s: &MrxContext, i: &SetInfo, ctx: &RxContext) -> RxResult<()> {
         self.set_info_gate.pass(ctx).await?;
         let h = handle_of(s);
-        let path = self.open_handles.lock().get(&h).cloned().ok_or_else(|| st(NtStatus::STATUS_INVALID_HANDLE, "set"))?;
+        let path = self
+            .open_handles
+            .lock()
+            .get(&h)
+            .cloned()
+            .ok_or_else(|| st(NtStatus::STATUS_INVALID_HANDLE, "set"))?;
         let mut files = self.files.lock();
         match i {
             SetInfo::EndOfFile(n) => {
@@ -338,27 +425,66 @@ impl MiniRedirector for MemRdr {
         }
         Ok(())
     }
-    async fn query_directory(&self, s: &MrxContext, _p: Option<&str>, restart: bool, _ctx: &RxContext) -> RxResult<Vec<DirEntry>> {
+    async fn query_directory(
+        &self,
+        s: &MrxContext,
+        _p: Option<&str>,
+        restart: bool,
+        _ctx: &RxContext,
+    ) -> RxResult<Vec<DirEntry>> {
         if !restart {
             return Ok(Vec::new());
         }
         let h = handle_of(s);
-        let dir = self.open_handles.lock().get(&h).cloned().unwrap_or_default();
+        let dir = self
+            .open_handles
+            .lock()
+            .get(&h)
+            .cloned()
+            .unwrap_or_default();
         let files = self.files.lock();
-        let prefix = if dir.is_empty() { String::new() } else { format!("{dir}\\") };
+        let prefix = if dir.is_empty() {
+            String::new()
+        } else {
+            format!("{dir}\\")
+        };
         Ok(files
             .iter()
-            .filter(|(k, _)| !k.is_empty() && k.starts_with(&prefix) && !k[prefix.len()..].contains('\\'))
-            .map(|(k, f)| DirEntry { name: k[prefix.len()..].to_string(), info: info(f.is_dir, f.data.len() as u64) })
+            .filter(|(k, _)| {
+                !k.is_empty() && k.starts_with(&prefix) && !k[prefix.len()..].contains('\\')
+            })
+            .map(|(k, f)| DirEntry {
+                name: k[prefix.len()..].to_string(),
+                info: info(f.is_dir, f.data.len() as u64),
+            })
             .collect())
     }
-    async fn notify_change(&self, _s: &MrxContext, _f: u32, _w: bool, ctx: &RxContext) -> RxResult<Vec<ChangeEvent>> {
+    async fn notify_change(
+        &self,
+        _s: &MrxContext,
+        _f: u32,
+        _w: bool,
+        ctx: &RxContext,
+    ) -> RxResult<Vec<ChangeEvent>> {
         ctx.cancelled().await;
-        Err(RxError::Cancelled { what: "notify".into() })
+        Err(RxError::Cancelled {
+            what: "notify".into(),
+        })
     }
-    async fn lock(&self, s: &MrxContext, range: LockRange, wait: bool, ctx: &RxContext) -> RxResult<()> {
+    async fn lock(
+        &self,
+        s: &MrxContext,
+        range: LockRange,
+        wait: bool,
+        ctx: &RxContext,
+    ) -> RxResult<()> {
         let h = handle_of(s);
-        let path = self.open_handles.lock().get(&h).cloned().unwrap_or_default();
+        let path = self
+            .open_handles
+            .lock()
+            .get(&h)
+            .cloned()
+            .unwrap_or_default();
         loop {
             let n = self.lock_changed.notified();
             tokio::pin!(n);
@@ -397,7 +523,11 @@ impl MiniRedirector for MemRdr {
         }
     }
     async fn query_volume(&self, _v: &MrxContext, _ctx: &RxContext) -> RxResult<VolumeInfo> {
-        Ok(VolumeInfo { total_bytes: 1 << 30, free_bytes: 1 << 29, block_size: 4096 })
+        Ok(VolumeInfo {
+            total_bytes: 1 << 30,
+            free_bytes: 1 << 29,
+            block_size: 4096,
+        })
     }
 }
 
@@ -415,10 +545,22 @@ impl Fixture for Arc<MemRdr> {
         self.clone()
     }
     fn make_file(&self, path: &str, data: &[u8]) {
-        self.files.lock().insert(path.to_lowercase(), MemFile { data: data.to_vec(), is_dir: false });
+        self.files.lock().insert(
+            path.to_lowercase(),
+            MemFile {
+                data: data.to_vec(),
+                is_dir: false,
+            },
+        );
     }
     fn make_dir(&self, path: &str) {
-        self.files.lock().insert(path.to_lowercase(), MemFile { data: Vec::new(), is_dir: true });
+        self.files.lock().insert(
+            path.to_lowercase(),
+            MemFile {
+                data: Vec::new(),
+                is_dir: true,
+            },
+        );
     }
     fn server_opens(&self) -> Option<usize> {
         Some(self.server_open_count())
@@ -454,7 +596,10 @@ impl Env {
         self.view_of(SHARE, logon_id).await
     }
     pub async fn view_of(&self, name: &str, logon_id: u32) -> Arc<VNetRoot> {
-        let creds = Credentials { logon_id, ..Default::default() };
+        let creds = Credentials {
+            logon_id,
+            ..Default::default()
+        };
         self.rdbss
             .add_connection(&RemoteName::parse(name).unwrap(), creds, &RxContext::new())
             .await
@@ -467,7 +612,8 @@ impl Env {
         self.try_open(v, path, true).await.unwrap()
     }
     pub async fn try_open(&self, v: &Arc<VNetRoot>, path: &str, dir: bool) -> RxResult<Arc<Fobx>> {
-        let mut p = CreateParams::open_existing(AccessMask::FILE_READ_DATA | AccessMask::FILE_WRITE_DATA);
+        let mut p =
+            CreateParams::open_existing(AccessMask::FILE_READ_DATA | AccessMask::FILE_WRITE_DATA);
         if dir {
             p.access = AccessMask::FILE_READ_DATA;
             p.options = CreateOptions::DIRECTORY_FILE;
@@ -475,11 +621,17 @@ impl Env {
         self.rdbss.create(v, path, &p, &RxContext::new()).await
     }
     /// Start a change notification on a directory handle; it stays pending.
-    pub async fn start_notify(&self, fobx: &Arc<Fobx>) -> tokio::task::JoinHandle<RxResult<Vec<ChangeEvent>>> {
+    pub async fn start_notify(
+        &self,
+        fobx: &Arc<Fobx>,
+    ) -> tokio::task::JoinHandle<RxResult<Vec<ChangeEvent>>> {
         let r = self.rdbss.clone();
         let f = fobx.clone();
         let before = fobx.v_net_root().number_of_pending_requests();
-        let h = tokio::spawn(async move { r.notify_change(&f, notify_filter::ALL, false, &RxContext::new()).await });
+        let h = tokio::spawn(async move {
+            r.notify_change(&f, notify_filter::ALL, false, &RxContext::new())
+                .await
+        });
         let v = fobx.v_net_root().clone();
         bounded(async move {
             while v.number_of_pending_requests() <= before {
@@ -493,5 +645,7 @@ impl Env {
 
 /// Fail a test that hangs.
 pub async fn bounded<T>(f: impl std::future::Future<Output = T>) -> T {
-    tokio::time::timeout(Duration::from_secs(20), f).await.expect("timed out: the operation hung")
+    tokio::time::timeout(Duration::from_secs(20), f)
+        .await
+        .expect("timed out: the operation hung")
 }
