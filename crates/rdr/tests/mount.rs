@@ -825,3 +825,31 @@ fn a_large_file_streams_through_the_mount_intact() {
         assert_eq!(f.read(&mut buf).unwrap(), 0, "data past the end");
     }
 }
+
+#[test]
+fn parallel_writers_and_readers_keep_every_file_intact() {
+    if !can_run("parallel_writers_and_readers_keep_every_file_intact") {
+        return;
+    }
+    let mut env = Env::new();
+    let (back, mp) = env.paths("par");
+    env.mount(&back, &mp);
+    let m = mp.display();
+    // 8 processes each write a 3 MiB file, then 8 read them back while others list the dir.
+    let o = sh(&format!(
+        "set -e; for i in 1 2 3 4 5 6 7 8; do \
+           (head -c 3145728 /dev/urandom > {m}/../par-src-$i && cp {m}/../par-src-$i {m}/p$i) & \
+         done; wait; \
+         for i in 1 2 3 4 5 6 7 8; do (cmp {m}/../par-src-$i {m}/p$i && echo same$i) & ls -l {m} >/dev/null & done; wait"
+    ));
+    assert!(o.status.success(), "{}{}", stdout(&o), stderr(&o));
+    for i in 1..=8 {
+        assert!(stdout(&o).contains(&format!("same{i}")), "{}", stdout(&o));
+        let src = std::fs::read(env.dir.path().join(format!("par-src-{i}"))).unwrap();
+        assert_eq!(
+            std::fs::read(back.join(format!("p{i}"))).unwrap(),
+            src,
+            "p{i}"
+        );
+    }
+}
