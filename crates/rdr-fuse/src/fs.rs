@@ -915,13 +915,18 @@ impl Filesystem for RdrFs {
         _lock_owner: LockOwner,
         reply: ReplyEmpty,
     ) {
-        // close(2): push data held back by write-behind, so errors surface at close. Without
-        // write caching the core has nothing dirty and no round trip is needed.
+        // close(2): push data held back by write-behind, so errors surface at close (cifs
+        // semantics). Without write caching, or with write-behind off in the core, nothing is
+        // dirty and no round trip is needed (the core's flush also makes the data durable on
+        // the server, which close does not promise; fsync does).
         let inner = self.inner.clone();
         self.spawn(async move {
             let r = async {
                 let h = inner.handle(fh)?;
-                if h.wrote.swap(false, Ordering::Relaxed) && h.fobx.buffering().write_caching {
+                if h.wrote.swap(false, Ordering::Relaxed)
+                    && h.fobx.buffering().write_caching
+                    && inner.rdbss.config().write_behind_limit > 0
+                {
                     inner
                         .rdbss
                         .flush(&h.fobx, &RxContext::new())
