@@ -7,12 +7,13 @@
 //! last one, then ends by itself.
 
 use crate::fs::{FsOptions, FsProbe, MountStats, RdrFs};
-use fuser::{Config, INodeNo, MountOption, Notifier, Session, SessionACL};
+use fuser::{Config, INodeNo, Notifier, Session, SessionACL};
 use parking_lot::{Condvar, Mutex};
 use rdr_core::Rdbss;
 use rdr_core::v_net_root::VNetRoot;
 use std::ffi::CString;
 use std::io;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -56,10 +57,10 @@ pub struct MountHandle {
 }
 
 fn umount2(path: &Path, flags: i32) -> io::Result<()> {
-    let c = CString::new(path.as_os_str().as_bytes())
-        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "mount point contains NUL"))?;
-    // SAFETY: `c` is a valid NUL-terminated path for the duration of the call.
-    let r = unsafe { libc::umount2(c.as_ptr(), flags) };
+    let c = cstring(path)?;
+    // SAFETY: `c` is a valid NUL-terminated path for the duration of the call. A symlink put
+    // in place of the mount point is not followed.
+    let r = unsafe { libc::umount2(c.as_ptr(), flags | libc::UMOUNT_NOFOLLOW) };
     if r == 0 {
         Ok(())
     } else {
@@ -123,6 +124,7 @@ fn unescape_mountinfo(s: &str) -> String {
 }
 
 /// Mount `v` at `mountpoint` and start serving it. Returns when the kernel has sent INIT.
+/// The last component must be a directory, not a symlink.
 pub fn mount(
     rdbss: Rdbss,
     v: Arc<VNetRoot>,
@@ -130,37 +132,133 @@ pub fn mount(
     cfg: &MountConfig,
     rt: tokio::runtime::Handle,
 ) -> io::Result<MountHandle> {
+    let dir = open_dir_nofollow(mountpoint)?;
+    mount_fd(rdbss, v, dir.as_fd(), cfg, rt)
+}
+
+/// Open a directory as an `O_PATH` handle without following a final symlink: the daemon
+/// checks ownership on this handle and mounts exactly it (no check-then-mount race).
+pub fn open_dir_nofollow(path: &Path) -> io::Result<OwnedFd> {
+    let c = cstring(path)?;
+    // SAFETY: valid C string; the flags ask for a path handle only.
+    let fd = unsafe {
+        libc::open(
+            c.as_ptr(),
+            libc::O_PATH | libc::O_DIRECTORY | libc::O_NOFOLLOW | libc::O_CLOEXEC,
+        )
+    };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: `fd` was just returned by open and is owned by nobody else.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+fn cstring(path: &Path) -> io::Result<CString> {
+    CString::new(path.as_os_str().as_bytes())
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "path contains NUL"))
+}
+
+/// Mount `v` on the directory `dir` (an `O_PATH` handle) and start serving it. The mount is
+/// made here with mount(2) on `/proc/self/fd/N`, so it lands on exactly the directory that was
+/// checked, whatever happens to the path meanwhile.
+pub fn mount_fd(
+    rdbss: Rdbss,
+    v: Arc<VNetRoot>,
+    dir: BorrowedFd<'_>,
+    cfg: &MountConfig,
+    rt: tokio::runtime::Handle,
+) -> io::Result<MountHandle> {
+    let target = PathBuf::from(format!("/proc/self/fd/{}", dir.as_raw_fd()));
+    let mountpoint = std::fs::read_link(&target)?;
+    // SAFETY: a zeroed stat is a valid out-buffer; `dir` is an open fd.
+    let mut st: libc::stat = unsafe { std::mem::zeroed() };
+    // SAFETY: as above.
+    if unsafe { libc::fstat(dir.as_raw_fd(), &mut st) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    if st.st_mode & libc::S_IFMT != libc::S_IFDIR {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("{}: not a directory", mountpoint.display()),
+        ));
+    }
+    let dev = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/fuse")?;
+    let dev: OwnedFd = dev.into();
+    // allow_other, and every path-taking request checks the caller against the owner (and
+    // root) in RdrFs::allowed; default_permissions makes the kernel apply mode bits against
+    // the attributes we report (owner = the connection's user).
+    let opts = format!(
+        "fd={},rootmode={:o},user_id={},group_id={},allow_other,default_permissions",
+        dev.as_raw_fd(),
+        st.st_mode & libc::S_IFMT,
+        // SAFETY: getuid/getgid have no preconditions.
+        unsafe { libc::getuid() },
+        unsafe { libc::getgid() },
+    );
+    let src = CString::new(cfg.fsname.replace('\0', ""))
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "bad fsname"))?;
+    let tgt = cstring(&target)?;
+    let copts = CString::new(opts).map_err(|_| io::Error::other("bad mount options"))?;
+    let flags = libc::MS_NOSUID | libc::MS_NODEV;
+    let mut last = io::Error::other("mount failed");
+    let mut mounted = false;
+    for fstype in ["fuse.rdr", "fuse"] {
+        let ft = CString::new(fstype).map_err(|_| io::Error::other("fstype"))?;
+        // SAFETY: all pointers are valid NUL-terminated strings for the call's duration.
+        let r = unsafe {
+            libc::mount(
+                src.as_ptr(),
+                tgt.as_ptr(),
+                ft.as_ptr(),
+                flags,
+                copts.as_ptr().cast(),
+            )
+        };
+        if r == 0 {
+            mounted = true;
+            break;
+        }
+        last = io::Error::last_os_error();
+        if last.raw_os_error() != Some(libc::ENODEV) && last.raw_os_error() != Some(libc::EINVAL) {
+            break;
+        }
+    }
+    if !mounted {
+        return Err(last);
+    }
     let stats = Arc::new(MountStats::default());
     let fs = RdrFs::new(rdbss, v, rt, cfg.fs.clone(), stats.clone());
     let probe = fs.probe();
     let mut fc = Config::default();
-    fc.mount_options = vec![
-        MountOption::FSName(cfg.fsname.clone()),
-        MountOption::Subtype("rdr".into()),
-        MountOption::NoDev,
-        MountOption::NoSuid,
-        // The kernel checks mode bits against the attributes we report (owner = the
-        // connection's user), so chmod means what it says for the owner too.
-        MountOption::DefaultPermissions,
-    ];
-    // allow_other, and every path-taking request checks the caller against the owner (and
-    // root) in RdrFs::allowed; the daemon runs as root, so fuser's own Owner ACL would admit
-    // root only.
     fc.acl = SessionACL::All;
     fc.n_threads = Some(cfg.n_threads.max(1));
     fc.clone_fd = cfg.n_threads > 1;
-    let session = Session::new(fs, mountpoint, &fc)?;
+    let session = match Session::from_fd(fs, dev, SessionACL::All, fc) {
+        Ok(s) => s,
+        Err(e) => {
+            let _ = umount2(&mountpoint, libc::MNT_DETACH);
+            return Err(e);
+        }
+    };
     let notifier = session.notifier();
     let ended = Arc::new(Ended::default());
     let e2 = ended.clone();
     let name = format!("rdr-fuse {}", mountpoint.display());
-    std::thread::Builder::new().name(name).spawn(move || {
+    let spawned = std::thread::Builder::new().name(name).spawn(move || {
         let r = session.run().map_err(|e| e.to_string());
         *e2.done.lock() = Some(r);
         e2.cv.notify_all();
-    })?;
+    });
+    if let Err(e) = spawned {
+        let _ = umount2(&mountpoint, libc::MNT_DETACH);
+        return Err(e);
+    }
     Ok(MountHandle {
-        mountpoint: mountpoint.to_path_buf(),
+        mountpoint,
         stats,
         ended,
         probe,

@@ -17,6 +17,7 @@ use rdr_fuse::{FsOptions, MountConfig, MountHandle};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::io::Write;
+use std::os::fd::{AsFd, AsRawFd};
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, Stdio};
@@ -605,8 +606,8 @@ impl Daemon {
         let checked = tokio::task::spawn_blocking(move || prepare_mountpoint(uid, gid, &mp, &d2))
             .await
             .unwrap_or_else(|e| Err(format!("internal error: {e}")));
-        let created = match checked {
-            Ok(c) => c,
+        let (created, mp_fd, dir) = match checked {
+            Ok(p) => (p.created, p.fd, p.dir),
             Err(e) => return Response::err(e, None),
         };
         let undo = |created: bool, mp: &Path| {
@@ -656,9 +657,11 @@ impl Daemon {
             n_threads: 4,
         };
         let rt = self.rt.clone();
-        let (r2, v2, mp2) = (rdbss.clone(), v.clone(), mountpoint.clone());
-        let mounted =
-            tokio::task::spawn_blocking(move || rdr_fuse::mount(r2, v2, &mp2, &cfg, rt)).await;
+        let (r2, v2) = (rdbss.clone(), v.clone());
+        let mounted = tokio::task::spawn_blocking(move || {
+            rdr_fuse::mount::mount_fd(r2, v2, mp_fd.as_fd(), &cfg, rt)
+        })
+        .await;
         let mount = match mounted
             .map_err(|e| e.to_string())
             .and_then(|r| r.map_err(|e| e.to_string()))
@@ -682,6 +685,8 @@ impl Daemon {
             }
         };
         let server = rname.server.clone();
+        // Where it really is (symlinks in the parents resolved): used to find and unmount it.
+        let mountpoint = mount.mountpoint().to_path_buf();
         let conn = Arc::new(Conn {
             id: self.next_id.fetch_add(1, Ordering::Relaxed),
             uid,
@@ -1019,9 +1024,55 @@ impl Mode0600 for std::fs::OpenOptions {
     }
 }
 
+/// What `prepare_mountpoint` checked: the mount point pinned as an `O_PATH` handle, whether it
+/// was created, and the local directory with symlinks resolved.
+struct Prepared {
+    created: bool,
+    fd: std::os::fd::OwnedFd,
+    dir: PathBuf,
+}
+
 /// Validate the local directory and the mount point for `uid`; create the mount point if
-/// missing (owned by the caller). Returns whether it was created.
-fn prepare_mountpoint(uid: u32, gid: u32, mp: &Path, dir: &Path) -> Result<bool, String> {
+/// missing (owned by the caller); pin it as a handle whose owner is checked again, so the mount
+/// lands on exactly what was checked.
+fn prepare_mountpoint(uid: u32, gid: u32, mp: &Path, dir: &Path) -> Result<Prepared, String> {
+    let dir = std::fs::canonicalize(dir).map_err(|_| {
+        format!(
+            "local:{}: no such directory (STATUS_BAD_NETWORK_NAME)",
+            dir.display()
+        )
+    })?;
+    let created = prepare_path(uid, gid, mp, &dir)?;
+    let undo = || {
+        if created {
+            let _ = std::fs::remove_dir(mp);
+        }
+    };
+    let fd = match rdr_fuse::mount::open_dir_nofollow(mp) {
+        Ok(fd) => fd,
+        Err(e) => {
+            undo();
+            return Err(format!("{}: the mount point: {e}", mp.display()));
+        }
+    };
+    let m = match std::fs::metadata(format!("/proc/self/fd/{}", fd.as_raw_fd())) {
+        Ok(m) => m,
+        Err(e) => {
+            undo();
+            return Err(format!("{}: the mount point: {e}", mp.display()));
+        }
+    };
+    if uid != 0 && m.uid() != uid {
+        undo();
+        return Err(format!(
+            "{}: the mount point is not owned by you (uid {uid})",
+            mp.display()
+        ));
+    }
+    Ok(Prepared { created, fd, dir })
+}
+
+fn prepare_path(uid: u32, gid: u32, mp: &Path, dir: &Path) -> Result<bool, String> {
     match std::fs::metadata(dir) {
         Ok(m) if m.is_dir() => {}
         Ok(_) => {

@@ -302,6 +302,16 @@ fn bad_input_is_one_line_exit_1_and_nothing_half_made() {
         &format!("local:{}", back.display()),
     ]);
     check(&o, "not a directory");
+    // A symlink as mount point is refused (the daemon mounts exactly the directory it checked).
+    let link = env.dir.path().join("a-link");
+    std::os::unix::fs::symlink(&back, &link).unwrap();
+    let o = env.rdr(&[
+        "use",
+        link.to_str().unwrap(),
+        &format!("local:{}", back.display()),
+    ]);
+    check(&o, "not a directory");
+    assert!(!is_mounted(&back) && !is_mounted(&link));
     // Not a remote name, and SMB (not there yet).
     check(
         &env.rdr(&["use", mp.to_str().unwrap(), "nonsense"]),
@@ -314,6 +324,13 @@ fn bad_input_is_one_line_exit_1_and_nothing_half_made() {
     assert!(!mp.exists());
     // Already mounted.
     env.mount(&back, &mp);
+    let line = std::fs::read_to_string("/proc/self/mountinfo")
+        .unwrap()
+        .lines()
+        .find(|l| l.split(' ').nth(4) == Some(mp.to_str().unwrap()))
+        .map(str::to_string)
+        .unwrap();
+    assert!(line.contains(" - fuse.rdr rdr:local:"), "{line}");
     let other = env.dir.path().join("other-back");
     std::fs::create_dir(&other).unwrap();
     let o = env.rdr(&[
