@@ -657,6 +657,20 @@ fn two_users_see_and_reach_only_their_own_connections() {
     assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
     assert!(stderr(&o).contains("not owned by you"), "{}", stderr(&o));
     let _ = b_back;
+    // A user cannot start the daemon; the CLI says so in one line.
+    let mut c = Command::new(RDR);
+    c.args(["use"])
+        .env("RDR_SOCKET", env.dir.path().join("none.sock"));
+    std::os::unix::process::CommandExt::uid(&mut c, b.0);
+    std::os::unix::process::CommandExt::gid(&mut c, b.1);
+    let o = run_bounded(c, Duration::from_secs(20));
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        stderr(&o).contains("daemon is not running"),
+        "{}",
+        stderr(&o)
+    );
+    assert_eq!(stderr(&o).lines().count(), 1);
     // Each deletes their own.
     for (i, (uid, gid)) in ids.iter().enumerate() {
         let o = env.rdr_as(*uid, *gid, &["use", "--delete", "--all"]);
