@@ -655,6 +655,7 @@ impl Daemon {
             },
             fsname: format!("rdr:{display}"),
             n_threads: 4,
+            read_ahead_kb: Some(4096),
         };
         let rt = self.rt.clone();
         let (r2, v2) = (rdbss.clone(), v.clone());
