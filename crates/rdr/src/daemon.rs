@@ -566,6 +566,9 @@ impl Daemon {
         let dir = match &remote {
             Remote::Local(dir) => dir.clone(),
             Remote::Smb(s) => {
+                // When rdr-smb lands: an `SmbBackend` like `LocalBackend` (one Rdbss over the
+                // SMB mini-redirector), `RemoteName::parse(s)` with `port` applied, and the
+                // same path from `add_connection` on, without the local directory checks.
                 return Response::err(
                     format!("{s}: SMB not available yet (STATUS_NOT_SUPPORTED)"),
                     Some("STATUS_NOT_SUPPORTED"),
