@@ -168,7 +168,7 @@ async fn open_io_close_race_with_finalize_and_counts_return_to_thresholds() {
     tokio::time::timeout(Duration::from_secs(120), run)
         .await
         .expect("hang: the race did not finish");
-    assert_eq!(env.mem.server_open_count(), 0, "the server holds no handle");
+    env.assert_server_opens(0, "the server holds no handle");
     assert!(env.rdbss.connections().is_empty());
     assert!(env.rdbss.net_roots().is_empty());
     assert!(env.rdbss.srv_calls().is_empty());

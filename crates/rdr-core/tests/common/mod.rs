@@ -567,11 +567,14 @@ impl Fixture for Arc<MemRdr> {
     }
 }
 
-/// A scenario environment: the redirector over a fixture, with a manual clock.
+/// A scenario environment: the redirector over a fixture, with a manual clock. `mem` is the
+/// in-memory mini-redirector (gates, failure switches, call counters); scenarios that need only
+/// files and server-open counts go through `fx`, so they can run over another fixture.
 pub struct Env {
     pub rdbss: Rdbss,
     pub clock: Arc<ManualClock>,
     pub mem: Arc<MemRdr>,
+    pub fx: Arc<dyn Fixture>,
 }
 
 pub const SHARE: &str = r"\\srv\share";
@@ -587,7 +590,19 @@ impl Env {
         mem.make_file("g", b"world");
         let clock = Arc::new(ManualClock::new());
         let rdbss = Rdbss::with_clock(mem.minirdr(), config, clock.clone());
-        Env { rdbss, clock, mem }
+        let fx: Arc<dyn Fixture> = Arc::new(mem.clone());
+        Env {
+            rdbss,
+            clock,
+            mem,
+            fx,
+        }
+    }
+    /// Assert the number of opens the server holds, when the fixture can count them.
+    pub fn assert_server_opens(&self, n: usize, why: &str) {
+        if let Some(have) = self.fx.server_opens() {
+            assert_eq!(have, n, "{why}");
+        }
     }
     pub fn ctx() -> RxContext {
         RxContext::new()
