@@ -193,7 +193,8 @@ impl Inner {
         }
 
         // Steps 2–3 (locks), continued: the resources of every FCB the walk may purge, all
-        // acquired before anything changes, so that an abort (decision 7) is clean.
+        // acquired before anything changes, so that an abort (decision 7) is clean. Without
+        // force, FCBs with open handles are only counted, so (as in RDBSS) they are not acquired.
         let done_before = v.state.lock().connection_finalization_done;
         let fcbs: Vec<_> = if done_before {
             Vec::new()
@@ -207,8 +208,14 @@ impl Inner {
             list.sort_by_key(|f: &Arc<crate::fcb::Fcb>| f.id);
             list
         };
+        let purgeable = |f: &crate::fcb::Fcb| yes || f.state.lock().unclean_count == 0;
+        let mut acquired = vec![false; fcbs.len()];
         let mut guards = Vec::with_capacity(fcbs.len());
-        for f in &fcbs {
+        for (i, f) in fcbs.iter().enumerate() {
+            if !purgeable(f) {
+                continue;
+            }
+            acquired[i] = true;
             match acquire_resource(f, ctx).await {
                 Ok(g) => guards.push(g),
                 Err(e) => {
@@ -234,7 +241,7 @@ impl Inner {
         let mut walk = Walk::default();
         {
             let mut tbl = nr.fcb_table.lock();
-            for f in &fcbs {
+            for (f, acquired) in fcbs.iter().zip(acquired) {
                 let (skip, unclean, is_dir) = {
                     let st = f.state.lock();
                     (
@@ -252,6 +259,10 @@ impl Inner {
                     } else {
                         walk.unclean_any += 1;
                     }
+                    continue;
+                }
+                if !acquired {
+                    // Its handles closed while we took the locks: it finalizes on its own.
                     continue;
                 }
                 // RxPurgeFcb: no more collapsing, parked opens closed, finalize if unreferenced.

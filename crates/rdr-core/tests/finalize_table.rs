@@ -691,3 +691,34 @@ async fn finalize_of_a_view_of_another_share_is_invalid_parameter() {
     assert_eq!(r.status, NtStatus::STATUS_INVALID_PARAMETER);
     assert!(in_name_table(&env, &v));
 }
+
+#[tokio::test]
+async fn decision7_without_force_busy_files_with_handles_are_counted_not_waited_for() {
+    let env = Env::new();
+    let v = env.view(1).await;
+    let w = env.view(2).await;
+    let fv = env.open(&v, "f").await;
+    let fw = env.open(&w, "f").await;
+    env.rdbss.close(&fv).await.unwrap();
+    env.mem.set_info_gate.close();
+    let busy = {
+        let rd = env.rdbss.clone();
+        let fw = fw.clone();
+        tokio::spawn(async move {
+            rd.set_info(&fw, &SetInfo::EndOfFile(1), &RxContext::new())
+                .await
+        })
+    };
+    env.mem.set_info_gate.wait_entered(1).await;
+    let o = bounded(env.rdbss.finalize_connection(
+        &v.net_root(),
+        Some(&v),
+        ForceLevel::No,
+        &RxContext::new().no_wait(),
+    ))
+    .await;
+    assert_eq!(o.status, NtStatus::STATUS_FILES_OPEN);
+    env.mem.set_info_gate.open();
+    bounded(busy).await.unwrap().unwrap();
+    env.rdbss.close(&fw).await.unwrap();
+}
