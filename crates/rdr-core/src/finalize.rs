@@ -465,7 +465,13 @@ impl Inner {
     /// Run the aftermath; when the caller has a deadline (or at most `drain_timeout`), stop
     /// waiting for the server then and let the rest finish in the background: a dead server
     /// must not keep a forced delete from returning.
-    async fn settle_bounded(self: &Arc<Self>, am: Aftermath, ctx: &RxContext) {
+    async fn settle_bounded(self: &Arc<Self>, mut am: Aftermath, ctx: &RxContext) {
+        // The reference changes are local and happen now; only the server calls may be slow.
+        {
+            let now = self.clock.now();
+            let mut names = self.names.lock();
+            crate::refcount::apply_derefs(&mut names, &mut am, now);
+        }
         let inner = self.clone();
         let task = tokio::spawn(async move { inner.settle(am).await });
         let bound = ctx

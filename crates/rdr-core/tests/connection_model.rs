@@ -486,3 +486,35 @@ async fn spawn_scavenger_runs_passes_periodically() {
     assert!(env.rdbss.srv_calls().is_empty());
     task.abort();
 }
+
+/// Front ends spawn these futures on a multi-threaded runtime: they must be `Send`.
+#[allow(dead_code)]
+fn every_public_future_is_send(
+    r: &rdr_core::Rdbss,
+    v: &Arc<rdr_core::v_net_root::VNetRoot>,
+    f: &Arc<rdr_core::fobx::Fobx>,
+    c: &RxContext,
+    p: &CreateParams,
+    n: &RemoteName,
+) {
+    fn send<T: Send>(_: T) {}
+    let range = LockRange { offset: 0, length: 1, exclusive: true };
+    send(r.add_connection(n, Credentials::default(), c));
+    send(r.create(v, "x", p, c));
+    send(r.read(f, 0, 1, c));
+    send(r.write(f, 0, bytes::Bytes::new(), c));
+    send(r.flush(f, c));
+    send(r.query_info(f, c));
+    send(r.query_path_info(v, "x", c));
+    send(r.set_info(f, &SetInfo::EndOfFile(0), c));
+    send(r.query_directory(f, None, true, c));
+    send(r.notify_change(f, 0, false, c));
+    send(r.lock(f, range, true, c));
+    send(r.unlock(f, range, c));
+    send(r.query_volume(v, c));
+    send(r.close(f));
+    send(r.finalize_connection(&v.net_root(), Some(v), ForceLevel::Yes, c));
+    send(r.finalize_all_connections(&v.net_root(), ForceLevel::Yes, c));
+    send(r.scavenge());
+    send(r.close_transport("x"));
+}
