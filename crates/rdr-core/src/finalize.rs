@@ -6,14 +6,15 @@
 //! 1. Change notifications keyed on the view (§5.3). `No` + one pending → `FILES_OPEN` at once,
 //!    nothing changed (row 2, decision 5). `Yes` cancels *every* outstanding request of the view
 //!    (decision 4). `DetachOnClose` ignores them (row 7).
-//! 2–3. Take the view's gate exclusively (no create slips in) and a NetRoot reference. The table
-//!    locks of the lock order are never held across an await, so they are never "busy"; what can
-//!    be busy is the gate and the FCB resources: no-wait → `LOCK_NOT_GRANTED`, a cancelled or
-//!    expired context while waiting → `CANCELLED`; both abort with nothing finalized and the
-//!    extra reference kept (decision 7). All FCB resources the walk needs are acquired before
-//!    anything changes, so an abort is clean (requests a `Yes` already cancelled stay cancelled;
-//!    no object is finalized).
-//!    (`Yes`) Send held writes of the view's opens, bounded by the caller's deadline or
+//! 2. Take the view's gate exclusively (no create slips in) and a NetRoot reference, then the
+//!    resources of the FCBs the walk may purge. The table locks of the
+//!    lock order are never held across an await, so they are never "busy"; what can be busy is
+//!    the gate and the FCB resources: no-wait → `LOCK_NOT_GRANTED`, a cancelled or expired
+//!    context while waiting → `CANCELLED`; both abort with nothing finalized and the extra
+//!    reference kept (decision 7). Everything is acquired before anything changes, so an abort
+//!    is clean (requests a `Yes` already cancelled stay cancelled; no object is finalized).
+//! 3. The FCB-table lock is taken for the walk only (never across an await). Before it, with
+//!    `Yes`, held writes of the view's opens are sent, bounded by the caller's deadline or
 //!    `drain_timeout`; what cannot be sent is reported, and the force still succeeds (decision 8).
 //! 4. The walk over the FCBs the view *created* (`Fcb.VNetRoot == V`, including the share root,
 //!    decision 3), unless `ConnectionFinalizationDone`: without force an FCB with open handles is

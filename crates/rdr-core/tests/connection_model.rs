@@ -498,7 +498,11 @@ fn every_public_future_is_send(
     n: &RemoteName,
 ) {
     fn send<T: Send>(_: T) {}
-    let range = LockRange { offset: 0, length: 1, exclusive: true };
+    let range = LockRange {
+        offset: 0,
+        length: 1,
+        exclusive: true,
+    };
     send(r.add_connection(n, Credentials::default(), c));
     send(r.create(v, "x", p, c));
     send(r.read(f, 0, 1, c));
