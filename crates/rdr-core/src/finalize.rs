@@ -148,9 +148,11 @@ impl Inner {
             return o;
         }
 
-        // Steps 2–3 (locks): the view's gate first. No-wait: try before anything is cancelled.
-        // `Yes` cancels every outstanding request of the view (decision 4) before waiting, so a
-        // request stuck on a dead server cannot hold the gate.
+        // Steps 2–3 (locks): the view's gate first. `Yes` cancels every outstanding request of
+        // the view (decision 4) before it waits, so a request stuck on a dead server cannot hold
+        // the gate or an FCB. A no-wait caller never waits, so it cancels only once every lock
+        // is held: its abort (decision 7) has no side effect at all.
+        let waits = !ctx.is_no_wait();
         let mut gate = None;
         if ctx.is_no_wait() {
             match v.gate.try_write() {
@@ -159,7 +161,7 @@ impl Inner {
             }
         }
         let mut cancelled = Vec::new();
-        if yes {
+        if yes && waits {
             v.force_pending.store(true, Ordering::SeqCst);
             self.cancel_all(v, &mut cancelled);
         }
@@ -182,7 +184,7 @@ impl Inner {
                 }
             },
         };
-        if yes {
+        if yes && waits {
             // Requests that started while we waited for the gate.
             self.cancel_all(v, &mut cancelled);
         }
@@ -228,6 +230,11 @@ impl Inner {
                     return self.aborted(v, e.nt_status(), cancelled);
                 }
             }
+        }
+        if yes {
+            // No-wait: the first time; otherwise requests that started meanwhile.
+            v.force_pending.store(true, Ordering::SeqCst);
+            self.cancel_all(v, &mut cancelled);
         }
         let open_handles = handles_of(v);
 

@@ -465,6 +465,21 @@ async fn decision7_a_cancelled_caller_aborts_cleanly() {
         })
     };
     env.mem.set_info_gate.wait_entered(1).await;
+    // A no-wait abort has no side effect: not even the view's notification is cancelled.
+    let dv = env.open_dir(&v, "d").await;
+    let n = env.start_notify(&dv).await;
+    let o = bounded(env.rdbss.finalize_connection(
+        &v.net_root(),
+        Some(&v),
+        ForceLevel::Yes,
+        &RxContext::new().no_wait(),
+    ))
+    .await;
+    assert_eq!(o.status, NtStatus::STATUS_LOCK_NOT_GRANTED);
+    assert!(o.cancelled.is_empty());
+    assert!(!n.is_finished());
+    env.rdbss.close(&dv).await.unwrap();
+    assert!(bounded(n).await.unwrap().is_err());
     for (ctx, want) in [
         (
             RxContext::new().no_wait(),
