@@ -50,6 +50,16 @@ pub(crate) async fn acquire_resource(
     .await
 }
 
+/// Drop the held writes of a SrvOpen that will never be sent; returns their size.
+fn take_dirty(so: &SrvOpen) -> u64 {
+    so.write_behind
+        .lock()
+        .take()
+        .iter()
+        .map(|c| c.data.len() as u64)
+        .sum()
+}
+
 /// Run an aftermath from a synchronous `Drop`: on the current runtime if there is one.
 pub(crate) fn spawn_settle(inner: &Arc<Inner>, am: Aftermath) {
     if am.is_empty() {
@@ -555,23 +565,34 @@ impl Rdbss {
         })?;
         let req = inner.request(fobx, RequestKind::Write, ctx);
         let limit = inner.config.write_behind_limit as u64;
-        let r = if so.buffering.write_caching && limit > 0 {
-            let over = {
-                let mut wb = so.write_behind.lock();
-                wb.push(fobx.id, offset, data);
-                wb.bytes > limit
-            };
-            if over {
-                inner.send_dirty(so, &req.ctx).await.map(|_| len)
-            } else {
-                Ok(len)
+        let r = async {
+            if !so.buffering.write_caching || limit == 0 {
+                return inner
+                    .minirdr
+                    .write(&so.context, offset, data, &req.ctx)
+                    .await;
             }
-        } else {
-            inner
-                .minirdr
-                .write(&so.context, offset, data, &req.ctx)
-                .await
-        };
+            // Make room first, so a failed write never leaves its own data held.
+            if so.dirty_bytes() + u64::from(len) > limit {
+                inner.send_dirty(so, &req.ctx).await?;
+            }
+            if u64::from(len) > limit {
+                return inner
+                    .minirdr
+                    .write(&so.context, offset, data, &req.ctx)
+                    .await;
+            }
+            let mut wb = so.write_behind.lock();
+            // Checked under the lock: orphaning sets the flag, then takes what is held.
+            if so.is_orphaned() {
+                return Err(RxError::Orphaned {
+                    path: so.fcb.path.clone(),
+                });
+            }
+            wb.push(fobx.id, offset, data);
+            Ok(len)
+        }
+        .await;
         r.map_err(|e| inner.after_error(fobx, ctx, e))
     }
 
@@ -859,7 +880,9 @@ impl Rdbss {
         }
         let mut send_err = None;
         if !so.is_orphaned() {
-            let bounded = req.ctx.child().with_timeout(inner.config.drain_timeout);
+            // Sending held writes at close is not cancelled by a forced finalize (which would
+            // drain them the same way); it is bounded like the finalize's drain.
+            let bounded = RxContext::new().with_timeout(inner.config.drain_timeout);
             if let Err(e) = inner.send_dirty(so, &bounded).await {
                 send_err = Some(e);
             }
@@ -899,25 +922,36 @@ impl Rdbss {
                     so.state.lock().close_delayed_since = Some(inner.clock.now());
                     inner.scavenger.park(so.clone());
                 } else {
-                    let left = so.write_behind.lock().take();
-                    lost = left.iter().map(|c| c.data.len() as u64).sum();
+                    lost += take_dirty(so);
                     so.close_locked(&mut tbl, &mut am, true);
                 }
+            } else if so.is_orphaned() {
+                // Orphaned while we were sending: a forced finalize reported what it found; what
+                // came back after it is reported here.
+                lost += take_dirty(so);
             }
         }
         drop(res);
         drop(req);
         inner.settle(am).await;
         match send_err {
-            Some(e) if lost > 0 => Err(RxError::status(
-                e.nt_status(),
+            _ if lost > 0 => Err(RxError::status(
+                send_err
+                    .as_ref()
+                    .map(|e| e.nt_status())
+                    .unwrap_or(NtStatus::STATUS_UNEXPECTED_NETWORK_ERROR),
                 format!(
-                    "{}: {lost} written bytes could not be sent to the server ({e})",
-                    fcb.path
+                    "{}: {lost} written bytes could not be sent to the server{}",
+                    fcb.path,
+                    send_err
+                        .as_ref()
+                        .map(|e| format!(" ({e})"))
+                        .unwrap_or_default()
                 ),
             )),
-            Some(e) => Err(e),
-            None => Ok(()),
+            // The writes stay held for the file's other handles; say they are not sent yet.
+            Some(e) if !so.is_orphaned() && so.dirty_bytes() > 0 => Err(e),
+            _ => Ok(()),
         }
     }
 }

@@ -97,7 +97,12 @@ async fn worker(env: Arc<Env>, seed: u64, seen: Arc<Mutex<Vec<Arc<VNetRoot>>>>) 
             assert!(expected(&e), "readdir: {e}");
         }
         tokio::task::yield_now().await;
-        env.rdbss.close(&h).await.unwrap();
+        if let Err(e) = env.rdbss.close(&h).await {
+            // Only a write acknowledged just before a forced finalize orphaned the handle can be
+            // lost, and close says so.
+            assert!(h.is_orphaned(), "close: {e}");
+            assert!(e.to_string().contains("could not be sent"), "close: {e}");
+        }
     }
 }
 
@@ -136,7 +141,7 @@ async fn finalizer(env: Arc<Env>, seed: u64, seen: Arc<Mutex<Vec<Arc<VNetRoot>>>
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn open_io_close_race_with_finalize_and_counts_return_to_thresholds() {
     let env = Arc::new(Env::with_config(RdbssConfig {
-        write_behind_limit: 3,
+        write_behind_limit: 6,
         ..Default::default()
     }));
     {
@@ -168,7 +173,7 @@ async fn open_io_close_race_with_finalize_and_counts_return_to_thresholds() {
     tokio::time::timeout(Duration::from_secs(120), run)
         .await
         .expect("hang: the race did not finish");
-    assert_eq!(env.mem.server_open_count(), 0, "the server holds no handle");
+    env.assert_server_opens(0, "the server holds no handle");
     assert!(env.rdbss.connections().is_empty());
     assert!(env.rdbss.net_roots().is_empty());
     assert!(env.rdbss.srv_calls().is_empty());

@@ -169,7 +169,7 @@ async fn counts_return_to_their_thresholds_after_open_and_close() {
     assert_eq!(nr.number_of_fcbs(), 3);
     assert_eq!(nr.number_of_srv_opens(), 3);
     assert_eq!(v.reference_count(), 2 + 3 + 3); // table, extra, 3 FCBs, 3 SrvOpens
-    assert_eq!(env.mem.server_open_count(), 3);
+    env.assert_server_opens(3, "server opens");
     for h in [&f1, &f2, &d, &root] {
         env.rdbss.close(h).await.unwrap();
     }
@@ -184,7 +184,7 @@ async fn counts_return_to_their_thresholds_after_open_and_close() {
     assert_eq!(v.reference_count(), 2);
     assert_eq!(nr.reference_count(), 2);
     assert_eq!(nr.srv_call().reference_count(), 2);
-    assert_eq!(env.mem.server_open_count(), 0);
+    env.assert_server_opens(0, "server opens");
     assert_eq!(f1.fcb().counts(), (1, 0, 0));
     assert_eq!(f1.srv_open().counts(), (0, 0));
 }
@@ -257,7 +257,7 @@ async fn delayed_close_is_reused_by_a_compatible_open_and_expires() {
     let h = env.open(&v, "f").await;
     let so = h.srv_open().clone();
     env.rdbss.close(&h).await.unwrap();
-    assert_eq!(env.mem.server_open_count(), 1, "the close is delayed");
+    env.assert_server_opens(1, "the close is delayed");
     assert!(so.is_close_delayed());
     assert_eq!(v.net_root().srv_call().number_of_close_delayed_files(), 1);
     assert_eq!(v.number_of_fobxs(), 0);
@@ -277,14 +277,14 @@ async fn delayed_close_is_reused_by_a_compatible_open_and_expires() {
     assert!(!Arc::ptr_eq(h3.srv_open(), &so));
     env.rdbss.close(&h3).await.unwrap();
     env.rdbss.close(&h2).await.unwrap();
-    assert_eq!(env.mem.server_open_count(), 2);
+    env.assert_server_opens(2, "server opens");
     // Not yet expired.
     env.clock.advance(Duration::from_secs(4));
     env.rdbss.scavenge().await;
-    assert_eq!(env.mem.server_open_count(), 2);
+    env.assert_server_opens(2, "server opens");
     env.clock.advance(Duration::from_secs(2));
     env.rdbss.scavenge().await;
-    assert_eq!(env.mem.server_open_count(), 0);
+    env.assert_server_opens(0, "server opens");
     assert_eq!(v.net_root().number_of_fcbs(), 0);
     assert_eq!(v.reference_count(), 2);
 }
@@ -295,7 +295,7 @@ async fn no_delayed_close_for_directories_delete_on_close_or_without_handle_cach
     let v = env.view(1).await;
     let d = env.open_dir(&v, "d").await;
     env.rdbss.close(&d).await.unwrap();
-    assert_eq!(env.mem.server_open_count(), 0);
+    env.assert_server_opens(0, "server opens");
     let mut p = CreateParams::open_existing(AccessMask::FILE_READ_DATA | AccessMask::DELETE);
     p.options = CreateOptions::DELETE_ON_CLOSE;
     let h = env
@@ -304,11 +304,11 @@ async fn no_delayed_close_for_directories_delete_on_close_or_without_handle_cach
         .await
         .unwrap();
     env.rdbss.close(&h).await.unwrap();
-    assert_eq!(env.mem.server_open_count(), 0);
+    env.assert_server_opens(0, "server opens");
     env.mem.grant.lock().handle_caching = false;
     let h = env.open(&v, "f").await;
     env.rdbss.close(&h).await.unwrap();
-    assert_eq!(env.mem.server_open_count(), 0);
+    env.assert_server_opens(0, "server opens");
 }
 
 #[tokio::test]
@@ -322,7 +322,7 @@ async fn delayed_closes_are_capped_per_srv_call() {
     let g = env.open(&v, "g").await;
     env.rdbss.close(&f).await.unwrap();
     env.rdbss.close(&g).await.unwrap();
-    assert_eq!(env.mem.server_open_count(), 1);
+    env.assert_server_opens(1, "server opens");
     assert_eq!(v.net_root().srv_call().number_of_close_delayed_files(), 1);
 }
 
@@ -332,13 +332,13 @@ async fn delayed_closes_are_closed_when_the_view_is_finalized() {
     let v = env.view(1).await;
     let f = env.open(&v, "f").await;
     env.rdbss.close(&f).await.unwrap();
-    assert_eq!(env.mem.server_open_count(), 1);
+    env.assert_server_opens(1, "server opens");
     let o = env
         .rdbss
         .finalize_connection(&v.net_root(), Some(&v), ForceLevel::No, &RxContext::new())
         .await;
     ok(&o);
-    assert_eq!(env.mem.server_open_count(), 0);
+    env.assert_server_opens(0, "server opens");
     assert!(v.is_freed());
 }
 
@@ -465,4 +465,60 @@ async fn inventory_lists_handles_and_pending_requests() {
         .unwrap();
     assert_eq!(i.size, 5);
     assert_eq!(v.reference_count(), 2);
+}
+
+#[tokio::test]
+async fn spawn_scavenger_runs_passes_periodically() {
+    let env = Env::new();
+    let v = env.view(1).await;
+    ok(&env
+        .rdbss
+        .finalize_connection(&v.net_root(), Some(&v), ForceLevel::No, &RxContext::new())
+        .await);
+    let task = env.rdbss.spawn_scavenger(Duration::from_millis(1));
+    env.clock.advance(Duration::from_secs(61));
+    bounded(async {
+        while env.mem.count(&env.mem.counters.srv_call_finalizes) == 0 {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+    })
+    .await;
+    assert!(env.rdbss.srv_calls().is_empty());
+    task.abort();
+}
+
+/// Front ends spawn these futures on a multi-threaded runtime: they must be `Send`.
+#[allow(dead_code)]
+fn every_public_future_is_send(
+    r: &rdr_core::Rdbss,
+    v: &Arc<rdr_core::v_net_root::VNetRoot>,
+    f: &Arc<rdr_core::fobx::Fobx>,
+    c: &RxContext,
+    p: &CreateParams,
+    n: &RemoteName,
+) {
+    fn send<T: Send>(_: T) {}
+    let range = LockRange {
+        offset: 0,
+        length: 1,
+        exclusive: true,
+    };
+    send(r.add_connection(n, Credentials::default(), c));
+    send(r.create(v, "x", p, c));
+    send(r.read(f, 0, 1, c));
+    send(r.write(f, 0, bytes::Bytes::new(), c));
+    send(r.flush(f, c));
+    send(r.query_info(f, c));
+    send(r.query_path_info(v, "x", c));
+    send(r.set_info(f, &SetInfo::EndOfFile(0), c));
+    send(r.query_directory(f, None, true, c));
+    send(r.notify_change(f, 0, false, c));
+    send(r.lock(f, range, true, c));
+    send(r.unlock(f, range, c));
+    send(r.query_volume(v, c));
+    send(r.close(f));
+    send(r.finalize_connection(&v.net_root(), Some(v), ForceLevel::Yes, c));
+    send(r.finalize_all_connections(&v.net_root(), ForceLevel::Yes, c));
+    send(r.scavenge());
+    send(r.close_transport("x"));
 }

@@ -406,7 +406,7 @@ async fn run(ops: Vec<Op>) {
             assert!(bounded(t).await.unwrap().is_err());
         }
     }
-    assert_eq!(env.mem.server_open_count(), 0);
+    env.assert_server_opens(0, "server opens");
     for v in &r.views {
         assert_eq!(v.number_of_fobxs(), 0);
         assert_eq!(v.number_of_pending_requests(), 0);

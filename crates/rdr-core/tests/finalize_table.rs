@@ -41,7 +41,7 @@ async fn row1_force_succeeds_cancels_orphans_and_removes_the_view() {
     // The notification ended; the handles are orphaned and the server holds nothing.
     let e = bounded(n).await.unwrap().unwrap_err();
     assert_eq!(e.nt_status(), NtStatus::STATUS_UNEXPECTED_NETWORK_ERROR);
-    assert_eq!(env.mem.server_open_count(), 0);
+    env.assert_server_opens(0, "server opens");
     assert!(f.is_orphaned() && d.is_orphaned());
     let e = env
         .rdbss
@@ -78,11 +78,7 @@ async fn row2_no_force_with_a_pending_notification_changes_nothing() {
     assert!(!n.is_finished());
     assert!(v.has_additional_reference());
     assert!(in_name_table(&env, &v));
-    assert_eq!(
-        env.mem.server_open_count(),
-        2,
-        "the delayed close was not purged"
-    );
+    env.assert_server_opens(2, "the delayed close was not purged");
     env.rdbss.close(&d).await.unwrap();
     assert!(bounded(n).await.unwrap().is_err());
 }
@@ -95,17 +91,13 @@ async fn row3_no_force_with_an_open_file_purges_only_idle_fcbs() {
     let g = env.open(&v, "g").await;
     env.rdbss.close(&g).await.unwrap();
     let f = env.open(&v, "f").await;
-    assert_eq!(env.mem.server_open_count(), 2);
+    env.assert_server_opens(2, "server opens");
     let o = fin(&env, &v, ForceLevel::No).await;
     assert_eq!(o.status, NtStatus::STATUS_FILES_OPEN);
     assert_eq!(o.open_handles.len(), 1);
     assert_eq!(o.open_handles[0].path, "f");
     assert!(!o.view_removed);
-    assert_eq!(
-        env.mem.server_open_count(),
-        1,
-        "the idle FCB's delayed close was purged"
-    );
+    env.assert_server_opens(1, "the idle FCB's delayed close was purged");
     assert!(v.has_additional_reference());
     assert!(in_name_table(&env, &v));
     // The drive keeps working.
@@ -200,7 +192,7 @@ async fn row8_detach_on_close_with_an_open_file_finalizes_when_it_closes() {
     env.rdbss.close(&g).await.unwrap();
     env.rdbss.close(&f).await.unwrap();
     assert!(v.is_freed(), "no delayed close keeps a detached view alive");
-    assert_eq!(env.mem.server_open_count(), 0);
+    env.assert_server_opens(0, "server opens");
     assert_eq!(env.mem.count(&env.mem.counters.v_net_root_finalizes), 1);
     // With nothing open, DetachOnClose is plain success.
     let v2 = env.view(1).await;
@@ -259,7 +251,7 @@ async fn row10_decision2_no_view_means_every_view_of_the_share() {
     assert!(o.view_removed);
     assert!(env.rdbss.connections().is_empty());
     assert!(f1.is_orphaned());
-    assert_eq!(env.mem.server_open_count(), 0);
+    env.assert_server_opens(0, "server opens");
     assert_eq!(env.mem.count(&env.mem.counters.net_root_finalizes), 1);
 }
 
@@ -355,7 +347,7 @@ async fn decision4_force_cancels_blocked_reads_and_lock_waits_and_orphans() {
     assert!(matches!(e, RxError::Orphaned { .. }));
     env.rdbss.close(&a).await.unwrap();
     env.rdbss.close(&b).await.unwrap();
-    assert_eq!(env.mem.server_open_count(), 0);
+    env.assert_server_opens(0, "server opens");
     assert_eq!(v.number_of_fobxs(), 0);
     assert!(v.is_freed());
 }
@@ -399,7 +391,7 @@ async fn decision4_other_views_handles_on_the_views_fcbs_are_not_orphaned() {
         env.rdbss.read(&fw, 0, 5, &RxContext::new()).await.unwrap(),
         "hello"
     );
-    assert_eq!(env.mem.server_open_count(), 1);
+    env.assert_server_opens(1, "server opens");
     // The FCB still pins its creating view until it goes.
     assert!(!v.is_freed());
     env.rdbss.close(&fw).await.unwrap();
@@ -473,6 +465,21 @@ async fn decision7_a_cancelled_caller_aborts_cleanly() {
         })
     };
     env.mem.set_info_gate.wait_entered(1).await;
+    // A no-wait abort has no side effect: not even the view's notification is cancelled.
+    let dv = env.open_dir(&v, "d").await;
+    let n = env.start_notify(&dv).await;
+    let o = bounded(env.rdbss.finalize_connection(
+        &v.net_root(),
+        Some(&v),
+        ForceLevel::Yes,
+        &RxContext::new().no_wait(),
+    ))
+    .await;
+    assert_eq!(o.status, NtStatus::STATUS_LOCK_NOT_GRANTED);
+    assert!(o.cancelled.is_empty());
+    assert!(!n.is_finished());
+    env.rdbss.close(&dv).await.unwrap();
+    assert!(bounded(n).await.unwrap().is_err());
     for (ctx, want) in [
         (
             RxContext::new().no_wait(),
@@ -621,7 +628,7 @@ async fn decision8_writes_that_cannot_be_sent_are_reported_and_the_force_succeed
         .collect();
     lost.sort();
     assert_eq!(lost, vec![("f", 3), ("g", 5)]);
-    assert_eq!(env.mem.server_open_count(), 0);
+    env.assert_server_opens(0, "server opens");
     env.rdbss.close(&f).await.unwrap();
     env.rdbss.close(&g).await.unwrap();
 }
@@ -665,7 +672,7 @@ async fn decision8_close_reports_writes_it_could_not_send() {
         .store(true, std::sync::atomic::Ordering::SeqCst);
     let e = env.rdbss.close(&f).await.unwrap_err();
     assert!(e.to_string().contains("3 written bytes"), "{e}");
-    assert_eq!(env.mem.server_open_count(), 0);
+    env.assert_server_opens(0, "server opens");
     assert_eq!(v.number_of_fobxs(), 0);
 }
 
@@ -698,4 +705,35 @@ async fn finalize_of_a_view_of_another_share_is_invalid_parameter() {
         .await;
     assert_eq!(r.status, NtStatus::STATUS_INVALID_PARAMETER);
     assert!(in_name_table(&env, &v));
+}
+
+#[tokio::test]
+async fn decision7_without_force_busy_files_with_handles_are_counted_not_waited_for() {
+    let env = Env::new();
+    let v = env.view(1).await;
+    let w = env.view(2).await;
+    let fv = env.open(&v, "f").await;
+    let fw = env.open(&w, "f").await;
+    env.rdbss.close(&fv).await.unwrap();
+    env.mem.set_info_gate.close();
+    let busy = {
+        let rd = env.rdbss.clone();
+        let fw = fw.clone();
+        tokio::spawn(async move {
+            rd.set_info(&fw, &SetInfo::EndOfFile(1), &RxContext::new())
+                .await
+        })
+    };
+    env.mem.set_info_gate.wait_entered(1).await;
+    let o = bounded(env.rdbss.finalize_connection(
+        &v.net_root(),
+        Some(&v),
+        ForceLevel::No,
+        &RxContext::new().no_wait(),
+    ))
+    .await;
+    assert_eq!(o.status, NtStatus::STATUS_FILES_OPEN);
+    env.mem.set_info_gate.open();
+    bounded(busy).await.unwrap().unwrap();
+    env.rdbss.close(&fw).await.unwrap();
 }
