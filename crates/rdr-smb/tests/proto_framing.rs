@@ -33,11 +33,9 @@ fn sync_header_encodes_to_the_ms_smb2_layout_and_back() {
     };
     let mut buf = BytesMut::new();
     h.encode(&mut buf);
-    let expected = hex(
-        "FE534D42 4000 0100 00000000 0500 1F00 08000000 00000000
+    let expected = hex("FE534D42 4000 0100 00000000 0500 1F00 08000000 00000000
          0807060504030201 FFFE0000 DDCCBBAA 8877665544332211
-         5A5A5A5A5A5A5A5A5A5A5A5A5A5A5A5A",
-    );
+         5A5A5A5A5A5A5A5A5A5A5A5A5A5A5A5A");
     assert_eq!(&buf[..], &expected[..]);
     assert_eq!(Header::decode(&buf).unwrap(), h);
 }
@@ -56,11 +54,9 @@ fn async_header_carries_async_id_and_sets_the_flag() {
     };
     let mut buf = BytesMut::new();
     h.encode(&mut buf);
-    let expected = hex(
-        "FE534D42 4000 0000 03010000 0F00 0100 03000000 00000000
+    let expected = hex("FE534D42 4000 0000 03010000 0F00 0100 03000000 00000000
          0700000000000000 EFBEADDE00000000 0900000000000000
-         00000000000000000000000000000000",
-    );
+         00000000000000000000000000000000");
     assert_eq!(&buf[..], &expected[..]);
     let d = Header::decode(&buf).unwrap();
     assert!(d.flags.contains(HeaderFlags::ASYNC_COMMAND));
@@ -79,16 +75,26 @@ fn header_decode_rejects_wrong_magic_size_and_truncation() {
     }
     let mut bad = good.clone();
     bad[0] = 0xFF;
-    assert!(matches!(Header::decode(&bad), Err(ProtoError::ProtocolId(_))));
+    assert!(matches!(
+        Header::decode(&bad),
+        Err(ProtoError::ProtocolId(_))
+    ));
     bad[0] = 0xFC;
-    assert_eq!(Header::decode(&bad), Err(ProtoError::CompressionUnsupported));
+    assert_eq!(
+        Header::decode(&bad),
+        Err(ProtoError::CompressionUnsupported)
+    );
     bad[0] = 0xFD;
     assert_eq!(Header::decode(&bad), Err(ProtoError::Encrypted));
     let mut bad = good.clone();
     bad[4] = 65;
     assert!(matches!(
         Header::decode(&bad),
-        Err(ProtoError::StructureSize { expected: 64, got: 65, .. })
+        Err(ProtoError::StructureSize {
+            expected: 64,
+            got: 65,
+            ..
+        })
     ));
 }
 
@@ -162,9 +168,24 @@ fn compound_builder_aligns_next_command_and_marks_related() {
 
     let msgs = split_compound(&buf.freeze()).unwrap();
     assert_eq!(msgs.len(), 3);
-    assert!(!msgs[0].header.flags.contains(HeaderFlags::RELATED_OPERATIONS));
-    assert!(msgs[1].header.flags.contains(HeaderFlags::RELATED_OPERATIONS));
-    assert!(msgs[2].header.flags.contains(HeaderFlags::RELATED_OPERATIONS));
+    assert!(
+        !msgs[0]
+            .header
+            .flags
+            .contains(HeaderFlags::RELATED_OPERATIONS)
+    );
+    assert!(
+        msgs[1]
+            .header
+            .flags
+            .contains(HeaderFlags::RELATED_OPERATIONS)
+    );
+    assert!(
+        msgs[2]
+            .header
+            .flags
+            .contains(HeaderFlags::RELATED_OPERATIONS)
+    );
     assert_eq!(msgs[0].body::<CreateRequest>().unwrap(), create);
     let qi: QueryInfoRequest = msgs[1].body().unwrap();
     assert_eq!(qi.file_id, FileId::RELATED);
@@ -180,8 +201,10 @@ fn compound_builder_aligns_next_command_and_marks_related() {
 #[test]
 fn split_compound_rejects_bad_next_command() {
     let mut b = CompoundBuilder::new();
-    b.push(&Header::request(Command::ECHO), &EchoRequest, false).unwrap();
-    b.push(&Header::request(Command::ECHO), &EchoRequest, true).unwrap();
+    b.push(&Header::request(Command::ECHO), &EchoRequest, false)
+        .unwrap();
+    b.push(&Header::request(Command::ECHO), &EchoRequest, true)
+        .unwrap();
     let (buf, _) = b.finish();
     let good = buf.to_vec();
     assert_eq!(split_compound(&Bytes::from(good.clone())).unwrap().len(), 2);
@@ -241,7 +264,10 @@ fn frame_decoder_rejects_oversized_and_non_session_frames() {
     d.push(&[0, 0, 0x03, 0xE9]);
     assert_eq!(
         d.next_frame(),
-        Err(ProtoError::FrameTooLarge { len: 1001, max: 1000 })
+        Err(ProtoError::FrameTooLarge {
+            len: 1001,
+            max: 1000
+        })
     );
     let mut d = FrameDecoder::default();
     d.push(&[0x82, 0, 0, 0]);
@@ -250,10 +276,22 @@ fn frame_decoder_rejects_oversized_and_non_session_frames() {
 
 #[test]
 fn frame_classification_detects_transform_and_compression() {
-    assert_eq!(classify(&[0xFE, b'S', b'M', b'B']).unwrap(), FrameKind::Smb2);
-    assert_eq!(classify(&[0xFD, b'S', b'M', b'B', 0]).unwrap(), FrameKind::Transform);
-    assert_eq!(classify(&[0xFC, b'S', b'M', b'B']).unwrap(), FrameKind::Compressed);
-    assert_eq!(classify(&[0xFF, b'S', b'M', b'B']).unwrap(), FrameKind::Smb1);
+    assert_eq!(
+        classify(&[0xFE, b'S', b'M', b'B']).unwrap(),
+        FrameKind::Smb2
+    );
+    assert_eq!(
+        classify(&[0xFD, b'S', b'M', b'B', 0]).unwrap(),
+        FrameKind::Transform
+    );
+    assert_eq!(
+        classify(&[0xFC, b'S', b'M', b'B']).unwrap(),
+        FrameKind::Compressed
+    );
+    assert_eq!(
+        classify(&[0xFF, b'S', b'M', b'B']).unwrap(),
+        FrameKind::Smb1
+    );
     assert!(classify(&[0xFE, b'S']).is_err());
     assert!(classify(b"HTTP").is_err());
     // A compressed frame handed to the transform decoder says so.

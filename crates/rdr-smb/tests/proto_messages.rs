@@ -100,7 +100,9 @@ fn negotiate_request_with_all_dialects_and_contexts() {
     let salt: Vec<u8> = (0u8..32).collect();
     let req = NegotiateRequest {
         security_mode: SecurityMode::SIGNING_ENABLED,
-        capabilities: Capabilities::DFS | Capabilities::LEASING | Capabilities::LARGE_MTU
+        capabilities: Capabilities::DFS
+            | Capabilities::LEASING
+            | Capabilities::LARGE_MTU
             | Capabilities::ENCRYPTION,
         client_guid: [0xC1; 16],
         dialects: Dialect::ALL.to_vec(),
@@ -265,11 +267,14 @@ fn negotiate_response_311_with_contexts_and_unknown_ones_skipped() {
     assert_eq!(&salt[..], &[0xAB; 32]);
     assert!(matches!(
         r.contexts[2],
-        NegotiateContext::Other { context_type: 3, .. }
+        NegotiateContext::Other {
+            context_type: 3,
+            ..
+        }
     ));
     assert!(matches!(
         &r.contexts[3],
-        NegotiateContext::Other { context_type: 0xF7, data } if &data[..] == [1, 2, 3]
+        NegotiateContext::Other { context_type: 0xF7, data } if data[..] == [1, 2, 3]
     ));
     // Re-encoding produces the same bytes.
     let mut buf = BytesMut::new();
@@ -307,7 +312,10 @@ fn negotiate_response_rejects_security_buffer_outside_the_message() {
     let msg = with_header(Command::NEGOTIATE, true, &e);
     assert!(matches!(
         NegotiateResponse::decode_body(&msg),
-        Err(ProtoError::OutOfBounds { field: "SecurityBuffer", .. })
+        Err(ProtoError::OutOfBounds {
+            field: "SecurityBuffer",
+            ..
+        })
     ));
 }
 
@@ -581,7 +589,7 @@ fn create_response_with_lease_mxac_qfid_durable_contexts() {
             .raw(name)
             .zeros(4)
             .raw(data);
-        while next != 0 && b.len() % 8 != 0 {
+        while next != 0 && !b.len().is_multiple_of(8) {
             b = b.u8(0);
         }
         b
@@ -638,7 +646,12 @@ fn create_context_list_rejects_out_of_bounds_name_data_and_next() {
         .zeros(4)
         .u32(0)
         .u32(1);
-    assert_eq!(decode_create_contexts(&Bytes::from(good.0.clone())).unwrap().len(), 1);
+    assert_eq!(
+        decode_create_contexts(&Bytes::from(good.0.clone()))
+            .unwrap()
+            .len(),
+        1
+    );
     let patch = |at: usize, v: &[u8]| {
         let mut b = good.0.clone();
         b[at..at + v.len()].copy_from_slice(v);
@@ -824,7 +837,14 @@ fn lock_request_with_several_elements() {
         locks: vec![],
         ..req
     };
-    assert!(encode_message(&Header::request(Command::LOCK), &empty, &mut BytesMut::new()).is_err());
+    assert!(
+        encode_message(
+            &Header::request(Command::LOCK),
+            &empty,
+            &mut BytesMut::new()
+        )
+        .is_err()
+    );
 }
 
 #[test]
@@ -882,7 +902,10 @@ fn ioctl_validate_negotiate_info_request_and_response() {
         .raw(&out_bytes.0);
     check(&rsp, &e);
     let d = IoctlResponse::decode_body(&with_header(Command::IOCTL, true, &e)).unwrap();
-    assert_eq!(ValidateNegotiateInfoResponse::parse(&d.output).unwrap(), out);
+    assert_eq!(
+        ValidateNegotiateInfoResponse::parse(&d.output).unwrap(),
+        out
+    );
 }
 
 fn id_both_entry(next: u32, name: &str, short: &str, file_id: u64, size: u64) -> B {
@@ -901,7 +924,11 @@ fn id_both_entry(next: u32, name: &str, short: &str, file_id: u64, size: u64) ->
         .u8((short.encode_utf16().count() * 2) as u8)
         .u8(0)
         .utf16(short);
-    b = b.zeros(24 - short.encode_utf16().count() * 2).u16(0).u64(file_id).utf16(name);
+    b = b
+        .zeros(24 - short.encode_utf16().count() * 2)
+        .u16(0)
+        .u64(file_id)
+        .utf16(name);
     b
 }
 
@@ -940,7 +967,10 @@ fn query_directory_request_and_id_both_directory_entries() {
     assert_eq!(entries[1].info.name, "sub");
     assert_eq!(entries[1].file_id, 556);
     // Encoding the entries gives the same chain.
-    assert_eq!(&encode_id_both_directory_information(&entries).unwrap()[..], &out[..]);
+    assert_eq!(
+        &encode_id_both_directory_information(&entries).unwrap()[..],
+        &out[..]
+    );
     // A NextEntryOffset pointing past the end, or into the entry, is an error.
     let mut bad = out.clone();
     bad[0..4].copy_from_slice(&4000u32.to_le_bytes());
@@ -994,7 +1024,9 @@ fn change_notify_request_and_notify_information() {
     };
     check(
         &req,
-        &fid_bytes(B::new().u16(32).u16(1).u32(4096), 2, 3).u32(3).u32(0),
+        &fid_bytes(B::new().u16(32).u16(1).u32(4096), 2, 3)
+            .u32(3)
+            .u32(0),
     );
     // "old" renamed to "new": entry 1 = 12 + 6 = 18 -> next 20.
     let out = B::new()
@@ -1058,11 +1090,10 @@ fn query_info_and_set_info_requests_and_responses() {
         directory: false,
     }
     .encode();
-    let rsp = QueryInfoResponse { output: out.clone() };
-    check(
-        &rsp,
-        &B::new().u16(9).u16(72).u32(24).raw(&out),
-    );
+    let rsp = QueryInfoResponse {
+        output: out.clone(),
+    };
+    check(&rsp, &B::new().u16(9).u16(72).u32(24).raw(&out));
 
     let rename = FileRenameInformation {
         replace_if_exists: true,
@@ -1071,7 +1102,11 @@ fn query_info_and_set_info_requests_and_responses() {
     }
     .encode()
     .unwrap();
-    let set = SetInfoRequest::file(fid(6, 7), FileInfoClass::FileRenameInformation, rename.clone());
+    let set = SetInfoRequest::file(
+        fid(6, 7),
+        FileInfoClass::FileRenameInformation,
+        rename.clone(),
+    );
     let e = fid_bytes(
         B::new().u16(33).u8(1).u8(10).u32(26).u16(96).u16(0).u32(0),
         6,
@@ -1153,7 +1188,15 @@ fn file_information_classes_match_ms_fscc_layouts() {
         end_of_file: 100,
         file_attributes: FileAttributes::ARCHIVE,
     };
-    let n = B::new().u64(1).u64(2).u64(3).u64(4).u64(4096).u64(100).u32(0x20).u32(0);
+    let n = B::new()
+        .u64(1)
+        .u64(2)
+        .u64(3)
+        .u64(4)
+        .u64(4096)
+        .u64(100)
+        .u32(0x20)
+        .u32(0);
     assert_eq!(&net.encode()[..], &n.0[..]);
     assert_eq!(FileNetworkOpenInformation::parse(&n.0).unwrap(), net);
 
@@ -1224,7 +1267,13 @@ fn oplock_and_lease_break_messages() {
         lease_state: LeaseState::READ_CACHING,
         lease_duration: 0,
     };
-    let e = B::new().u16(36).u16(0).u32(0).raw(&[0x4B; 16]).u32(1).u64(0);
+    let e = B::new()
+        .u16(36)
+        .u16(0)
+        .u32(0)
+        .raw(&[0x4B; 16])
+        .u32(1)
+        .u64(0);
     check(&ack, &e);
     assert_eq!(
         OplockBreakMessage::decode(&with_header(Command::OPLOCK_BREAK, true, &e)).unwrap(),
@@ -1259,11 +1308,19 @@ fn error_responses_plain_with_data_and_with_311_contexts() {
     assert_eq!(&buf[..], &e.0[..]);
     // Samba may omit the pad byte: still accepted.
     let short = B::new().u16(9).u8(0).u8(0).u32(0);
-    assert!(ErrorResponse::decode(&error_message(Command::CREATE, NtStatus::STATUS_ACCESS_DENIED, &short).bytes).is_ok());
+    assert!(
+        ErrorResponse::decode(
+            &error_message(Command::CREATE, NtStatus::STATUS_ACCESS_DENIED, &short).bytes
+        )
+        .is_ok()
+    );
 
     // STATUS_BUFFER_TOO_SMALL carries the needed size.
     let e = B::new().u16(9).u8(0).u8(0).u32(4).u32(1234);
-    let er = ErrorResponse::decode(&error_message(Command::QUERY_INFO, NtStatus::STATUS_BUFFER_TOO_SMALL, &e).bytes).unwrap();
+    let er = ErrorResponse::decode(
+        &error_message(Command::QUERY_INFO, NtStatus::STATUS_BUFFER_TOO_SMALL, &e).bytes,
+    )
+    .unwrap();
     assert_eq!(er.needed_size(), Some(1234));
 
     // 3.1.1 contexts: two, the second 8-byte aligned.
@@ -1279,7 +1336,10 @@ fn error_responses_plain_with_data_and_with_311_contexts() {
         .u32(4)
         .u32(0x7264_5253)
         .u32(99);
-    let er = ErrorResponse::decode(&error_message(Command::TREE_CONNECT, NtStatus::STATUS_BAD_NETWORK_NAME, &e).bytes).unwrap();
+    let er = ErrorResponse::decode(
+        &error_message(Command::TREE_CONNECT, NtStatus::STATUS_BAD_NETWORK_NAME, &e).bytes,
+    )
+    .unwrap();
     assert_eq!(er.contexts.len(), 2);
     assert_eq!(&er.contexts[0].data[..], &[1, 2, 3]);
     assert_eq!(er.contexts[1].error_id, 0x7264_5253);
@@ -1289,14 +1349,25 @@ fn error_responses_plain_with_data_and_with_311_contexts() {
     assert_eq!(&buf[..], &e.0[..]);
     // ByteCount beyond the message.
     let bad = B::new().u16(9).u8(0).u8(0).u32(100).u8(0);
-    assert!(ErrorResponse::decode(&error_message(Command::CREATE, NtStatus::STATUS_ACCESS_DENIED, &bad).bytes).is_err());
+    assert!(
+        ErrorResponse::decode(
+            &error_message(Command::CREATE, NtStatus::STATUS_ACCESS_DENIED, &bad).bytes
+        )
+        .is_err()
+    );
 }
 
 #[test]
 fn which_statuses_carry_an_error_body() {
     let e = B::new().u16(9).u8(0).u8(0).u32(0).u8(0);
     let m = |cmd, st| error_message(cmd, st, &e);
-    assert!(!m(Command::SESSION_SETUP, NtStatus::STATUS_MORE_PROCESSING_REQUIRED).is_error_response());
+    assert!(
+        !m(
+            Command::SESSION_SETUP,
+            NtStatus::STATUS_MORE_PROCESSING_REQUIRED
+        )
+        .is_error_response()
+    );
     assert!(!m(Command::READ, NtStatus::STATUS_BUFFER_OVERFLOW).is_error_response());
     assert!(!m(Command::QUERY_INFO, NtStatus::STATUS_BUFFER_OVERFLOW).is_error_response());
     assert!(m(Command::CREATE, NtStatus::STATUS_BUFFER_OVERFLOW).is_error_response());
@@ -1315,7 +1386,10 @@ fn which_statuses_carry_an_error_body() {
     let msg = Message::parse(buf.freeze()).unwrap();
     assert!(msg.header.is_pending());
     assert!(msg.is_error_response());
-    assert!(matches!(decode_response(&msg).unwrap(), AnyResponse::Error(_)));
+    assert!(matches!(
+        decode_response(&msg).unwrap(),
+        AnyResponse::Error(_)
+    ));
 }
 
 #[test]
@@ -1326,7 +1400,10 @@ fn decode_response_dispatches_by_command() {
     let m = Message::parse(Bytes::from(v)).unwrap();
     assert!(matches!(
         decode_response(&m).unwrap(),
-        AnyResponse::TreeConnect(TreeConnectResponse { share_type: ShareType::DISK, .. })
+        AnyResponse::TreeConnect(TreeConnectResponse {
+            share_type: ShareType::DISK,
+            ..
+        })
     ));
     let mut v = header_bytes(Command(0x99), true);
     v.extend_from_slice(&e.0);

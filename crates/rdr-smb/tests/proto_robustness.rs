@@ -175,30 +175,21 @@ fn samples() -> Vec<(Vec<u8>, Decoder)> {
             }),
             dec::<IoctlResponse>,
         ),
-        (
-            ok(&QueryDirectoryResponse { output: dir }),
-            |b| {
-                QueryDirectoryResponse::decode_body(b)
-                    .and_then(|r| parse_id_both_directory_information(&r.output))
-                    .is_ok()
-            },
-        ),
-        (
-            ok(&ChangeNotifyResponse { output: notify }),
-            |b| {
-                ChangeNotifyResponse::decode_body(b)
-                    .and_then(|r| parse_notify_information(&r.output))
-                    .is_ok()
-            },
-        ),
-        (
-            ok(&QueryInfoResponse { output: all }),
-            |b| {
-                QueryInfoResponse::decode_body(b)
-                    .and_then(|r| FileAllInformation::parse(&r.output))
-                    .is_ok()
-            },
-        ),
+        (ok(&QueryDirectoryResponse { output: dir }), |b| {
+            QueryDirectoryResponse::decode_body(b)
+                .and_then(|r| parse_id_both_directory_information(&r.output))
+                .is_ok()
+        }),
+        (ok(&ChangeNotifyResponse { output: notify }), |b| {
+            ChangeNotifyResponse::decode_body(b)
+                .and_then(|r| parse_notify_information(&r.output))
+                .is_ok()
+        }),
+        (ok(&QueryInfoResponse { output: all }), |b| {
+            QueryInfoResponse::decode_body(b)
+                .and_then(|r| FileAllInformation::parse(&r.output))
+                .is_ok()
+        }),
         (
             ok(&OplockBreak {
                 oplock_level: OplockLevel::II,
@@ -206,14 +197,12 @@ fn samples() -> Vec<(Vec<u8>, Decoder)> {
             }),
             |b| OplockBreakMessage::decode(b).is_ok(),
         ),
-        (
-            ok(&LeaseBreakNotification::default()),
-            |b| OplockBreakMessage::decode(b).is_ok(),
-        ),
-        (
-            ok(&LeaseBreakAck::default()),
-            |b| OplockBreakMessage::decode(b).is_ok(),
-        ),
+        (ok(&LeaseBreakNotification::default()), |b| {
+            OplockBreakMessage::decode(b).is_ok()
+        }),
+        (ok(&LeaseBreakAck::default()), |b| {
+            OplockBreakMessage::decode(b).is_ok()
+        }),
         (ok(&TreeDisconnectResponse), dec::<TreeDisconnectResponse>),
         (ok(&LogoffResponse), dec::<LogoffResponse>),
         (ok(&EchoResponse), dec::<EchoResponse>),
@@ -273,8 +262,12 @@ fn samples() -> Vec<(Vec<u8>, Decoder)> {
 fn stream_samples() -> Vec<Vec<u8>> {
     let mut out = Vec::new();
     let mut b = CompoundBuilder::new();
-    b.push(&Header::request(Command::CREATE), &CreateRequest::default(), false)
-        .unwrap();
+    b.push(
+        &Header::request(Command::CREATE),
+        &CreateRequest::default(),
+        false,
+    )
+    .unwrap();
     b.push(
         &Header::request(Command::QUERY_INFO),
         &QueryInfoRequest::file(FileId::RELATED, FileInfoClass::FileAllInformation, 1024),
@@ -339,13 +332,30 @@ impl Rng {
         self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
     }
     fn below(&mut self, n: usize) -> usize {
-        if n == 0 { 0 } else { (self.next() % n as u64) as usize }
+        if n == 0 {
+            0
+        } else {
+            (self.next() % n as u64) as usize
+        }
     }
 }
 
 fn mutate(rng: &mut Rng, v: &mut Vec<u8>) {
     const INTERESTING: [u32; 14] = [
-        0, 1, 2, 7, 8, 9, 16, 63, 64, 65, 0x7F, 0xFFFF, 0x7FFF_FFFF, 0xFFFF_FFFF,
+        0,
+        1,
+        2,
+        7,
+        8,
+        9,
+        16,
+        63,
+        64,
+        65,
+        0x7F,
+        0xFFFF,
+        0x7FFF_FFFF,
+        0xFFFF_FFFF,
     ];
     for _ in 0..1 + rng.below(4) {
         let len = v.len();
@@ -361,13 +371,21 @@ fn mutate(rng: &mut Rng, v: &mut Vec<u8>) {
             2 if len >= 2 => {
                 let i = rng.below(len - 1) & !1;
                 let x = INTERESTING[rng.below(INTERESTING.len())];
-                let x = if rng.below(3) == 0 { (len as u32).wrapping_add(x) } else { x };
+                let x = if rng.below(3) == 0 {
+                    (len as u32).wrapping_add(x)
+                } else {
+                    x
+                };
                 v[i..i + 2].copy_from_slice(&(x as u16).to_le_bytes());
             }
             3 if len >= 4 => {
                 let i = rng.below(len - 3) & !3;
                 let x = INTERESTING[rng.below(INTERESTING.len())];
-                let x = if rng.below(3) == 0 { (len as u32).wrapping_add(x) } else { x };
+                let x = if rng.below(3) == 0 {
+                    (len as u32).wrapping_add(x)
+                } else {
+                    x
+                };
                 v[i..i + 4].copy_from_slice(&x.to_le_bytes());
             }
             4 => v.truncate(rng.below(len + 1)),

@@ -311,7 +311,10 @@ impl Message {
         if st == NtStatus::STATUS_BUFFER_OVERFLOW
             && matches!(
                 cmd,
-                Command::READ | Command::IOCTL | Command::QUERY_INFO | Command::QUERY_DIRECTORY
+                Command::READ
+                    | Command::IOCTL
+                    | Command::QUERY_INFO
+                    | Command::QUERY_DIRECTORY
                     | Command::CHANGE_NOTIFY
             )
         {

@@ -30,8 +30,8 @@ mod transform;
 mod utf16;
 mod wire;
 
-pub use any::{decode_response, exercise_decoders, AnyResponse};
-pub use compound::{split_compound, CompoundBuilder};
+pub use any::{AnyResponse, decode_response, exercise_decoders};
+pub use compound::{CompoundBuilder, split_compound};
 pub use consts::*;
 pub use create::*;
 pub use dir::*;
@@ -40,8 +40,8 @@ pub use error_resp::{ErrorContext, ErrorResponse};
 pub use file::*;
 pub use frame::*;
 pub use header::{
-    encode_message, set_signed_flag, signature_range, FileId, Header, Message, SmbMessage,
-    FLAGS_OFFSET, HEADER_SIZE, NEXT_COMMAND_OFFSET, SIGNATURE_OFFSET, SMB2_MAGIC,
+    FLAGS_OFFSET, FileId, HEADER_SIZE, Header, Message, NEXT_COMMAND_OFFSET, SIGNATURE_OFFSET,
+    SMB2_MAGIC, SmbMessage, encode_message, set_signed_flag, signature_range,
 };
 pub use info::*;
 pub use ioctl::*;
