@@ -1,3 +1,4 @@
 //! rdr-smb (placeholder; see DESIGN.md layers).
 
+pub mod conn;
 pub mod proto;

@@ -71,6 +71,10 @@ impl SmbMessage for QueryDirectoryRequest {
         Ok(())
     }
 
+    fn payload_size(&self) -> usize {
+        self.output_buffer_length as usize
+    }
+
     fn decode_body(msg: &Bytes) -> ProtoResult<Self> {
         let mut r = body_reader(msg, M_QDREQ)?;
         r.structure_size(33)?;
@@ -403,6 +407,10 @@ impl SmbMessage for ChangeNotifyRequest {
         buf.put_u32_le(self.completion_filter.bits());
         buf.put_u32_le(0);
         Ok(())
+    }
+
+    fn payload_size(&self) -> usize {
+        self.output_buffer_length as usize
     }
 
     fn decode_body(msg: &Bytes) -> ProtoResult<Self> {

@@ -83,6 +83,10 @@ impl SmbMessage for QueryInfoRequest {
         Ok(())
     }
 
+    fn payload_size(&self) -> usize {
+        (self.output_buffer_length as usize).max(self.input.len())
+    }
+
     fn decode_body(msg: &Bytes) -> ProtoResult<Self> {
         let mut r = body_reader(msg, M_QIREQ)?;
         r.structure_size(41)?;
@@ -195,6 +199,10 @@ impl SmbMessage for SetInfoRequest {
             buf.extend_from_slice(&self.buffer);
         }
         Ok(())
+    }
+
+    fn payload_size(&self) -> usize {
+        self.buffer.len()
     }
 
     fn decode_body(msg: &Bytes) -> ProtoResult<Self> {

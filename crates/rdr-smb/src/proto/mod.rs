@@ -40,8 +40,9 @@ pub use error_resp::{ErrorContext, ErrorResponse};
 pub use file::*;
 pub use frame::*;
 pub use header::{
-    FLAGS_OFFSET, FileId, HEADER_SIZE, Header, Message, NEXT_COMMAND_OFFSET, SIGNATURE_OFFSET,
-    SMB2_MAGIC, SmbMessage, encode_message, set_signed_flag, signature_range,
+    CREDIT_CHARGE_OFFSET, CREDITS_OFFSET, FLAGS_OFFSET, FileId, HEADER_SIZE, Header,
+    MESSAGE_ID_OFFSET, Message, NEXT_COMMAND_OFFSET, SIGNATURE_OFFSET, SMB2_MAGIC, SmbMessage,
+    credit_charge_for, encode_message, patch_request_header, set_signed_flag, signature_range,
 };
 pub use info::*;
 pub use ioctl::*;
