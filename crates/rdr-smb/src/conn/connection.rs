@@ -21,10 +21,10 @@ use tokio::task::JoinHandle;
 use super::credits::CreditWindow;
 use super::security::SessionSecurity;
 use crate::proto::{
+    Command, CompoundBuilder, EchoRequest, FrameDecoder, FrameKind, Header, HeaderFlags,
+    MAX_FRAME_LEN, Message, NETBIOS_HEADER_SIZE, SmbMessage, TransformHeader, WriteRequest,
     begin_frame, classify, credit_charge_for, encode_message, finish_frame, patch_request_header,
-    set_signed_flag, signature_range, split_compound, Command, CompoundBuilder, EchoRequest,
-    FrameDecoder, FrameKind, Header, HeaderFlags, Message, SmbMessage, TransformHeader,
-    WriteRequest, MAX_FRAME_LEN, NETBIOS_HEADER_SIZE,
+    set_signed_flag, signature_range, split_compound,
 };
 
 /// MessageId of unsolicited server messages (oplock and lease break notifications).
@@ -171,7 +171,10 @@ impl Connection {
         let stream = tokio::time::timeout(config.connect_timeout, TcpStream::connect(addr))
             .await
             .map_err(|_| {
-                RxError::status(NtStatus::STATUS_IO_TIMEOUT, format!("connect to {addr}: timed out"))
+                RxError::status(
+                    NtStatus::STATUS_IO_TIMEOUT,
+                    format!("connect to {addr}: timed out"),
+                )
             })?
             .map_err(|e| io_error(&format!("connect to {addr}"), &e))?;
         Connection::from_stream(stream, config)
@@ -267,7 +270,15 @@ impl Connection {
         let range = encode_message(header, body, &mut buf)?;
         let charge = self.charge_for(body.payload_size());
         let mut p = self
-            .transmit(buf, frame, vec![range], vec![charge], None, header, opts)
+            .transmit(
+                buf,
+                frame,
+                std::iter::once(range).collect(),
+                vec![charge],
+                None,
+                header,
+                opts,
+            )
             .await?;
         p.pop().ok_or_else(|| internal("no pending request"))
     }
@@ -304,7 +315,15 @@ impl Connection {
             Some(req.data.clone())
         };
         let mut p = self
-            .transmit(buf, frame, vec![start..start], vec![charge], payload, header, opts)
+            .transmit(
+                buf,
+                frame,
+                std::iter::once(start..start).collect(),
+                vec![charge],
+                payload,
+                header,
+                opts,
+            )
             .await?;
         p.pop().ok_or_else(|| internal("no pending request"))
     }
@@ -548,7 +567,9 @@ impl Connection {
     async fn write_frame(&self, buf: BytesMut, payload: Option<Bytes>) -> RxResult<()> {
         let mut w = self.inner.writer.lock().await;
         let Some(wr) = w.as_mut() else {
-            return Err(self.dead().unwrap_or_else(|| closed("connection shut down")));
+            return Err(self
+                .dead()
+                .unwrap_or_else(|| closed("connection shut down")));
         };
         let res = match payload {
             Some(p) => {
@@ -677,7 +698,10 @@ fn verify(sec: &dyn SessionSecurity, m: &Message) -> RxResult<()> {
         if sec.signing_required() && m.header.status != NtStatus::STATUS_PENDING {
             return Err(RxError::status(
                 NtStatus::STATUS_ACCESS_DENIED,
-                format!("unsigned {:?} response on a signed session", m.header.command),
+                format!(
+                    "unsigned {:?} response on a signed session",
+                    m.header.command
+                ),
             ));
         }
         return Ok(());
