@@ -1,6 +1,8 @@
 //! The SMB2/3 connection engine over tokio: framing, MessageId routing, credits, CANCEL,
 //! ECHO and the signing/encryption hooks ([`SessionSecurity`]) the session layer plugs in.
 
+#![warn(missing_docs)]
+
 mod connection;
 pub mod credits;
 pub mod security;

@@ -10,6 +10,8 @@
 //! - Decoders never panic and check every offset and length against the buffer; errors are
 //!   [`ProtoError`], which converts into `RxError` (STATUS_INVALID_NETWORK_RESPONSE).
 
+#![warn(missing_docs)]
+
 mod any;
 mod compound;
 mod consts;
