@@ -21,10 +21,11 @@ use tokio::task::JoinHandle;
 use super::credits::CreditWindow;
 use super::security::SessionSecurity;
 use crate::proto::{
-    Command, CompoundBuilder, EchoRequest, FrameDecoder, FrameKind, Header, HeaderFlags,
-    MAX_FRAME_LEN, Message, NETBIOS_HEADER_SIZE, SmbMessage, TransformHeader, WriteRequest,
-    begin_frame, classify, credit_charge_for, encode_message, finish_frame, patch_request_header,
-    set_signed_flag, signature_range, split_compound,
+    Capabilities, Command, CompoundBuilder, Dialect, EchoRequest, FrameDecoder, FrameKind, Header,
+    HeaderFlags, MAX_FRAME_LEN, Message, NETBIOS_HEADER_SIZE, NegotiateRequest, NegotiateResponse,
+    SmbMessage, TransformHeader, WriteRequest, begin_frame, classify, credit_charge_for,
+    encode_message, finish_frame, patch_request_header, set_signed_flag, signature_range,
+    split_compound,
 };
 
 /// MessageId of unsolicited server messages (oplock and lease break notifications).
@@ -71,6 +72,17 @@ impl SendOptions {
             )
         })
     }
+}
+
+/// The outcome of [`Connection::negotiate`].
+#[derive(Debug, Clone)]
+pub struct Negotiated {
+    /// The decoded NEGOTIATE response.
+    pub response: NegotiateResponse,
+    /// The NEGOTIATE request as sent (SMB2 message, no NetBIOS header).
+    pub request_bytes: Bytes,
+    /// The NEGOTIATE response as received.
+    pub response_bytes: Bytes,
 }
 
 /// A request on the wire whose final response is still to come.
@@ -355,6 +367,46 @@ impl Connection {
         let charges = payload_sizes.iter().map(|&s| self.charge_for(s)).collect();
         self.transmit(buf, frame, ranges, charges, None, first_header, opts)
             .await
+    }
+
+    /// Runs NEGOTIATE: sends `req`, checks the answer, and turns on multi-credit requests when
+    /// the server offers LARGE_MTU on 2.1+. Returns the response with the raw request and
+    /// response bytes (the first two inputs of the 3.1.1 preauth integrity hash).
+    pub async fn negotiate(&self, req: &NegotiateRequest) -> RxResult<Negotiated> {
+        let p = self
+            .submit(
+                &Header::request(Command::NEGOTIATE),
+                req,
+                &SendOptions::default(),
+            )
+            .await?;
+        let request_bytes = p.request_bytes().clone();
+        let m = p.wait().await?;
+        if m.header.status != NtStatus::STATUS_SUCCESS {
+            return Err(RxError::status(
+                m.header.status,
+                format!("NEGOTIATE with {}", self.inner.peer),
+            ));
+        }
+        let response: NegotiateResponse = m.body()?;
+        if !req.dialects.contains(&response.dialect) {
+            return Err(RxError::status(
+                NtStatus::STATUS_INVALID_NETWORK_RESPONSE,
+                format!(
+                    "{} chose dialect {:?}, which was not offered",
+                    self.inner.peer, response.dialect
+                ),
+            ));
+        }
+        self.set_large_mtu(
+            response.dialect >= Dialect::SMB2_1
+                && response.capabilities.contains(Capabilities::LARGE_MTU),
+        );
+        Ok(Negotiated {
+            response,
+            request_bytes,
+            response_bytes: m.bytes,
+        })
     }
 
     /// Sends ECHO and waits for the answer.

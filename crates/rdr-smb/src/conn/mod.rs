@@ -7,6 +7,8 @@ mod connection;
 pub mod credits;
 pub mod security;
 
-pub use connection::{ConnConfig, Connection, Pending, SendOptions, UNSOLICITED_MESSAGE_ID};
+pub use connection::{
+    ConnConfig, Connection, Negotiated, Pending, SendOptions, UNSOLICITED_MESSAGE_ID,
+};
 pub use credits::CreditWindow;
 pub use security::SessionSecurity;
