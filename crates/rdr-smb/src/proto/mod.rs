@@ -38,7 +38,9 @@ pub use consts::*;
 pub use create::*;
 pub use dir::*;
 pub use error::{ProtoError, ProtoResult};
-pub use error_resp::{ErrorContext, ErrorResponse};
+pub use error_resp::{
+    ErrorContext, ErrorResponse, IO_REPARSE_TAG_SYMLINK, SYMLINK_ERROR_TAG, SymlinkError,
+};
 pub use file::*;
 pub use frame::*;
 pub use header::{
