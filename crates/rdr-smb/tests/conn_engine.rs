@@ -724,3 +724,32 @@ async fn encrypted_requests_and_responses_go_through_the_hook() {
     .await
     .unwrap();
 }
+
+#[tokio::test]
+async fn an_unanswered_request_times_out_and_can_be_cancelled() {
+    let (conn, mut peer) = pair().await;
+    grant(&conn, &mut peer, 5).await;
+    // From here the clock is paused: the timeout below fires as soon as all is idle.
+    tokio::time::pause();
+    let p = conn
+        .submit(
+            &Header::request(Command::ECHO),
+            &EchoRequest,
+            &SendOptions::default(),
+        )
+        .await
+        .unwrap();
+    let mid = p.message_id();
+    peer.recv_one().await;
+    let e = p.wait_timeout(Duration::from_secs(30)).await.unwrap_err();
+    assert_eq!(e.nt_status(), NtStatus::STATUS_IO_TIMEOUT);
+    assert_eq!(conn.outstanding(), 1, "still outstanding on the server");
+    conn.cancel(mid, &SendOptions::default()).await.unwrap();
+    let c = peer.recv_one().await;
+    assert_eq!(c.header.command, Command::CANCEL);
+    assert_eq!(c.header.message_id, mid);
+    assert_eq!(
+        c.header.async_id, None,
+        "no interim response, so a sync CANCEL"
+    );
+}

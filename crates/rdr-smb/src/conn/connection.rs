@@ -105,6 +105,19 @@ impl Pending {
         &self.request
     }
 
+    /// Waits for the final response at most `limit`; past it, STATUS_IO_TIMEOUT (the request
+    /// stays outstanding on the server: send [`Connection::cancel`] or drop the connection).
+    pub async fn wait_timeout(self, limit: Duration) -> RxResult<Message> {
+        let mid = self.message_id;
+        match tokio::time::timeout(limit, self.wait()).await {
+            Ok(r) => r,
+            Err(_) => Err(RxError::status(
+                NtStatus::STATUS_IO_TIMEOUT,
+                format!("no response to MessageId {mid} within {limit:?}"),
+            )),
+        }
+    }
+
     /// Waits for the final response (interim STATUS_PENDING responses are absorbed).
     pub async fn wait(self) -> RxResult<Message> {
         match self.rx.await {
