@@ -753,3 +753,43 @@ async fn an_unanswered_request_times_out_and_can_be_cancelled() {
         "no interim response, so a sync CANCEL"
     );
 }
+
+#[tokio::test]
+async fn a_server_that_grants_no_credits_gets_a_clear_error_not_a_hang() {
+    tokio::time::timeout(LIMIT, async {
+        let (conn, mut peer) = pair().await;
+        grant(&conn, &mut peer, 0).await;
+        assert_eq!(conn.available_credits(), 0);
+        let e = conn.echo().await.unwrap_err();
+        assert_eq!(e.nt_status(), NtStatus::STATUS_INSUFFICIENT_RESOURCES);
+        assert!(e.to_string().contains("no credits"), "{e}");
+    })
+    .await
+    .unwrap();
+}
+
+#[tokio::test]
+async fn shutdown_fails_outstanding_requests_and_closes_the_socket() {
+    tokio::time::timeout(LIMIT, async {
+        let (conn, mut peer) = pair().await;
+        grant(&conn, &mut peer, 4).await;
+        let p = conn
+            .submit(
+                &Header::request(Command::ECHO),
+                &EchoRequest,
+                &SendOptions::default(),
+            )
+            .await
+            .unwrap();
+        peer.recv_one().await;
+        conn.shutdown().await;
+        let e = p.wait().await.unwrap_err();
+        assert_eq!(e.nt_status(), NtStatus::STATUS_CONNECTION_DISCONNECTED);
+        // The peer sees end of stream.
+        let mut b = [0u8; 1];
+        assert_eq!(peer.sock.read(&mut b).await.unwrap(), 0);
+        assert!(conn.echo().await.is_err());
+    })
+    .await
+    .unwrap();
+}
