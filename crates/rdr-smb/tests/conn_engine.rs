@@ -256,6 +256,8 @@ async fn large_reads_and_writes_charge_one_credit_per_64k() {
         let m = p.wait().await.unwrap();
         let rr: ReadResponse = m.body().unwrap();
         assert_eq!(rr.data, data);
+        // Zero copy from the socket buffer to the caller: the data is a slice of the frame.
+        assert!(m.bytes.as_ptr_range().contains(&rr.data.as_ptr()));
         // The next MessageId skips the 4 the read consumed.
         let w = WriteRequest {
             data: Bytes::from(vec![1u8; 65537]),
