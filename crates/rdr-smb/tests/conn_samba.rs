@@ -454,7 +454,7 @@ async fn anonymous_session(samba: &PrivateSamba) -> Anon {
     h.session_id = sid;
     let tc = TreeConnectRequest {
         flags: TreeConnectFlags::empty(),
-        path: format!("\\\\127.0.0.1\\data"),
+        path: "\\\\127.0.0.1\\data".to_string(),
     };
     let m = conn.send(&h, &tc, &SendOptions::default()).await.unwrap();
     assert_eq!(m.header.status, NtStatus::STATUS_SUCCESS, "tree connect");
