@@ -519,6 +519,24 @@ async fn file_messages_round_trip_through_samba_on_an_anonymous_session() {
         assert!(c.on_disk_id().unwrap().is_some());
         let fid = c.file_id;
 
+        // IOCTL: a resume key (the first step of a server-side copy).
+        let io: IoctlResponse = a
+            .ok(&IoctlRequest {
+                ctl_code: fsctl::FSCTL_SRV_REQUEST_RESUME_KEY,
+                file_id: fid,
+                max_output_response: 32,
+                flags: IOCTL_IS_FSCTL,
+                ..Default::default()
+            })
+            .await;
+        assert_eq!(io.ctl_code, fsctl::FSCTL_SRV_REQUEST_RESUME_KEY);
+        assert_eq!(io.file_id, fid);
+        assert!(
+            io.output.len() >= 24,
+            "resume key of {} bytes",
+            io.output.len()
+        );
+
         // WRITE 200 KiB (multi-credit, vectored) and READ it back (multi-credit, zero copy).
         let data: Bytes = (0..200 * 1024u32)
             .map(|i| (i * 7 % 251) as u8)
@@ -731,6 +749,51 @@ async fn file_messages_round_trip_through_samba_on_an_anonymous_session() {
 
         // QUERY_DIRECTORY sees it; rename; delete through disposition.
         assert_eq!(a.list().await, vec![".", "..", "dir-less file.bin"]);
+        // The other directory classes parse Samba's answers too.
+        let d = a.open("", CreateDisposition::OPEN, true).await;
+        for class in [
+            FileInfoClass::FileDirectoryInformation,
+            FileInfoClass::FileIdFullDirectoryInformation,
+            FileInfoClass::FileNamesInformation,
+        ] {
+            let r: QueryDirectoryResponse = a
+                .ok(&QueryDirectoryRequest {
+                    info_class: class,
+                    flags: QueryDirectoryFlags::RESTART_SCANS,
+                    file_index: 0,
+                    file_id: d.file_id,
+                    pattern: "dir-less*".into(),
+                    output_buffer_length: 65536,
+                })
+                .await;
+            let names: Vec<String> = match class {
+                FileInfoClass::FileDirectoryInformation => parse_directory_information(&r.output)
+                    .unwrap()
+                    .into_iter()
+                    .map(|e| {
+                        assert_eq!(e.end_of_file, 1000);
+                        e.name
+                    })
+                    .collect(),
+                FileInfoClass::FileIdFullDirectoryInformation => {
+                    parse_id_full_directory_information(&r.output)
+                        .unwrap()
+                        .into_iter()
+                        .map(|e| {
+                            assert_ne!(e.file_id, 0);
+                            e.info.name
+                        })
+                        .collect()
+                }
+                _ => parse_names_information(&r.output)
+                    .unwrap()
+                    .into_iter()
+                    .map(|(_, n)| n)
+                    .collect(),
+            };
+            assert_eq!(names, vec!["dir-less file.bin"], "{class:?}");
+        }
+        a.close(d.file_id).await;
         let c = a
             .open("dir-less file.bin", CreateDisposition::OPEN, false)
             .await;
