@@ -527,7 +527,15 @@ impl Connection {
             for ((r, &mid), &charge) in ranges.iter().zip(&ids).zip(&charges) {
                 let req = st.credits.credit_request(charge);
                 // A vectored WRITE's range is empty (start..start): the header is at start.
-                patch_request_header(&mut buf, r.start, mid, charge, req)?;
+                if let Err(e) = patch_request_header(&mut buf, r.start, mid, charge, req) {
+                    for _ in 0..ids.len() {
+                        st.credits.abandoned();
+                    }
+                    for (m, _) in &receivers {
+                        st.waiters.remove(m);
+                    }
+                    return Err(e.into());
+                }
                 let (tx, rx) = oneshot::channel();
                 st.waiters.insert(
                     mid,
