@@ -30,7 +30,7 @@ pub fn split_compound(frame: &Bytes) -> ProtoResult<Vec<Message>> {
             });
             return Ok(out);
         }
-        if next % 8 != 0 || next < HEADER_SIZE || next > rest.len() {
+        if !next.is_multiple_of(8) || next < HEADER_SIZE || next > rest.len() {
             return Err(ProtoError::BadValue {
                 msg: M,
                 field: "NextCommand",

@@ -66,6 +66,10 @@ impl SmbMessage for IoctlRequest {
         Ok(())
     }
 
+    fn payload_size(&self) -> usize {
+        (self.input.len() + self.output.len()).max(self.max_output_response as usize)
+    }
+
     fn decode_body(msg: &Bytes) -> ProtoResult<Self> {
         let mut r = body_reader(msg, M_IREQ)?;
         r.structure_size(57)?;

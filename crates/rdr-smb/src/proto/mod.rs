@@ -10,6 +10,8 @@
 //! - Decoders never panic and check every offset and length against the buffer; errors are
 //!   [`ProtoError`], which converts into `RxError` (STATUS_INVALID_NETWORK_RESPONSE).
 
+#![warn(missing_docs)]
+
 mod any;
 mod compound;
 mod consts;
@@ -36,12 +38,15 @@ pub use consts::*;
 pub use create::*;
 pub use dir::*;
 pub use error::{ProtoError, ProtoResult};
-pub use error_resp::{ErrorContext, ErrorResponse};
+pub use error_resp::{
+    ErrorContext, ErrorResponse, IO_REPARSE_TAG_SYMLINK, SYMLINK_ERROR_TAG, SymlinkError,
+};
 pub use file::*;
 pub use frame::*;
 pub use header::{
-    FLAGS_OFFSET, FileId, HEADER_SIZE, Header, Message, NEXT_COMMAND_OFFSET, SIGNATURE_OFFSET,
-    SMB2_MAGIC, SmbMessage, encode_message, set_signed_flag, signature_range,
+    CREDIT_CHARGE_OFFSET, CREDITS_OFFSET, FLAGS_OFFSET, FileId, HEADER_SIZE, Header,
+    MESSAGE_ID_OFFSET, Message, NEXT_COMMAND_OFFSET, SIGNATURE_OFFSET, SMB2_MAGIC, SmbMessage,
+    credit_charge_for, encode_message, patch_request_header, set_signed_flag, signature_range,
 };
 pub use info::*;
 pub use ioctl::*;

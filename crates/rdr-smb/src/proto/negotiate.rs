@@ -197,7 +197,7 @@ fn decode_contexts(
 ) -> ProtoResult<Vec<NegotiateContext>> {
     let mut out = Vec::with_capacity(count as usize);
     let mut pos = offset;
-    if count > 0 && (offset < HEADER_SIZE || offset % 8 != 0) {
+    if count > 0 && (offset < HEADER_SIZE || !offset.is_multiple_of(8)) {
         return Err(ProtoError::BadValue {
             msg: m,
             field: "NegotiateContextOffset",
