@@ -221,7 +221,7 @@ fn access_ok_dir_for(uid: u32, dir: &Path) -> Result<(), String> {
     let m = std::fs::metadata(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
     if m.uid() != uid {
         return Err(format!(
-            "{}: not owned by you (uid {uid}); you may only use your own directories",
+            "{}: not owned by you (uid {uid}); you may only use your own directories (STATUS_ACCESS_DENIED)",
             dir.display()
         ));
     }
@@ -362,7 +362,10 @@ impl Daemon {
         while let Ok(Some(line)) = lines.next_line().await {
             let resp = match serde_json::from_str::<Request>(&line) {
                 Ok(req) => self.handle(uid, gid, req).await,
-                Err(e) => Response::err(format!("bad request: {e}"), None),
+                Err(e) => Response::err(
+                    format!("bad request: {e}"),
+                    Some("STATUS_INVALID_PARAMETER"),
+                ),
             };
             let Ok(mut s) = serde_json::to_string(&resp) else {
                 return;
@@ -412,7 +415,10 @@ impl Daemon {
                             self.delete(uid, &t, force, dry_run, timeout, close_transport)
                                 .await
                         }
-                        None => Response::err("--delete needs a TARGET or --all", None),
+                        None => Response::err(
+                            "--delete needs a TARGET or --all",
+                            Some("STATUS_INVALID_PARAMETER"),
+                        ),
                     }
                 }
             }
@@ -560,7 +566,7 @@ impl Daemon {
                     "{}: the mount point must be an absolute path",
                     mountpoint.display()
                 ),
-                None,
+                Some("STATUS_OBJECT_PATH_INVALID"),
             );
         }
         let dir = match &remote {
@@ -584,7 +590,7 @@ impl Daemon {
         {
             return Response::err(
                 format!("{}: already mounted ({})", mountpoint.display(), c.remote),
-                None,
+                Some("STATUS_OBJECT_NAME_COLLISION"),
             );
         }
         // One view per user and share: a second mount of it would share (and be torn down
@@ -600,7 +606,7 @@ impl Daemon {
                     "{display}: already connected at {}; delete that connection first",
                     c.mountpoint.display()
                 ),
-                None,
+                Some("STATUS_CONNECTION_ACTIVE"),
             );
         }
         // Check the directory and the mount point off the runtime (they may be on mounts).
@@ -611,7 +617,7 @@ impl Daemon {
             .unwrap_or_else(|e| Err(format!("internal error: {e}")));
         let (created, mp_fd, dir) = match checked {
             Ok(p) => (p.created, p.fd, p.dir),
-            Err(e) => return Response::err(e, None),
+            Err(e) => return Response::err(e, Some("STATUS_OBJECT_PATH_INVALID")),
         };
         let undo = |created: bool, mp: &Path| {
             if created {
@@ -622,7 +628,7 @@ impl Daemon {
             Ok(n) => n,
             Err(e) => {
                 undo(created, &mountpoint);
-                return Response::err(e, None);
+                return Response::err(e, Some("STATUS_BAD_NETWORK_NAME"));
             }
         };
         let rdbss = self.local.rdbss.clone();
@@ -684,7 +690,7 @@ impl Daemon {
                 undo(created, &mountpoint);
                 return Response::err(
                     format!("{}: cannot mount: {msg}", mountpoint.display()),
-                    None,
+                    Some("STATUS_UNSUCCESSFUL"),
                 );
             }
         };
@@ -861,7 +867,10 @@ impl Daemon {
                 let m = c.clone();
                 let det = tokio::task::spawn_blocking(move || m.mount.detach()).await;
                 if let Ok(Err(e)) = det {
-                    return Response::err(format!("{mp}: cannot detach: {e}"), None);
+                    return Response::err(
+                        format!("{mp}: cannot detach: {e}"),
+                        Some("STATUS_UNSUCCESSFUL"),
+                    );
                 }
                 self.forget_conn(&c);
                 self.after_delete(&c, close_transport).await;
@@ -1069,7 +1078,7 @@ fn prepare_mountpoint(uid: u32, gid: u32, mp: &Path, dir: &Path) -> Result<Prepa
     if uid != 0 && m.uid() != uid {
         undo();
         return Err(format!(
-            "{}: the mount point is not owned by you (uid {uid})",
+            "{}: the mount point is not owned by you (uid {uid}) (STATUS_ACCESS_DENIED)",
             mp.display()
         ));
     }
@@ -1094,20 +1103,23 @@ fn prepare_path(uid: u32, gid: u32, mp: &Path, dir: &Path) -> Result<bool, Strin
     }
     access_ok_dir_for(uid, dir).map_err(|e| format!("local:{e}"))?;
     if rdr_fuse::is_mount_point(mp) {
-        return Err(format!("{}: already a mount point", mp.display()));
+        return Err(format!(
+            "{}: already a mount point (STATUS_OBJECT_NAME_COLLISION)",
+            mp.display()
+        ));
     }
     match std::fs::symlink_metadata(mp) {
         Ok(m) if m.is_dir() => {
             if uid != 0 && m.uid() != uid {
                 return Err(format!(
-                    "{}: the mount point is not owned by you (uid {uid})",
+                    "{}: the mount point is not owned by you (uid {uid}) (STATUS_ACCESS_DENIED)",
                     mp.display()
                 ));
             }
             Ok(false)
         }
         Ok(_) => Err(format!(
-            "{}: the mount point is not a directory",
+            "{}: the mount point is not a directory (STATUS_NOT_A_DIRECTORY)",
             mp.display()
         )),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
@@ -1121,7 +1133,7 @@ fn prepare_path(uid: u32, gid: u32, mp: &Path, dir: &Path) -> Result<bool, Strin
             let world_sticky = pm.mode() & 0o1002 == 0o1002;
             if uid != 0 && pm.uid() != uid && !world_sticky {
                 return Err(format!(
-                    "{}: cannot create the mount point here (not your directory)",
+                    "{}: cannot create the mount point here (not your directory) (STATUS_ACCESS_DENIED)",
                     mp.display()
                 ));
             }

@@ -132,8 +132,22 @@ fn absolutize(t: &str) -> String {
     t.to_string()
 }
 
+/// A one-line error naming an NTSTATUS; the exit code follows the status (1 for most).
 fn fail(msg: impl AsRef<str>) -> i32 {
-    eprintln!("rdr: {}", msg.as_ref());
+    let m = msg.as_ref();
+    if let Some(i) = m.find("STATUS_") {
+        eprintln!("rdr: {m}");
+        let name: String = m[i..]
+            .chars()
+            .take_while(|c| c.is_ascii_uppercase() || *c == '_')
+            .collect();
+        return proto::exit_code(&name);
+    }
+    if m.contains("daemon") {
+        eprintln!("rdr: {m} (STATUS_REDIRECTOR_NOT_STARTED)");
+    } else {
+        eprintln!("rdr: {m} (STATUS_INVALID_PARAMETER)");
+    }
     1
 }
 
@@ -265,7 +279,7 @@ fn call_timeout(
             let root = unsafe { libc::geteuid() } == 0;
             if !may_start || !root {
                 return Err(format!(
-                    "the rdr daemon is not running ({}: {e}); start it as root with `rdr daemon`",
+                    "the rdr daemon is not running ({}: {e}); start it as root with `rdr daemon` (STATUS_REDIRECTOR_NOT_STARTED)",
                     sock.display()
                 ));
             }

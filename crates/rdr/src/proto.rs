@@ -95,9 +95,15 @@ impl Response {
     /// A one-line error, exit 1 unless the status says otherwise.
     pub fn err(msg: impl AsRef<str>, status: Option<&str>) -> Self {
         let exit = status.map(exit_code).unwrap_or(1);
+        let msg = msg.as_ref();
+        // Every error names its NTSTATUS.
+        let line = match status {
+            Some(st) if !msg.contains("STATUS_") => format!("{msg} ({st})"),
+            _ => msg.to_string(),
+        };
         Response {
             exit,
-            stderr: format!("rdr: {}\n", msg.as_ref()),
+            stderr: format!("rdr: {line}\n"),
             status: status.map(str::to_string),
             ..Default::default()
         }

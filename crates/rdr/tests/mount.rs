@@ -277,6 +277,7 @@ fn bad_input_is_one_line_exit_1_and_nothing_half_made() {
             e.starts_with("rdr: ") && e.contains(needle),
             "{e:?} lacks {needle:?}"
         );
+        assert!(e.contains("(STATUS_"), "{e:?} names no NTSTATUS");
     };
 
     // Unknown TARGET.
