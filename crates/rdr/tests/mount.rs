@@ -143,8 +143,16 @@ fn files_roundtrip_through_the_mount() {
     );
     assert!(out.contains(&format!("local:{}", back.display())), "{out}");
 
-    // Delete without force: nothing open → gone.
+    // Delete without force: no file open (a process merely has its working directory
+    // there, which RDBSS does not count) → deleted, and the mount leaves the namespace.
+    let mut cwd_holder = Command::new("sleep")
+        .arg("60")
+        .current_dir(&mp)
+        .spawn()
+        .unwrap();
     let o = env.rdr(&["use", mp.to_str().unwrap(), "--delete"]);
+    let _ = cwd_holder.kill();
+    let _ = cwd_holder.wait();
     assert!(o.status.success(), "delete: {}", stderr(&o));
     assert!(!is_mounted(&mp));
     let o = env.rdr(&["use", "--json"]);
