@@ -65,6 +65,10 @@ struct Guard {
 /// The daemon's state.
 pub struct Daemon {
     conns: parking_lot::Mutex<Vec<Arc<Conn>>>,
+    /// Deleted connections whose mount left the namespace but still serves open files (after
+    /// `--lazy`, or `--force` with files still held): shown as "Detaching" until the kernel
+    /// releases the last one, so a lazy unmount is never a limbo nobody can see.
+    detached: parking_lot::Mutex<Vec<Arc<Conn>>>,
     local: LocalBackend,
     state: PathBuf,
     guard: parking_lot::Mutex<Option<Guard>>,
@@ -141,6 +145,7 @@ async fn async_main() -> i32 {
         .unwrap_or(Duration::from_secs(1));
     let d = Arc::new(Daemon {
         conns: parking_lot::Mutex::new(Vec::new()),
+        detached: parking_lot::Mutex::new(Vec::new()),
         local: LocalBackend::new(),
         state: state.clone(),
         guard: parking_lot::Mutex::new(None),
@@ -435,79 +440,120 @@ impl Daemon {
             .collect()
     }
 
+    fn visible_detached(&self, uid: u32) -> Vec<Arc<Conn>> {
+        self.detached
+            .lock()
+            .iter()
+            .filter(|c| (uid == 0 || c.uid == uid) && !c.mount.has_ended())
+            .cloned()
+            .collect()
+    }
+
     /// Find the caller's connection by mount point or remote name.
     fn find(&self, uid: u32, target: &str) -> Option<Arc<Conn>> {
-        let conns = self.visible(uid);
-        let tp = Path::new(target);
-        let canon = if tp.is_absolute() {
-            Some(tp.to_path_buf())
-        } else {
-            std::env::current_dir().ok().map(|d| d.join(tp))
-        };
-        let norm = |s: &str| s.replace('/', "\\").to_lowercase();
-        conns
-            .iter()
-            .find(|c| canon.as_deref() == Some(c.mountpoint.as_path()))
-            .or_else(|| {
-                conns.iter().find(|c| {
-                    c.remote == target || c.remote_arg == target || norm(&c.remote) == norm(target)
-                })
-            })
-            .cloned()
+        find_in(&self.visible(uid), target)
+    }
+
+    /// Find one of the caller's detaching connections.
+    fn find_detached(&self, uid: u32, target: &str) -> Option<Arc<Conn>> {
+        find_in(&self.visible_detached(uid), target)
     }
 
     fn list(&self, uid: u32, json: bool) -> Response {
-        let conns = self.visible(uid);
-        if json {
-            let v: Vec<serde_json::Value> = conns
-                .iter()
-                .map(|c| {
-                    serde_json::json!({
-                        "status": conn_status(c),
-                        "local": c.mountpoint,
-                        "remote": c.remote,
-                        "user": c.user,
-                        "uid": c.uid,
-                        "gid": c.gid,
-                        "port": c.port,
-                        "opens": c.mount.open_handles(),
-                        "persistent": c.persistent,
-                    })
-                })
-                .collect();
-            return Response::ok(format!(
-                "{}\n",
-                serde_json::to_string_pretty(&v).unwrap_or_default()
-            ));
-        }
-        if conns.is_empty() {
-            return Response::ok("There are no entries in the list.\n");
-        }
-        let rows: Vec<Vec<String>> = conns
-            .iter()
+        let mut conns: Vec<(Arc<Conn>, &'static str)> = self
+            .visible(uid)
+            .into_iter()
             .map(|c| {
-                vec![
-                    conn_status(c).to_string(),
-                    c.mountpoint.display().to_string(),
-                    c.remote.clone(),
-                    c.user.clone().unwrap_or_else(|| "-".into()),
-                    c.mount.open_handles().to_string(),
-                ]
+                let st = conn_status(&c);
+                (c, st)
             })
             .collect();
-        Response::ok(report::table(
-            &["Status", "Local", "Remote", "User", "Opens"],
-            &rows,
-        ))
+        conns.extend(
+            self.visible_detached(uid)
+                .into_iter()
+                .map(|c| (c, "Detaching")),
+        );
+        list_response(&conns, json)
     }
+}
 
+/// The connection among `conns` with this mount point or remote name.
+fn find_in(conns: &[Arc<Conn>], target: &str) -> Option<Arc<Conn>> {
+    let tp = Path::new(target);
+    let canon = if tp.is_absolute() {
+        Some(tp.to_path_buf())
+    } else {
+        std::env::current_dir().ok().map(|d| d.join(tp))
+    };
+    let norm = |s: &str| s.replace('/', "\\").to_lowercase();
+    conns
+        .iter()
+        .find(|c| canon.as_deref() == Some(c.mountpoint.as_path()))
+        .or_else(|| {
+            conns.iter().find(|c| {
+                c.remote == target || c.remote_arg == target || norm(&c.remote) == norm(target)
+            })
+        })
+        .cloned()
+}
+
+/// `rdr use` (table or JSON) for connections with their status.
+fn list_response(conns: &[(Arc<Conn>, &'static str)], json: bool) -> Response {
+    if json {
+        let v: Vec<serde_json::Value> = conns
+            .iter()
+            .map(|(c, status)| {
+                serde_json::json!({
+                    "status": status,
+                    "local": c.mountpoint,
+                    "remote": c.remote,
+                    "user": c.user,
+                    "uid": c.uid,
+                    "gid": c.gid,
+                    "port": c.port,
+                    "opens": c.mount.open_handles(),
+                    "persistent": c.persistent,
+                })
+            })
+            .collect();
+        return Response::ok(format!(
+            "{}\n",
+            serde_json::to_string_pretty(&v).unwrap_or_default()
+        ));
+    }
+    if conns.is_empty() {
+        return Response::ok("There are no entries in the list.\n");
+    }
+    let rows: Vec<Vec<String>> = conns
+        .iter()
+        .map(|(c, status)| {
+            vec![
+                status.to_string(),
+                c.mountpoint.display().to_string(),
+                c.remote.clone(),
+                c.user.clone().unwrap_or_else(|| "-".into()),
+                c.mount.open_handles().to_string(),
+            ]
+        })
+        .collect();
+    Response::ok(report::table(
+        &["Status", "Local", "Remote", "User", "Opens"],
+        &rows,
+    ))
+}
+
+impl Daemon {
     fn files(&self, uid: u32, target: Option<&str>, json: bool) -> Response {
         let conns = match target {
-            Some(t) => match self.find(uid, t) {
+            Some(t) => match self.find(uid, t).or_else(|| self.find_detached(uid, t)) {
                 Some(c) => vec![c],
                 None => return unknown_target(t),
             },
-            None => self.visible(uid),
+            None => {
+                let mut v = self.visible(uid);
+                v.extend(self.visible_detached(uid));
+                v
+            }
         };
         let invs: Vec<(Arc<Conn>, Inventory)> = conns
             .into_iter()
@@ -792,7 +838,10 @@ impl Daemon {
                 self.delete_conn(c, force, dry_run, timeout, close_transport)
                     .await
             }
-            None => unknown_target(target),
+            None => match self.find_detached(uid, target) {
+                Some(c) => self.delete_detached(c, force, dry_run, timeout).await,
+                None => unknown_target(target),
+            },
         }
     }
 
@@ -873,6 +922,9 @@ impl Daemon {
                     );
                 }
                 self.forget_conn(&c);
+                if !c.mount.has_ended() {
+                    self.detached.lock().push(c.clone());
+                }
                 self.after_delete(&c, close_transport).await;
                 Response::ok(report::lazy(&c.mountpoint, &outcome))
             }
@@ -893,6 +945,10 @@ impl Daemon {
                 })
                 .await;
                 self.forget_conn(&c);
+                if !c.mount.has_ended() {
+                    // Detached with files still held (orphaned): visible until released.
+                    self.detached.lock().push(c.clone());
+                }
                 self.after_delete(&c, close_transport).await;
                 Response::ok(report::deleted(
                     &c.mountpoint,
@@ -919,6 +975,52 @@ impl Daemon {
         }
     }
 
+    /// A delete of a connection that is already detaching: `--force` closes what is still
+    /// open (orphaned, EIO); anything else reports the files still open.
+    async fn delete_detached(
+        self: &Arc<Self>,
+        c: Arc<Conn>,
+        force: Force,
+        dry_run: bool,
+        timeout: Option<Duration>,
+    ) -> Response {
+        let inv = c.rdbss.inventory(&c.v);
+        if dry_run {
+            return Response::ok(report::dry_run(&c.mountpoint, &inv));
+        }
+        if force != Force::Yes {
+            let o = FinalizeOutcome {
+                status: NtStatus::STATUS_FILES_OPEN,
+                open_handles: inv.handles,
+                cancelled: vec![],
+                unwritten: vec![],
+                view_removed: true,
+            };
+            let msg = format!(
+                "{} (detaching; --force closes them)",
+                report::files_open(&c.mountpoint, &o, "STATUS_FILES_OPEN")
+            );
+            return Response::err(msg, Some("STATUS_FILES_OPEN"));
+        }
+        let _g = self.ops.lock().await;
+        let mut ctx = RxContext::new();
+        if let Some(t) = timeout {
+            ctx = ctx.with_timeout(t);
+        }
+        let o = c
+            .rdbss
+            .finalize_connection(&c.v.net_root(), Some(&c.v), ForceLevel::Yes, &ctx)
+            .await;
+        let m = c.clone();
+        let _ = tokio::task::spawn_blocking(move || m.mount.invalidate_all()).await;
+        if o.status == NtStatus::STATUS_SUCCESS {
+            Response::ok(report::deleted(&c.mountpoint, &o, true))
+        } else {
+            let st = status_name(o.status);
+            Response::err(report::files_open(&c.mountpoint, &o, &st), Some(&st))
+        }
+    }
+
     async fn after_delete(&self, c: &Conn, close_transport: bool) {
         if close_transport {
             c.rdbss.close_transport(&c.server).await;
@@ -927,6 +1029,7 @@ impl Daemon {
 
     /// Connections whose mount went away underneath (someone ran umount): finalize them.
     async fn reap_ended(self: &Arc<Self>) {
+        self.detached.lock().retain(|c| !c.mount.has_ended());
         // A delete in progress unmounts on purpose; look again later.
         let Ok(_g) = self.ops.try_lock() else {
             return;

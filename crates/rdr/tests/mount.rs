@@ -155,9 +155,14 @@ fn files_roundtrip_through_the_mount() {
     let _ = cwd_holder.wait();
     assert!(o.status.success(), "delete: {}", stderr(&o));
     assert!(!is_mounted(&mp));
+    // Listed as detaching until the working directory is gone, then not at all.
+    assert!(wait_until(Duration::from_secs(10), || list_is_empty(&env)));
+}
+
+fn list_is_empty(env: &Env) -> bool {
     let o = env.rdr(&["use", "--json"]);
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
-    assert_eq!(v.as_array().unwrap().len(), 0);
+    v.as_array().unwrap().is_empty()
 }
 
 #[test]
@@ -232,9 +237,7 @@ fn delete_with_a_file_open_each_force_level() {
     assert_eq!(holder.close(), "closed ok");
     assert!(wait_until(Duration::from_secs(10), || !is_mounted(&mp)));
     assert_eq!(std::fs::read(back.join("report.txt")).unwrap(), content);
-    let o = env.rdr(&["use", "--json"]);
-    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
-    assert_eq!(v.as_array().unwrap().len(), 0, "{v}");
+    assert!(wait_until(Duration::from_secs(10), || list_is_empty(&env)));
 }
 
 #[test]
@@ -261,13 +264,73 @@ fn lazy_delete_detaches_at_once_and_keeps_serving_open_files() {
     assert!(!mp.join("log.txt").exists());
     assert_eq!(holder.read(), "data still here");
     assert_eq!(holder.read(), "data still here");
-    assert_eq!(holder.close(), "closed ok");
-    let o = env.rdr(&["use", "--json"]);
-    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
-    assert_eq!(v.as_array().unwrap().len(), 0, "{v}");
-    // The mount point can be used again.
+    // No limbo: the detaching connection is listed with its open file.
+    let list = |env: &Env| -> serde_json::Value {
+        serde_json::from_slice(&env.rdr(&["use", "--json"]).stdout).unwrap()
+    };
+    let v = list(&env);
+    assert_eq!(v.as_array().unwrap().len(), 1, "{v}");
+    assert_eq!(v[0]["status"], "Detaching", "{v}");
+    assert_eq!(v[0]["opens"], 1, "{v}");
+    let o = env.rdr(&["files", &mps]);
+    assert!(
+        stdout(&o).contains(&format!("{mps}/log.txt")),
+        "{}",
+        stdout(&o)
+    );
+    // A delete without force reports the file; the mount point can be used again meanwhile.
+    let o = env.rdr(&["use", &mps, "--delete"]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
     env.mount(&back, &mp);
     assert_eq!(std::fs::read(mp.join("log.txt")).unwrap(), b"still here");
+    assert_eq!(holder.read(), "data still here");
+    assert_eq!(holder.close(), "closed ok");
+    // Once the last file is closed, the detaching entry goes.
+    assert!(
+        wait_until(Duration::from_secs(10), || list(&env)
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|c| c["status"] == "OK")),
+        "{}",
+        list(&env)
+    );
+    assert_eq!(list(&env).as_array().unwrap().len(), 1);
+}
+
+#[test]
+fn force_after_lazy_closes_what_is_still_open() {
+    if !can_run("force_after_lazy_closes_what_is_still_open") {
+        return;
+    }
+    let mut env = Env::new();
+    let (back, mp) = env.paths("lf");
+    let mut content = b"held ".to_vec();
+    content.resize(20_000, b'y');
+    std::fs::write(back.join("held.txt"), &content).unwrap();
+    env.mount(&back, &mp);
+    let mps = mp.to_str().unwrap().to_string();
+    let mut holder = Holder::open(&mp.join("held.txt"));
+    let first64 = format!("data {}", String::from_utf8_lossy(&content[..64]));
+    assert_eq!(holder.read(), first64);
+    let o = env.rdr(&["use", &mps, "--delete", "--lazy"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!(holder.read(), first64);
+    // Escalate: --force on the detaching connection orphans the handle.
+    let o = env.rdr(&["use", &mps, "--delete", "--force"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(
+        stdout(&o).contains(&format!("closed: {mps}/held.txt")),
+        "{}",
+        stdout(&o)
+    );
+    assert_eq!(holder.read(), format!("err {}", libc::EIO));
+    assert_eq!(holder.close(), "closed ok");
+    assert!(wait_until(Duration::from_secs(10), || {
+        let o = env.rdr(&["use", "--json"]);
+        let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+        v.as_array().unwrap().is_empty()
+    }));
 }
 
 #[test]
