@@ -162,12 +162,19 @@ impl Drop for ViewRef {
 impl Inner {
     /// The handle may do I/O: not closed, not orphaned (decision 4).
     pub(crate) fn check_usable(&self, fobx: &Fobx) -> RxResult<()> {
-        if fobx.is_closed() {
+        if fobx.is_closing() {
             return Err(RxError::HandleClosed {
                 path: fobx.srv_open.fcb.path.clone(),
             });
         }
-        if fobx.is_orphaned() || fobx.srv_open.fcb.is_orphaned() {
+        if fobx.is_orphaned()
+            || fobx.srv_open.fcb.is_orphaned()
+            || fobx
+                .srv_open
+                .v_net_root
+                .force_pending
+                .load(Ordering::SeqCst)
+        {
             return Err(RxError::Orphaned {
                 path: fobx.srv_open.fcb.path.clone(),
             });
@@ -191,6 +198,15 @@ impl Inner {
             };
         }
         e
+    }
+
+    /// Register a request on a handle, then check the handle may do I/O. In this order: a
+    /// close or forced finalize either sees the registered request (and cancels it) or the
+    /// request sees the handle closing or orphaned.
+    fn begin(&self, fobx: &Fobx, kind: RequestKind, ctx: &RxContext) -> RxResult<RequestGuard> {
+        let req = self.request(fobx, kind, ctx);
+        self.check_usable(fobx)?;
+        Ok(req)
     }
 
     fn request(&self, fobx: &Fobx, kind: RequestKind, ctx: &RxContext) -> RequestGuard {
@@ -530,8 +546,7 @@ impl Rdbss {
         ctx: &RxContext,
     ) -> RxResult<Bytes> {
         let inner = &self.inner;
-        inner.check_usable(fobx)?;
-        let req = inner.request(fobx, RequestKind::Read, ctx);
+        let req = inner.begin(fobx, RequestKind::Read, ctx)?;
         let r = async {
             inner
                 .send_dirty_of_fcb(&fobx.srv_open.fcb, &req.ctx)
@@ -555,7 +570,6 @@ impl Rdbss {
         ctx: &RxContext,
     ) -> RxResult<u32> {
         let inner = &self.inner;
-        inner.check_usable(fobx)?;
         let so = &fobx.srv_open;
         let len = u32::try_from(data.len()).map_err(|_| {
             RxError::status(
@@ -563,7 +577,7 @@ impl Rdbss {
                 "write larger than 4 GiB",
             )
         })?;
-        let req = inner.request(fobx, RequestKind::Write, ctx);
+        let req = inner.begin(fobx, RequestKind::Write, ctx)?;
         let limit = inner.config.write_behind_limit as u64;
         let r = async {
             if !so.buffering.write_caching || limit == 0 {
@@ -599,8 +613,7 @@ impl Rdbss {
     /// Send held writes and flush on the server.
     pub async fn flush(&self, fobx: &Arc<Fobx>, ctx: &RxContext) -> RxResult<()> {
         let inner = &self.inner;
-        inner.check_usable(fobx)?;
-        let req = inner.request(fobx, RequestKind::Flush, ctx);
+        let req = inner.begin(fobx, RequestKind::Flush, ctx)?;
         let r = async {
             inner.send_dirty(&fobx.srv_open, &req.ctx).await?;
             inner.minirdr.flush(&fobx.srv_open.context, &req.ctx).await
@@ -612,8 +625,7 @@ impl Rdbss {
     /// Metadata through a handle.
     pub async fn query_info(&self, fobx: &Arc<Fobx>, ctx: &RxContext) -> RxResult<FileInfo> {
         let inner = &self.inner;
-        inner.check_usable(fobx)?;
-        let req = inner.request(fobx, RequestKind::QueryInfo, ctx);
+        let req = inner.begin(fobx, RequestKind::QueryInfo, ctx)?;
         let r = async {
             inner
                 .send_dirty_of_fcb(&fobx.srv_open.fcb, &req.ctx)
@@ -661,10 +673,9 @@ impl Rdbss {
         ctx: &RxContext,
     ) -> RxResult<()> {
         let inner = &self.inner;
-        inner.check_usable(fobx)?;
         let so = &fobx.srv_open;
         let fcb = &so.fcb;
-        let req = inner.request(fobx, RequestKind::SetInfo, ctx);
+        let req = inner.begin(fobx, RequestKind::SetInfo, ctx)?;
         let r = async {
             let _res = acquire_resource(fcb, &req.ctx).await?;
             inner.check_usable(fobx)?;
@@ -719,8 +730,7 @@ impl Rdbss {
         ctx: &RxContext,
     ) -> RxResult<Vec<DirEntry>> {
         let inner = &self.inner;
-        inner.check_usable(fobx)?;
-        let req = inner.request(fobx, RequestKind::QueryDirectory, ctx);
+        let req = inner.begin(fobx, RequestKind::QueryDirectory, ctx)?;
         inner
             .minirdr
             .query_directory(&fobx.srv_open.context, pattern, restart, &req.ctx)
@@ -738,8 +748,7 @@ impl Rdbss {
         ctx: &RxContext,
     ) -> RxResult<Vec<ChangeEvent>> {
         let inner = &self.inner;
-        inner.check_usable(fobx)?;
-        let req = inner.request(fobx, RequestKind::NotifyChange, ctx);
+        let req = inner.begin(fobx, RequestKind::NotifyChange, ctx)?;
         inner
             .minirdr
             .notify_change(&fobx.srv_open.context, filter, watch_tree, &req.ctx)
@@ -758,9 +767,8 @@ impl Rdbss {
         ctx: &RxContext,
     ) -> RxResult<()> {
         let inner = &self.inner;
-        inner.check_usable(fobx)?;
         let fcb = &fobx.srv_open.fcb;
-        let req = inner.request(fobx, RequestKind::Lock, ctx);
+        let req = inner.begin(fobx, RequestKind::Lock, ctx)?;
         let held = HeldLock {
             fobx: fobx.id,
             range,
@@ -820,19 +828,18 @@ impl Rdbss {
         ctx: &RxContext,
     ) -> RxResult<()> {
         let inner = &self.inner;
-        inner.check_usable(fobx)?;
         let fcb = &fobx.srv_open.fcb;
         let held = HeldLock {
             fobx: fobx.id,
             range,
         };
+        let req = inner.begin(fobx, RequestKind::Unlock, ctx)?;
         if !fcb.state.lock().locks.contains(&held) {
             return Err(RxError::status(
                 NtStatus::STATUS_RANGE_NOT_LOCKED,
                 format!("{}: no such lock through this handle", fcb.path),
             ));
         }
-        let req = inner.request(fobx, RequestKind::Unlock, ctx);
         inner
             .minirdr
             .unlock(&fobx.srv_open.context, range, &req.ctx)
@@ -868,6 +875,11 @@ impl Rdbss {
         let so = &fobx.srv_open;
         let fcb = &so.fcb;
         if fobx.is_closed() {
+            return Err(RxError::HandleClosed {
+                path: fcb.path.clone(),
+            });
+        }
+        if fobx.closing.swap(true, Ordering::SeqCst) {
             return Err(RxError::HandleClosed {
                 path: fcb.path.clone(),
             });

@@ -71,30 +71,42 @@ async fn worker(env: Arc<Env>, seed: u64, seen: Arc<Mutex<Vec<Arc<VNetRoot>>>>) 
                 continue;
             }
         };
+        let mut notify = None;
         if !dir {
             let r = LockRange {
                 offset: rng.below(8),
                 length: 4,
                 exclusive: true,
             };
+            let wait = rng.below(2) == 0;
             let ops = async {
                 env.rdbss
                     .write(&h, 0, Bytes::from_static(b"abcd"), &RxContext::new())
                     .await?;
                 env.rdbss.read(&h, 0, 4, &RxContext::new()).await?;
-                env.rdbss.lock(&h, r, false, &RxContext::new()).await?;
+                env.rdbss.lock(&h, r, wait, &RxContext::new()).await?;
                 tokio::task::yield_now().await;
                 env.rdbss.unlock(&h, r, &RxContext::new()).await
             };
             if let Err(e) = ops.await {
                 assert!(expected(&e), "i/o: {e}");
             }
-        } else if let Err(e) = env
-            .rdbss
-            .query_directory(&h, None, true, &RxContext::new())
-            .await
-        {
-            assert!(expected(&e), "readdir: {e}");
+        } else {
+            if let Err(e) = env
+                .rdbss
+                .query_directory(&h, None, true, &RxContext::new())
+                .await
+            {
+                assert!(expected(&e), "readdir: {e}");
+            }
+            if rng.below(2) == 0 {
+                let rd = env.rdbss.clone();
+                let h = h.clone();
+                notify = Some(tokio::spawn(async move {
+                    rd.notify_change(&h, notify_filter::ALL, false, &RxContext::new())
+                        .await
+                }));
+            }
         }
         tokio::task::yield_now().await;
         if let Err(e) = env.rdbss.close(&h).await {
@@ -102,6 +114,10 @@ async fn worker(env: Arc<Env>, seed: u64, seen: Arc<Mutex<Vec<Arc<VNetRoot>>>>) 
             // lost, and close says so.
             assert!(h.is_orphaned(), "close: {e}");
             assert!(e.to_string().contains("could not be sent"), "close: {e}");
+        }
+        if let Some(n) = notify {
+            // Ended by the close (cleanup cancels it) or by a forced finalize.
+            assert!(bounded(n).await.unwrap().is_err());
         }
     }
 }

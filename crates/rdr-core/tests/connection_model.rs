@@ -522,3 +522,68 @@ fn every_public_future_is_send(
     send(r.scavenge());
     send(r.close_transport("x"));
 }
+
+#[tokio::test]
+async fn a_sharing_violation_closes_our_delayed_closes_and_retries_once() {
+    let env = caching_env(RdbssConfig::default());
+    let v = env.view(1).await;
+    let h = env.open(&v, "f").await;
+    env.rdbss.close(&h).await.unwrap();
+    env.assert_server_opens(1, "delayed");
+    env.mem
+        .exclusive_opens
+        .store(true, std::sync::atomic::Ordering::SeqCst);
+    // A different access mode cannot collapse; the server refuses while our delayed open lives.
+    let p = CreateParams::open_existing(AccessMask::FILE_READ_DATA);
+    let h2 = env
+        .rdbss
+        .create(&v, "f", &p, &RxContext::new())
+        .await
+        .unwrap();
+    env.assert_server_opens(1, "the delayed open was closed, the new one opened");
+    assert_eq!(v.net_root().srv_call().number_of_close_delayed_files(), 0);
+    // A real conflict with an open handle is still reported (after one retry).
+    let mut q = CreateParams::open_existing(AccessMask::FILE_WRITE_DATA);
+    q.share = ShareAccess::empty();
+    let e = env
+        .rdbss
+        .create(&v, "f", &q, &RxContext::new())
+        .await
+        .unwrap_err();
+    assert_eq!(e.nt_status(), NtStatus::STATUS_SHARING_VIOLATION);
+    env.rdbss.close(&h2).await.unwrap();
+    env.clock.advance(Duration::from_secs(10));
+    env.rdbss.scavenge().await;
+    assert_eq!(v.net_root().number_of_fcbs(), 0);
+    env.assert_server_opens(0, "all closed");
+}
+
+#[tokio::test]
+async fn rename_and_delete_close_delayed_opens_and_stop_collapsing() {
+    let env = caching_env(RdbssConfig::default());
+    let v = env.view(1).await;
+    let f = env.open(&v, "f").await;
+    env.rdbss.close(&f).await.unwrap();
+    env.assert_server_opens(1, "delayed");
+    let g = env.open(&v, "g").await;
+    let info = SetInfo::Rename {
+        new_path: "h".into(),
+        replace: false,
+    };
+    env.rdbss
+        .set_info(&g, &info, &RxContext::new())
+        .await
+        .unwrap();
+    env.assert_server_opens(1, "f's delayed open was closed before the rename");
+    // The renamed FCB left the table: a new open of "g" builds a fresh one (and fails: gone).
+    assert!(env.try_open(&v, "g", false).await.is_err());
+    let h = env.open(&v, "h").await;
+    assert!(!Arc::ptr_eq(h.fcb(), g.fcb()));
+    env.rdbss.close(&g).await.unwrap();
+    env.rdbss
+        .set_info(&h, &SetInfo::Disposition(true), &RxContext::new())
+        .await
+        .unwrap();
+    env.rdbss.close(&h).await.unwrap();
+    env.assert_server_opens(0, "renamed and delete-pending opens are not delayed");
+}

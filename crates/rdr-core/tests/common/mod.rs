@@ -110,6 +110,8 @@ pub struct MemRdr {
     pub hang_writes: AtomicBool,
     /// Reads hang until cancelled.
     pub hang_reads: AtomicBool,
+    /// A create fails with SHARING_VIOLATION while the file has another server open.
+    pub exclusive_opens: AtomicBool,
     /// Buffering granted to opens of files.
     pub grant: Mutex<BufferingState>,
     pub linger: Mutex<Option<Duration>>,
@@ -282,6 +284,11 @@ impl MiniRedirector for MemRdr {
                 }
             }
         };
+        if self.exclusive_opens.load(Ordering::SeqCst)
+            && self.open_handles.lock().values().any(|p| *p == key)
+        {
+            return Err(st(NtStatus::STATUS_SHARING_VIOLATION, path));
+        }
         let h = self.id();
         self.open_handles.lock().insert(h, key);
         self.counters.opens.fetch_add(1, Ordering::SeqCst);
