@@ -388,6 +388,7 @@ impl Inner {
         range: LockRange,
         unlock: bool,
         wait: bool,
+        caller: u32,
     ) -> Result<(), Errno> {
         let ctx = RxContext::new();
         // Release what this handle holds inside the range (SMB needs exact ranges); a re-lock
@@ -421,13 +422,54 @@ impl Inner {
         if unlock {
             return Ok(());
         }
-        self.rdbss
-            .lock(&h.fobx, range, wait, &ctx)
-            .await
-            .map_err(|e| err(&e))?;
+        let lock = self.rdbss.lock(&h.fobx, range, wait, &ctx);
+        let r = if wait {
+            // fuser 0.18 answers FUSE_INTERRUPT itself (ENOSYS), so a caught signal (flock -w's
+            // SIGALRM, a Ctrl-C handler) would leave the caller waiting for the lock forever.
+            // Watch the caller for a pending signal and give the wait up (EINTR), as a local
+            // filesystem would.
+            tokio::pin!(lock);
+            let watch = async {
+                loop {
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    if signal_pending(caller) {
+                        break;
+                    }
+                }
+            };
+            tokio::select! {
+                r = &mut lock => r.map_err(|e| err(&e)),
+                _ = watch => {
+                    ctx.cancel();
+                    match lock.await {
+                        Ok(()) => Ok(()),
+                        Err(_) => Err(Errno::EINTR),
+                    }
+                }
+            }
+        } else {
+            lock.await.map_err(|e| err(&e))
+        };
+        r?;
         h.locks.lock().push(range);
         Ok(())
     }
+}
+
+/// Whether thread `tid` has a signal pending that it does not block (it would be interrupted
+/// out of a local wait). False when it cannot be told (no /proc, thread gone).
+fn signal_pending(tid: u32) -> bool {
+    let Ok(st) = std::fs::read_to_string(format!("/proc/{tid}/status")) else {
+        return false;
+    };
+    let field = |name: &str| -> u64 {
+        st.lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
+            .unwrap_or(0)
+    };
+    let pending = field("SigPnd:") | field("ShdPnd:");
+    pending & !field("SigBlk:") != 0
 }
 
 fn lock_range(start: u64, end: u64, typ: i32) -> LockRange {
@@ -1247,12 +1289,13 @@ impl Filesystem for RdrFs {
             return reply.error(Errno::EACCES);
         }
         let inner = self.inner.clone();
+        let caller = req.pid();
         self.spawn(async move {
             let r = async {
                 let h = inner.handle(fh)?;
                 let range = lock_range(start, end, typ);
                 inner
-                    .lock_range(&h, range, typ == libc::F_UNLCK, sleep)
+                    .lock_range(&h, range, typ == libc::F_UNLCK, sleep, caller)
                     .await
             }
             .await;

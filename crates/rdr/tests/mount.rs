@@ -544,9 +544,13 @@ fn byte_range_locks_conflict_across_processes() {
     // flock(1) from util-linux: hold an exclusive lock in one process, try in another.
     let fs = f.display();
     let mut holder = Command::new("flock");
-    holder.args(["-x", &fs.to_string(), "-c", "echo locked; sleep 3"]);
+    holder.args(["-x", &fs.to_string(), "-c", "echo locked; sleep 60"]);
     holder.stdout(std::process::Stdio::piped());
+    // Its own process group, so the lock holder and its shell go together.
+    std::os::unix::process::CommandExt::process_group(&mut holder, 0);
     let mut h = holder.spawn().expect("flock");
+    let pgid = h.id() as i32;
+    let _group = KillGroup(pgid);
     let mut first = String::new();
     std::io::BufRead::read_line(
         &mut std::io::BufReader::new(h.stdout.as_mut().unwrap()),
@@ -554,13 +558,17 @@ fn byte_range_locks_conflict_across_processes() {
     )
     .unwrap();
     assert_eq!(first.trim(), "locked");
+    // A timed wait (SIGALRM interrupts it) gives up instead of hanging until the lock frees.
+    let o = sh(&format!("flock -w 1 -x {fs} -c true"));
+    assert_eq!(o.status.code(), Some(1), "timed wait must time out: {o:?}");
     let o = sh(&format!("flock -n -x {fs} -c true"));
     assert_eq!(
         o.status.code(),
         Some(1),
         "second exclusive lock must fail: {o:?}"
     );
-    let _ = h.kill();
+    // SAFETY: the process group we created.
+    unsafe { libc::kill(-pgid, libc::SIGKILL) };
     let _ = h.wait();
     let o = sh(&format!("flock -w 10 -x {fs} -c true"));
     assert!(o.status.success(), "lock after release: {o:?}");

@@ -516,3 +516,13 @@ pub fn stdout(o: &Output) -> String {
 pub fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
 }
+
+/// Kills a process group (by its id) when dropped, so a failing test leaves nothing running.
+pub struct KillGroup(pub i32);
+
+impl Drop for KillGroup {
+    fn drop(&mut self) {
+        // SAFETY: a process group this test created.
+        unsafe { libc::kill(-self.0, libc::SIGKILL) };
+    }
+}
