@@ -75,12 +75,13 @@ impl ActiveRequests {
             .collect()
     }
 
-    /// Every request of this view (decision 4), not yet cancelled.
+    /// Every request of this view (decision 4), not yet cancelled. Closes are not cancelled:
+    /// they always complete and release what they hold.
     pub(crate) fn all_own(&self) -> Vec<ActiveRequest> {
         self.entries
             .lock()
             .values()
-            .filter(|r| !r.notify_only && !r.ctx.is_cancelled())
+            .filter(|r| !r.notify_only && r.kind != RequestKind::Close && !r.ctx.is_cancelled())
             .cloned()
             .collect()
     }

@@ -12,7 +12,7 @@ use crate::fcb::{Fcb, HeldLock};
 use crate::fobx::Fobx;
 use crate::minirdr::*;
 use crate::name::{join_path, normalize_path, path_key};
-use crate::rdbss::{Inner, Rdbss, SettleOnDrop};
+use crate::rdbss::{Inner, Rdbss};
 use crate::refcount::Aftermath;
 use crate::rx_context::{RequestKind, RxContext};
 use crate::srv_open::SrvOpen;
@@ -50,15 +50,131 @@ pub(crate) async fn acquire_resource(
     .await
 }
 
+/// Drop the held writes of a SrvOpen that will never be sent; returns their size.
+fn take_dirty(so: &SrvOpen) -> u64 {
+    so.write_behind
+        .lock()
+        .take()
+        .iter()
+        .map(|c| c.data.len() as u64)
+        .sum()
+}
+
+/// Run an aftermath from a synchronous `Drop`: on the current runtime if there is one.
+pub(crate) fn spawn_settle(inner: &Arc<Inner>, am: Aftermath) {
+    if am.is_empty() {
+        return;
+    }
+    let inner = inner.clone();
+    if let Ok(h) = tokio::runtime::Handle::try_current() {
+        h.spawn(async move { inner.settle(am).await });
+    }
+}
+
+/// The reference a create holds on its FCB while it works (§2.1 "+1 creator"). Released
+/// explicitly, or — if the create's future is abandoned — when dropped.
+struct FcbRef {
+    inner: Arc<Inner>,
+    fcb: Arc<Fcb>,
+    held: bool,
+}
+
+impl FcbRef {
+    fn release_locked(&mut self, tbl: &mut crate::fcb_table::FcbTable, am: &mut Aftermath) {
+        if std::mem::replace(&mut self.held, false) {
+            self.fcb.dereference_locked(tbl, am);
+        }
+    }
+
+    async fn release(mut self) {
+        let mut am = Aftermath::default();
+        {
+            let fcb = self.fcb.clone();
+            let mut tbl = fcb.v_net_root.net_root.fcb_table.lock();
+            self.release_locked(&mut tbl, &mut am);
+        }
+        self.inner.settle(am).await;
+    }
+}
+
+impl Drop for FcbRef {
+    fn drop(&mut self) {
+        if self.held {
+            let mut am = Aftermath::default();
+            {
+                let fcb = self.fcb.clone();
+                let mut tbl = fcb.v_net_root.net_root.fcb_table.lock();
+                self.release_locked(&mut tbl, &mut am);
+            }
+            spawn_settle(&self.inner, am);
+        }
+    }
+}
+
+/// A transient reference on a view for an operation on the view itself; released when dropped.
+struct ViewRef {
+    inner: Arc<Inner>,
+    v: Arc<VNetRoot>,
+    context: MrxContext,
+    held: bool,
+}
+
+impl ViewRef {
+    fn take(inner: &Arc<Inner>, v: &Arc<VNetRoot>) -> RxResult<ViewRef> {
+        if v.condition.get() != crate::condition::ConditionState::Good || !v.try_reference() {
+            return Err(not_connected(v));
+        }
+        let mut guard = ViewRef {
+            inner: inner.clone(),
+            v: v.clone(),
+            context: Arc::new(()),
+            held: true,
+        };
+        match v.context() {
+            Some(context) => {
+                guard.context = context;
+                Ok(guard)
+            }
+            None => Err(not_connected(v)),
+        }
+    }
+}
+
+impl ViewRef {
+    async fn release(mut self) {
+        self.held = false;
+        let mut am = Aftermath::default();
+        am.deref_view(&self.v);
+        self.inner.settle(am).await;
+    }
+}
+
+impl Drop for ViewRef {
+    fn drop(&mut self) {
+        if self.held {
+            let mut am = Aftermath::default();
+            am.deref_view(&self.v);
+            spawn_settle(&self.inner, am);
+        }
+    }
+}
+
 impl Inner {
     /// The handle may do I/O: not closed, not orphaned (decision 4).
     pub(crate) fn check_usable(&self, fobx: &Fobx) -> RxResult<()> {
-        if fobx.is_closed() {
+        if fobx.is_closing() {
             return Err(RxError::HandleClosed {
                 path: fobx.srv_open.fcb.path.clone(),
             });
         }
-        if fobx.is_orphaned() || fobx.srv_open.fcb.is_orphaned() {
+        if fobx.is_orphaned()
+            || fobx.srv_open.fcb.is_orphaned()
+            || fobx
+                .srv_open
+                .v_net_root
+                .force_pending
+                .load(Ordering::SeqCst)
+        {
             return Err(RxError::Orphaned {
                 path: fobx.srv_open.fcb.path.clone(),
             });
@@ -66,22 +182,31 @@ impl Inner {
         Ok(())
     }
 
-    /// A request cancelled by a forced finalize (not by its caller) reports the orphaning.
+    /// A request that failed because a forced finalize orphaned its handle meanwhile (its
+    /// server open was closed under it, or the finalize cancelled it) reports the orphaning.
     pub(crate) fn after_error(&self, fobx: &Fobx, caller: &RxContext, e: RxError) -> RxError {
-        if matches!(e, RxError::Cancelled { .. })
+        let cancelled_by_force = matches!(e, RxError::Cancelled { .. })
             && !caller.is_cancelled()
-            && (fobx.is_orphaned()
-                || fobx
-                    .srv_open
-                    .v_net_root
-                    .force_pending
-                    .load(Ordering::SeqCst))
-        {
+            && fobx
+                .srv_open
+                .v_net_root
+                .force_pending
+                .load(Ordering::SeqCst);
+        if fobx.is_orphaned() || cancelled_by_force {
             return RxError::Orphaned {
                 path: fobx.srv_open.fcb.path.clone(),
             };
         }
         e
+    }
+
+    /// Register a request on a handle, then check the handle may do I/O. In this order: a
+    /// close or forced finalize either sees the registered request (and cancels it) or the
+    /// request sees the handle closing or orphaned.
+    fn begin(&self, fobx: &Fobx, kind: RequestKind, ctx: &RxContext) -> RxResult<RequestGuard> {
+        let req = self.request(fobx, kind, ctx);
+        self.check_usable(fobx)?;
+        Ok(req)
     }
 
     fn request(&self, fobx: &Fobx, kind: RequestKind, ctx: &RxContext) -> RequestGuard {
@@ -224,6 +349,26 @@ impl Rdbss {
         params: &CreateParams,
         ctx: &RxContext,
     ) -> RxResult<Arc<Fobx>> {
+        self.create_inner(v, path, params, ctx).await.map_err(|e| {
+            // An open cancelled by a forced finalize of its view reports the lost connection.
+            if matches!(e, RxError::Cancelled { .. })
+                && !ctx.is_cancelled()
+                && (v.force_pending.load(Ordering::SeqCst) || v.is_finalized())
+            {
+                not_connected(v)
+            } else {
+                e
+            }
+        })
+    }
+
+    async fn create_inner(
+        &self,
+        v: &Arc<VNetRoot>,
+        path: &RxPath,
+        params: &CreateParams,
+        ctx: &RxContext,
+    ) -> RxResult<Arc<Fobx>> {
         let inner = &self.inner;
         let rel = normalize_path(path)?;
         let share_path = join_path(&v.prefix, &rel);
@@ -268,21 +413,15 @@ impl Rdbss {
                     }
                 }
             };
-            let mut done = SettleOnDrop {
+            let mut fref = FcbRef {
                 inner: inner.clone(),
-                am: Some(Aftermath::default()),
-            };
-            let release_fcb = |done: &mut SettleOnDrop, fcb: &Arc<Fcb>| {
-                let mut tbl = v.net_root.fcb_table.lock();
-                if let Some(am) = done.am.as_mut() {
-                    fcb.dereference_locked(&mut tbl, am);
-                }
+                fcb: fcb.clone(),
+                held: true,
             };
             let res = match acquire_resource(&fcb, rctx).await {
                 Ok(r) => r,
                 Err(e) => {
-                    release_fcb(&mut done, &fcb);
-                    done.settle().await;
+                    fref.release().await;
                     return Err(e);
                 }
             };
@@ -293,8 +432,7 @@ impl Rdbss {
             };
             if stale {
                 drop(res);
-                release_fcb(&mut done, &fcb);
-                done.settle().await;
+                fref.release().await;
                 continue;
             }
             // RxSearchForCollapsibleOpen.
@@ -340,8 +478,7 @@ impl Rdbss {
                                 drop(tbl);
                                 let _ = inner.minirdr.close_srv_open(&r.srv_open).await;
                                 drop(res);
-                                release_fcb(&mut done, &fcb);
-                                done.settle().await;
+                                fref.release().await;
                                 return Err(not_connected(v));
                             }
                             let so = Arc::new(SrvOpen::new(
@@ -373,32 +510,29 @@ impl Rdbss {
                             // once (RDBSS purges related FOBXs on a sharing violation).
                             retried_sharing = true;
                             drop(res);
-                            release_fcb(&mut done, &fcb);
-                            if let Some(am) = done.am.as_mut() {
-                                inner.close_delayed_locked(&v.net_root, am, |_| true);
-                            }
-                            done.settle().await;
+                            fref.release().await;
+                            let mut am = Aftermath::default();
+                            inner.close_delayed_locked(&v.net_root, &mut am, |_| true);
+                            inner.settle(am).await;
                             continue;
                         }
                         Err(e) => {
                             drop(res);
-                            release_fcb(&mut done, &fcb);
-                            done.settle().await;
+                            fref.release().await;
                             return Err(e);
                         }
                     }
                 }
             };
             let fobx = Arc::new(Fobx::new(so, rel.clone(), info));
+            let mut am = Aftermath::default();
             {
                 let mut tbl = v.net_root.fcb_table.lock();
                 fobx.attach_locked(&mut tbl);
-                if let Some(am) = done.am.as_mut() {
-                    fcb.dereference_locked(&mut tbl, am);
-                }
+                fref.release_locked(&mut tbl, &mut am);
             }
             drop(res);
-            done.settle().await;
+            inner.settle(am).await;
             return Ok(fobx);
         }
     }
@@ -412,8 +546,7 @@ impl Rdbss {
         ctx: &RxContext,
     ) -> RxResult<Bytes> {
         let inner = &self.inner;
-        inner.check_usable(fobx)?;
-        let req = inner.request(fobx, RequestKind::Read, ctx);
+        let req = inner.begin(fobx, RequestKind::Read, ctx)?;
         let r = async {
             inner
                 .send_dirty_of_fcb(&fobx.srv_open.fcb, &req.ctx)
@@ -437,7 +570,6 @@ impl Rdbss {
         ctx: &RxContext,
     ) -> RxResult<u32> {
         let inner = &self.inner;
-        inner.check_usable(fobx)?;
         let so = &fobx.srv_open;
         let len = u32::try_from(data.len()).map_err(|_| {
             RxError::status(
@@ -445,33 +577,43 @@ impl Rdbss {
                 "write larger than 4 GiB",
             )
         })?;
-        let req = inner.request(fobx, RequestKind::Write, ctx);
+        let req = inner.begin(fobx, RequestKind::Write, ctx)?;
         let limit = inner.config.write_behind_limit as u64;
-        let r = if so.buffering.write_caching && limit > 0 {
-            let over = {
-                let mut wb = so.write_behind.lock();
-                wb.push(fobx.id, offset, data);
-                wb.bytes > limit
-            };
-            if over {
-                inner.send_dirty(so, &req.ctx).await.map(|_| len)
-            } else {
-                Ok(len)
+        let r = async {
+            if !so.buffering.write_caching || limit == 0 {
+                return inner
+                    .minirdr
+                    .write(&so.context, offset, data, &req.ctx)
+                    .await;
             }
-        } else {
-            inner
-                .minirdr
-                .write(&so.context, offset, data, &req.ctx)
-                .await
-        };
+            // Make room first, so a failed write never leaves its own data held.
+            if so.dirty_bytes() + u64::from(len) > limit {
+                inner.send_dirty(so, &req.ctx).await?;
+            }
+            if u64::from(len) > limit {
+                return inner
+                    .minirdr
+                    .write(&so.context, offset, data, &req.ctx)
+                    .await;
+            }
+            let mut wb = so.write_behind.lock();
+            // Checked under the lock: orphaning sets the flag, then takes what is held.
+            if so.is_orphaned() {
+                return Err(RxError::Orphaned {
+                    path: so.fcb.path.clone(),
+                });
+            }
+            wb.push(fobx.id, offset, data);
+            Ok(len)
+        }
+        .await;
         r.map_err(|e| inner.after_error(fobx, ctx, e))
     }
 
     /// Send held writes and flush on the server.
     pub async fn flush(&self, fobx: &Arc<Fobx>, ctx: &RxContext) -> RxResult<()> {
         let inner = &self.inner;
-        inner.check_usable(fobx)?;
-        let req = inner.request(fobx, RequestKind::Flush, ctx);
+        let req = inner.begin(fobx, RequestKind::Flush, ctx)?;
         let r = async {
             inner.send_dirty(&fobx.srv_open, &req.ctx).await?;
             inner.minirdr.flush(&fobx.srv_open.context, &req.ctx).await
@@ -483,8 +625,7 @@ impl Rdbss {
     /// Metadata through a handle.
     pub async fn query_info(&self, fobx: &Arc<Fobx>, ctx: &RxContext) -> RxResult<FileInfo> {
         let inner = &self.inner;
-        inner.check_usable(fobx)?;
-        let req = inner.request(fobx, RequestKind::QueryInfo, ctx);
+        let req = inner.begin(fobx, RequestKind::QueryInfo, ctx)?;
         let r = async {
             inner
                 .send_dirty_of_fcb(&fobx.srv_open.fcb, &req.ctx)
@@ -508,7 +649,7 @@ impl Rdbss {
         let inner = &self.inner;
         let share_path = join_path(&v.prefix, &normalize_path(path)?);
         let req = inner.register(v, None, RequestKind::QueryInfo, &share_path, None, ctx);
-        let vctx = self.view_ref(v)?;
+        let vref = ViewRef::take(inner, v)?;
         let fcb = v.net_root.fcb_table.lock().lookup(&path_key(&share_path));
         let r = async {
             if let Some(fcb) = fcb {
@@ -516,11 +657,11 @@ impl Rdbss {
             }
             inner
                 .minirdr
-                .query_path_info(&vctx, &share_path, &req.ctx)
+                .query_path_info(&vref.context, &share_path, &req.ctx)
                 .await
         }
         .await;
-        self.view_unref(v).await;
+        vref.release().await;
         r
     }
 
@@ -532,10 +673,9 @@ impl Rdbss {
         ctx: &RxContext,
     ) -> RxResult<()> {
         let inner = &self.inner;
-        inner.check_usable(fobx)?;
         let so = &fobx.srv_open;
         let fcb = &so.fcb;
-        let req = inner.request(fobx, RequestKind::SetInfo, ctx);
+        let req = inner.begin(fobx, RequestKind::SetInfo, ctx)?;
         let r = async {
             let _res = acquire_resource(fcb, &req.ctx).await?;
             inner.check_usable(fobx)?;
@@ -590,8 +730,7 @@ impl Rdbss {
         ctx: &RxContext,
     ) -> RxResult<Vec<DirEntry>> {
         let inner = &self.inner;
-        inner.check_usable(fobx)?;
-        let req = inner.request(fobx, RequestKind::QueryDirectory, ctx);
+        let req = inner.begin(fobx, RequestKind::QueryDirectory, ctx)?;
         inner
             .minirdr
             .query_directory(&fobx.srv_open.context, pattern, restart, &req.ctx)
@@ -609,8 +748,7 @@ impl Rdbss {
         ctx: &RxContext,
     ) -> RxResult<Vec<ChangeEvent>> {
         let inner = &self.inner;
-        inner.check_usable(fobx)?;
-        let req = inner.request(fobx, RequestKind::NotifyChange, ctx);
+        let req = inner.begin(fobx, RequestKind::NotifyChange, ctx)?;
         inner
             .minirdr
             .notify_change(&fobx.srv_open.context, filter, watch_tree, &req.ctx)
@@ -629,9 +767,8 @@ impl Rdbss {
         ctx: &RxContext,
     ) -> RxResult<()> {
         let inner = &self.inner;
-        inner.check_usable(fobx)?;
         let fcb = &fobx.srv_open.fcb;
-        let req = inner.request(fobx, RequestKind::Lock, ctx);
+        let req = inner.begin(fobx, RequestKind::Lock, ctx)?;
         let held = HeldLock {
             fobx: fobx.id,
             range,
@@ -691,19 +828,18 @@ impl Rdbss {
         ctx: &RxContext,
     ) -> RxResult<()> {
         let inner = &self.inner;
-        inner.check_usable(fobx)?;
         let fcb = &fobx.srv_open.fcb;
         let held = HeldLock {
             fobx: fobx.id,
             range,
         };
+        let req = inner.begin(fobx, RequestKind::Unlock, ctx)?;
         if !fcb.state.lock().locks.contains(&held) {
             return Err(RxError::status(
                 NtStatus::STATUS_RANGE_NOT_LOCKED,
                 format!("{}: no such lock through this handle", fcb.path),
             ));
         }
-        let req = inner.request(fobx, RequestKind::Unlock, ctx);
         inner
             .minirdr
             .unlock(&fobx.srv_open.context, range, &req.ctx)
@@ -723,38 +859,10 @@ impl Rdbss {
     pub async fn query_volume(&self, v: &Arc<VNetRoot>, ctx: &RxContext) -> RxResult<VolumeInfo> {
         let inner = &self.inner;
         let req = inner.register(v, None, RequestKind::QueryVolume, &v.prefix, None, ctx);
-        let vctx = self.view_ref(v)?;
-        let r = inner.minirdr.query_volume(&vctx, &req.ctx).await;
-        self.view_unref(v).await;
+        let vref = ViewRef::take(inner, v)?;
+        let r = inner.minirdr.query_volume(&vref.context, &req.ctx).await;
+        vref.release().await;
         r
-    }
-
-    /// A transient view reference for an operation on the view itself.
-    fn view_ref(&self, v: &Arc<VNetRoot>) -> RxResult<MrxContext> {
-        if v.condition.get() != crate::condition::ConditionState::Good || !v.try_reference() {
-            return Err(not_connected(v));
-        }
-        match v.context() {
-            Some(c) => Ok(c),
-            None => {
-                let mut am = Aftermath::default();
-                am.deref_view(v);
-                let inner = self.inner.clone();
-                tokio::spawn(async move { inner.settle(am).await });
-                Err(not_connected(v))
-            }
-        }
-    }
-
-    async fn view_unref(&self, v: &Arc<VNetRoot>) {
-        let mut am = Aftermath::default();
-        am.deref_view(v);
-        SettleOnDrop {
-            inner: self.inner.clone(),
-            am: Some(am),
-        }
-        .settle()
-        .await;
     }
 
     /// Close a handle (cleanup + close, §2.5). Works on orphaned handles; a second close fails
@@ -771,6 +879,11 @@ impl Rdbss {
                 path: fcb.path.clone(),
             });
         }
+        if fobx.closing.swap(true, Ordering::SeqCst) {
+            return Err(RxError::HandleClosed {
+                path: fcb.path.clone(),
+            });
+        }
         let ctx = RxContext::new();
         let req = inner.request(fobx, RequestKind::Close, &ctx);
         // RxCancelNotifyChangeDirectoryRequestsForFobx, and any lock wait of this handle.
@@ -779,7 +892,9 @@ impl Rdbss {
         }
         let mut send_err = None;
         if !so.is_orphaned() {
-            let bounded = req.ctx.child().with_timeout(inner.config.drain_timeout);
+            // Sending held writes at close is not cancelled by a forced finalize (which would
+            // drain them the same way); it is bounded like the finalize's drain.
+            let bounded = RxContext::new().with_timeout(inner.config.drain_timeout);
             if let Err(e) = inner.send_dirty(so, &bounded).await {
                 send_err = Some(e);
             }
@@ -819,25 +934,36 @@ impl Rdbss {
                     so.state.lock().close_delayed_since = Some(inner.clock.now());
                     inner.scavenger.park(so.clone());
                 } else {
-                    let left = so.write_behind.lock().take();
-                    lost = left.iter().map(|c| c.data.len() as u64).sum();
+                    lost += take_dirty(so);
                     so.close_locked(&mut tbl, &mut am, true);
                 }
+            } else if so.is_orphaned() {
+                // Orphaned while we were sending: a forced finalize reported what it found; what
+                // came back after it is reported here.
+                lost += take_dirty(so);
             }
         }
         drop(res);
         drop(req);
         inner.settle(am).await;
         match send_err {
-            Some(e) if lost > 0 => Err(RxError::status(
-                e.nt_status(),
+            _ if lost > 0 => Err(RxError::status(
+                send_err
+                    .as_ref()
+                    .map(|e| e.nt_status())
+                    .unwrap_or(NtStatus::STATUS_UNEXPECTED_NETWORK_ERROR),
                 format!(
-                    "{}: {lost} written bytes could not be sent to the server ({e})",
-                    fcb.path
+                    "{}: {lost} written bytes could not be sent to the server{}",
+                    fcb.path,
+                    send_err
+                        .as_ref()
+                        .map(|e| format!(" ({e})"))
+                        .unwrap_or_default()
                 ),
             )),
-            Some(e) => Err(e),
-            None => Ok(()),
+            // The writes stay held for the file's other handles; say they are not sent yet.
+            Some(e) if !so.is_orphaned() && so.dirty_bytes() > 0 => Err(e),
+            _ => Ok(()),
         }
     }
 }

@@ -22,6 +22,9 @@ pub struct Fobx {
     pub(crate) path: String,
     /// Metadata returned by the create.
     pub(crate) info: FileInfo,
+    /// Cleanup has begun: new requests on the handle fail; set before its requests are
+    /// cancelled.
+    pub(crate) closing: std::sync::atomic::AtomicBool,
     pub(crate) state: Mutex<FobxState>,
 }
 
@@ -38,6 +41,7 @@ impl Fobx {
             srv_open,
             path,
             info,
+            closing: std::sync::atomic::AtomicBool::new(false),
             state: Mutex::new(FobxState {
                 ref_count: 1,
                 closed: false,
@@ -72,6 +76,10 @@ impl Fobx {
     /// True once closed.
     pub fn is_closed(&self) -> bool {
         self.state.lock().closed
+    }
+    /// True once a close has begun.
+    pub fn is_closing(&self) -> bool {
+        self.closing.load(std::sync::atomic::Ordering::SeqCst)
     }
     /// The view the handle was opened through.
     pub fn v_net_root(&self) -> &Arc<VNetRoot> {
@@ -141,5 +149,14 @@ impl Fobx {
         tbl.tidy_view(so.v_net_root.id);
         so.dereference_locked(tbl, am);
         true
+    }
+}
+
+impl std::fmt::Debug for Fobx {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Fobx")
+            .field("id", &self.id)
+            .field("path", &self.path)
+            .finish()
     }
 }
