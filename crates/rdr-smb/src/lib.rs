@@ -2,6 +2,6 @@
 //! (`proto`), authentication (`auth`) and cryptography (`crypto`).
 
 pub mod auth;
-pub mod crypto;
 pub mod conn;
+pub mod crypto;
 pub mod proto;
