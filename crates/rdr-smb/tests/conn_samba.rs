@@ -890,7 +890,7 @@ async fn file_messages_round_trip_through_samba_on_an_anonymous_session() {
         let attr = FileFsAttributeInformation::parse(&q.output).unwrap();
         assert!(attr.maximum_component_name_length >= 255);
 
-        // CHANGE_NOTIFY: goes async (interim response), completes when a file appears.
+        // CHANGE_NOTIFY: pends (usually with an interim response), completes when a file appears.
         let notify = ChangeNotifyRequest {
             flags: 0,
             output_buffer_length: 4096,
@@ -908,8 +908,9 @@ async fn file_messages_round_trip_through_samba_on_an_anonymous_session() {
             .unwrap();
         let f = a.open("new-one", CreateDisposition::CREATE, false).await;
         let m = p.wait().await.unwrap();
+        // Samba delays its interim STATUS_PENDING, so under load the create may land first and
+        // the notify then completes without going async; either way the event must arrive.
         assert_eq!(m.header.status, NtStatus::STATUS_SUCCESS);
-        assert!(m.header.async_id.is_some(), "completed asynchronously");
         let r: ChangeNotifyResponse = m.body().unwrap();
         let ev = parse_notify_information(&r.output).unwrap();
         assert_eq!(ev[0].action, NotifyAction::ADDED);
