@@ -3,4 +3,5 @@
 
 pub mod auth;
 pub mod crypto;
+pub mod conn;
 pub mod proto;

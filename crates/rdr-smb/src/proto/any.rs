@@ -5,15 +5,17 @@ use bytes::Bytes;
 
 use super::compound::split_compound;
 use super::consts::Command;
-use super::create::{decode_create_contexts, CreateResponse, DurableV2, Lease, MaximalAccessResponse, OnDiskId};
+use super::create::{
+    CreateResponse, DurableV2, Lease, MaximalAccessResponse, OnDiskId, decode_create_contexts,
+};
 use super::dir::{
-    parse_directory_information, parse_id_both_directory_information, parse_notify_information,
-    ChangeNotifyResponse, QueryDirectoryResponse,
+    ChangeNotifyResponse, QueryDirectoryResponse, parse_directory_information,
+    parse_id_both_directory_information, parse_notify_information,
 };
 use super::error::{ProtoError, ProtoResult};
 use super::error_resp::ErrorResponse;
 use super::file::{CloseResponse, FlushResponse, LockResponse, ReadResponse, WriteResponse};
-use super::frame::{classify, FrameDecoder, FrameKind};
+use super::frame::{FrameDecoder, FrameKind, classify};
 use super::header::{Message, SmbMessage};
 use super::info::{
     FileAllInformation, FileBasicInformation, FileFsFullSizeInformation, FileFsSizeInformation,
@@ -23,8 +25,7 @@ use super::ioctl::{IoctlResponse, ValidateNegotiateInfoResponse};
 use super::negotiate::NegotiateResponse;
 use super::oplock::OplockBreakMessage;
 use super::session::{
-    EchoResponse, LogoffResponse, SessionSetupResponse, TreeConnectResponse,
-    TreeDisconnectResponse,
+    EchoResponse, LogoffResponse, SessionSetupResponse, TreeConnectResponse, TreeDisconnectResponse,
 };
 use super::transform::TransformHeader;
 

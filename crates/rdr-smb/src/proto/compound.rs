@@ -8,7 +8,7 @@ use bytes::{Bytes, BytesMut};
 use super::consts::HeaderFlags;
 use super::error::{ProtoError, ProtoResult};
 use super::header::{
-    encode_message, Header, Message, SmbMessage, FLAGS_OFFSET, HEADER_SIZE, NEXT_COMMAND_OFFSET,
+    FLAGS_OFFSET, HEADER_SIZE, Header, Message, NEXT_COMMAND_OFFSET, SmbMessage, encode_message,
 };
 use super::wire::{pad8, patch_u32};
 
@@ -30,7 +30,7 @@ pub fn split_compound(frame: &Bytes) -> ProtoResult<Vec<Message>> {
             });
             return Ok(out);
         }
-        if next % 8 != 0 || next < HEADER_SIZE || next > rest.len() {
+        if !next.is_multiple_of(8) || next < HEADER_SIZE || next > rest.len() {
             return Err(ProtoError::BadValue {
                 msg: M,
                 field: "NextCommand",

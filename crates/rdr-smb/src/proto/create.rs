@@ -14,7 +14,7 @@ use super::header::{FileId, HEADER_SIZE, SmbMessage};
 use super::time::FileTime;
 use super::utf16::{decode_utf16le, put_utf16le};
 use super::wire::{
-    body_reader, len16, len32, msg_offset, pad8, patch_u16, patch_u32, slice_at, sub, Reader,
+    Reader, body_reader, len16, len32, msg_offset, pad8, patch_u16, patch_u32, slice_at, sub,
 };
 
 /// Create context name: lease request/response (v1 and v2).
@@ -288,7 +288,10 @@ pub fn durable_reconnect_v2(file_id: FileId, create_guid: [u8; 16], flags: u32) 
 pub fn maximal_access_request(timestamp: Option<FileTime>) -> CreateContext {
     match timestamp {
         None => CreateContext::new(CTX_MAXIMAL_ACCESS, Bytes::new()),
-        Some(t) => CreateContext::new(CTX_MAXIMAL_ACCESS, Bytes::copy_from_slice(&t.0.to_le_bytes())),
+        Some(t) => CreateContext::new(
+            CTX_MAXIMAL_ACCESS,
+            Bytes::copy_from_slice(&t.0.to_le_bytes()),
+        ),
     }
 }
 
@@ -429,7 +432,11 @@ impl SmbMessage for CreateRequest {
             let list_start = buf.len();
             encode_create_contexts(buf, &self.contexts)?;
             patch_u32(buf, ctx_pos, len32(off, M_CREQ, "CreateContextsOffset")?);
-            patch_u32(buf, ctx_pos + 4, len32(buf.len() - list_start, M_CREQ, "CreateContextsLength")?);
+            patch_u32(
+                buf,
+                ctx_pos + 4,
+                len32(buf.len() - list_start, M_CREQ, "CreateContextsLength")?,
+            );
         } else if n == 0 {
             buf.put_u8(0);
         }
@@ -453,7 +460,11 @@ impl SmbMessage for CreateRequest {
         let name_len = r.u16("NameLength")? as usize;
         let ctx_off = r.u32("CreateContextsOffset")? as usize;
         let ctx_len = r.u32("CreateContextsLength")? as usize;
-        let name = decode_utf16le(sub(msg, name_off, name_len, M_CREQ, "Name")?, M_CREQ, "Name")?;
+        let name = decode_utf16le(
+            sub(msg, name_off, name_len, M_CREQ, "Name")?,
+            M_CREQ,
+            "Name",
+        )?;
         let list = slice_at(msg, ctx_off, ctx_len, HEADER_SIZE, M_CREQ, "CreateContexts")?;
         Ok(CreateRequest {
             requested_oplock_level,
@@ -567,7 +578,11 @@ impl SmbMessage for CreateResponse {
             let list_start = buf.len();
             encode_create_contexts(buf, &self.contexts)?;
             patch_u32(buf, ctx_pos, len32(off, M_CRSP, "CreateContextsOffset")?);
-            patch_u32(buf, ctx_pos + 4, len32(buf.len() - list_start, M_CRSP, "CreateContextsLength")?);
+            patch_u32(
+                buf,
+                ctx_pos + 4,
+                len32(buf.len() - list_start, M_CRSP, "CreateContextsLength")?,
+            );
         }
         Ok(())
     }

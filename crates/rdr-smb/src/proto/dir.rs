@@ -11,7 +11,7 @@ use super::error::{ProtoError, ProtoResult};
 use super::header::{FileId, HEADER_SIZE, SmbMessage};
 use super::time::FileTime;
 use super::utf16::{decode_utf16le, put_utf16le};
-use super::wire::{align8, body_reader, len16, len32, patch_u16, patch_u32, slice_at, sub, Reader};
+use super::wire::{Reader, align8, body_reader, len16, len32, patch_u16, patch_u32, slice_at, sub};
 
 bitflags! {
     /// QUERY_DIRECTORY `Flags`.
@@ -71,6 +71,10 @@ impl SmbMessage for QueryDirectoryRequest {
         Ok(())
     }
 
+    fn payload_size(&self) -> usize {
+        self.output_buffer_length as usize
+    }
+
     fn decode_body(msg: &Bytes) -> ProtoResult<Self> {
         let mut r = body_reader(msg, M_QDREQ)?;
         r.structure_size(33)?;
@@ -81,7 +85,11 @@ impl SmbMessage for QueryDirectoryRequest {
         let off = r.u16("FileNameOffset")? as usize;
         let len = r.u16("FileNameLength")? as usize;
         let output_buffer_length = r.u32("OutputBufferLength")?;
-        let pattern = decode_utf16le(sub(msg, off, len, M_QDREQ, "FileName")?, M_QDREQ, "FileName")?;
+        let pattern = decode_utf16le(
+            sub(msg, off, len, M_QDREQ, "FileName")?,
+            M_QDREQ,
+            "FileName",
+        )?;
         Ok(QueryDirectoryRequest {
             info_class,
             flags,
@@ -97,7 +105,11 @@ impl SmbMessage for QueryDirectoryRequest {
 /// QUERY_DIRECTORY, CHANGE_NOTIFY and QUERY_INFO responses.
 fn encode_output_body(buf: &mut BytesMut, output: &Bytes, m: &'static str) -> ProtoResult<()> {
     buf.put_u16_le(9);
-    buf.put_u16_le(if output.is_empty() { 0 } else { (HEADER_SIZE + 8) as u16 });
+    buf.put_u16_le(if output.is_empty() {
+        0
+    } else {
+        (HEADER_SIZE + 8) as u16
+    });
     buf.put_u32_le(len32(output.len(), m, "OutputBufferLength")?);
     if output.is_empty() {
         buf.put_u8(0);
@@ -312,8 +324,11 @@ pub fn parse_id_both_directory_information(
             r.skip(2, "Reserved2")?;
             let file_id = r.u64("FileId")?;
             info.name = decode_utf16le(r.take(n, "FileName")?, M_FIBDI, "FileName")?;
-            let short_name =
-                decode_utf16le(sub(&short, 0, short_len, M_FIBDI, "ShortName")?, M_FIBDI, "ShortName")?;
+            let short_name = decode_utf16le(
+                sub(&short, 0, short_len, M_FIBDI, "ShortName")?,
+                M_FIBDI,
+                "ShortName",
+            )?;
             Ok(IdBothDirectoryInformation {
                 info,
                 ea_size,
@@ -392,6 +407,10 @@ impl SmbMessage for ChangeNotifyRequest {
         buf.put_u32_le(self.completion_filter.bits());
         buf.put_u32_le(0);
         Ok(())
+    }
+
+    fn payload_size(&self) -> usize {
+        self.output_buffer_length as usize
     }
 
     fn decode_body(msg: &Bytes) -> ProtoResult<Self> {

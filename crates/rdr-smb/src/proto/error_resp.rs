@@ -4,7 +4,7 @@ use bytes::{BufMut, Bytes, BytesMut};
 
 use super::error::{ProtoError, ProtoResult};
 use super::header::HEADER_SIZE;
-use super::wire::{body_reader, len32, pad8, slice_at, Reader};
+use super::wire::{Reader, body_reader, len32, pad8, slice_at};
 
 /// One 3.1.1 error context.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -66,12 +66,14 @@ impl ErrorResponse {
             }
         }
         buf.put_u16_le(9);
-        buf.put_u8(u8::try_from(self.contexts.len()).map_err(|_| ProtoError::TooLarge {
-            msg: M,
-            field: "ErrorContextCount",
-            len: self.contexts.len(),
-            max: 255,
-        })?);
+        buf.put_u8(
+            u8::try_from(self.contexts.len()).map_err(|_| ProtoError::TooLarge {
+                msg: M,
+                field: "ErrorContextCount",
+                len: self.contexts.len(),
+                max: 255,
+            })?,
+        );
         buf.put_u8(0);
         buf.put_u32_le(len32(data.len(), M, "ByteCount")?);
         if data.is_empty() {
@@ -93,4 +95,3 @@ impl ErrorResponse {
         Some(u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
     }
 }
-

@@ -194,6 +194,10 @@ impl SmbMessage for ReadRequest {
         Ok(())
     }
 
+    fn payload_size(&self) -> usize {
+        self.length as usize
+    }
+
     fn decode_body(msg: &Bytes) -> ProtoResult<Self> {
         let mut r = body_reader(msg, M_RREQ)?;
         r.structure_size(49)?;
@@ -325,6 +329,10 @@ impl SmbMessage for WriteRequest {
         self.encode_head(buf)?;
         buf.extend_from_slice(&self.data);
         Ok(())
+    }
+
+    fn payload_size(&self) -> usize {
+        self.data.len()
     }
 
     fn decode_body(msg: &Bytes) -> ProtoResult<Self> {

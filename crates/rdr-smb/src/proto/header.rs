@@ -243,6 +243,51 @@ pub trait SmbMessage: Sized {
 
     /// Decodes the body of `msg`, one whole message starting at its header.
     fn decode_body(msg: &Bytes) -> ProtoResult<Self>;
+
+    /// Bytes this request moves (sent or the most it asks back), from which the connection
+    /// computes a multi-credit CreditCharge (one credit per 64 KiB). 0 for small messages.
+    fn payload_size(&self) -> usize {
+        0
+    }
+}
+
+/// CreditCharge for a request moving `payload` bytes: ceil(payload / 64 KiB), at least 1.
+pub fn credit_charge_for(payload: usize) -> u16 {
+    let c = payload.saturating_sub(1) / 65536 + 1;
+    u16::try_from(c).unwrap_or(u16::MAX)
+}
+
+/// Offset of the CreditCharge field within the header.
+pub const CREDIT_CHARGE_OFFSET: usize = 6;
+/// Offset of the CreditRequest/CreditResponse field within the header.
+pub const CREDITS_OFFSET: usize = 14;
+/// Offset of the MessageId field within the header.
+pub const MESSAGE_ID_OFFSET: usize = 24;
+
+/// Patches MessageId, CreditCharge and CreditRequest of an encoded header at `msg_start`
+/// (the connection assigns them at send time, after the message was encoded).
+pub fn patch_request_header(
+    buf: &mut [u8],
+    msg_start: usize,
+    message_id: u64,
+    credit_charge: u16,
+    credit_request: u16,
+) -> ProtoResult<()> {
+    let end = msg_start.checked_add(HEADER_SIZE).filter(|&e| e <= buf.len());
+    let Some(end) = end else {
+        return Err(ProtoError::Truncated {
+            msg: "SMB2 header",
+            field: "header",
+            offset: msg_start,
+            need: HEADER_SIZE,
+            have: buf.len().saturating_sub(msg_start),
+        });
+    };
+    let h = &mut buf[msg_start..end];
+    h[CREDIT_CHARGE_OFFSET..CREDIT_CHARGE_OFFSET + 2].copy_from_slice(&credit_charge.to_le_bytes());
+    h[CREDITS_OFFSET..CREDITS_OFFSET + 2].copy_from_slice(&credit_request.to_le_bytes());
+    h[MESSAGE_ID_OFFSET..MESSAGE_ID_OFFSET + 8].copy_from_slice(&message_id.to_le_bytes());
+    Ok(())
 }
 
 /// Encodes `header` (with its command set from `M`) and `body` at the end of `buf`; returns the
@@ -311,7 +356,10 @@ impl Message {
         if st == NtStatus::STATUS_BUFFER_OVERFLOW
             && matches!(
                 cmd,
-                Command::READ | Command::IOCTL | Command::QUERY_INFO | Command::QUERY_DIRECTORY
+                Command::READ
+                    | Command::IOCTL
+                    | Command::QUERY_INFO
+                    | Command::QUERY_DIRECTORY
                     | Command::CHANGE_NOTIFY
             )
         {

@@ -8,7 +8,7 @@ use super::error::ProtoResult;
 use super::header::{FileId, HEADER_SIZE, SmbMessage};
 use super::time::FileTime;
 use super::utf16::{decode_utf16le, put_utf16le};
-use super::wire::{body_reader, len32, msg_offset, patch_u16, patch_u32, slice_at, Reader};
+use super::wire::{Reader, body_reader, len32, msg_offset, patch_u16, patch_u32, slice_at};
 
 /// QUERY_INFO request.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -83,6 +83,10 @@ impl SmbMessage for QueryInfoRequest {
         Ok(())
     }
 
+    fn payload_size(&self) -> usize {
+        (self.output_buffer_length as usize).max(self.input.len())
+    }
+
     fn decode_body(msg: &Bytes) -> ProtoResult<Self> {
         let mut r = body_reader(msg, M_QIREQ)?;
         r.structure_size(41)?;
@@ -120,7 +124,11 @@ impl SmbMessage for QueryInfoResponse {
 
     fn encode_body(&self, buf: &mut BytesMut) -> ProtoResult<()> {
         buf.put_u16_le(9);
-        buf.put_u16_le(if self.output.is_empty() { 0 } else { (HEADER_SIZE + 8) as u16 });
+        buf.put_u16_le(if self.output.is_empty() {
+            0
+        } else {
+            (HEADER_SIZE + 8) as u16
+        });
         buf.put_u32_le(len32(self.output.len(), M_QIRSP, "OutputBufferLength")?);
         if self.output.is_empty() {
             buf.put_u8(0);
@@ -191,6 +199,10 @@ impl SmbMessage for SetInfoRequest {
             buf.extend_from_slice(&self.buffer);
         }
         Ok(())
+    }
+
+    fn payload_size(&self) -> usize {
+        self.buffer.len()
     }
 
     fn decode_body(msg: &Bytes) -> ProtoResult<Self> {
@@ -401,7 +413,11 @@ impl FileAllInformation {
         let pos = b.len();
         b.put_u32_le(0);
         let n = put_utf16le(&mut b, &self.name);
-        patch_u32(&mut b, pos, len32(n, "FileAllInformation", "FileNameLength")?);
+        patch_u32(
+            &mut b,
+            pos,
+            len32(n, "FileAllInformation", "FileNameLength")?,
+        );
         Ok(b.freeze())
     }
 }
@@ -448,7 +464,11 @@ impl FileRenameInformation {
         b.put_u64_le(self.root_directory);
         b.put_u32_le(0);
         let n = put_utf16le(&mut b, &self.name);
-        patch_u32(&mut b, 16, len32(n, "FileRenameInformation", "FileNameLength")?);
+        patch_u32(
+            &mut b,
+            16,
+            len32(n, "FileRenameInformation", "FileNameLength")?,
+        );
         Ok(b.freeze())
     }
 

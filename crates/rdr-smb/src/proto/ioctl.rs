@@ -2,10 +2,10 @@
 
 use bytes::{BufMut, Bytes, BytesMut};
 
-use super::consts::{fsctl, Capabilities, Command, Dialect, SecurityMode};
+use super::consts::{Capabilities, Command, Dialect, SecurityMode, fsctl};
 use super::error::ProtoResult;
 use super::header::{FileId, HEADER_SIZE, SmbMessage};
-use super::wire::{body_reader, len16, len32, msg_offset, pad8, patch_u32, slice_at, Reader};
+use super::wire::{Reader, body_reader, len16, len32, msg_offset, pad8, patch_u32, slice_at};
 
 /// IOCTL flag: the control code is an FSCTL (always set for FSCTLs).
 pub const IOCTL_IS_FSCTL: u32 = 0x0000_0001;
@@ -64,6 +64,10 @@ impl SmbMessage for IoctlRequest {
             buf.extend_from_slice(&self.output);
         }
         Ok(())
+    }
+
+    fn payload_size(&self) -> usize {
+        (self.input.len() + self.output.len()).max(self.max_output_response as usize)
     }
 
     fn decode_body(msg: &Bytes) -> ProtoResult<Self> {

@@ -30,8 +30,8 @@ mod transform;
 mod utf16;
 mod wire;
 
-pub use any::{decode_response, exercise_decoders, AnyResponse};
-pub use compound::{split_compound, CompoundBuilder};
+pub use any::{AnyResponse, decode_response, exercise_decoders};
+pub use compound::{CompoundBuilder, split_compound};
 pub use consts::*;
 pub use create::*;
 pub use dir::*;
@@ -40,8 +40,9 @@ pub use error_resp::{ErrorContext, ErrorResponse};
 pub use file::*;
 pub use frame::*;
 pub use header::{
-    encode_message, set_signed_flag, signature_range, FileId, Header, Message, SmbMessage,
-    FLAGS_OFFSET, HEADER_SIZE, NEXT_COMMAND_OFFSET, SIGNATURE_OFFSET, SMB2_MAGIC,
+    CREDIT_CHARGE_OFFSET, CREDITS_OFFSET, FLAGS_OFFSET, FileId, HEADER_SIZE, Header,
+    MESSAGE_ID_OFFSET, Message, NEXT_COMMAND_OFFSET, SIGNATURE_OFFSET, SMB2_MAGIC, SmbMessage,
+    credit_charge_for, encode_message, patch_request_header, set_signed_flag, signature_range,
 };
 pub use info::*;
 pub use ioctl::*;

@@ -7,7 +7,9 @@ use super::error::{ProtoError, ProtoResult};
 use super::header::{HEADER_SIZE, SmbMessage};
 use super::time::FileTime;
 use super::utf16::{decode_utf16le, put_utf16le};
-use super::wire::{align8, body_reader, len16, len32, msg_offset, pad8, patch_u16, patch_u32, slice_at, Reader};
+use super::wire::{
+    Reader, align8, body_reader, len16, len32, msg_offset, pad8, patch_u16, patch_u32, slice_at,
+};
 
 /// Preauth integrity hash algorithm: SHA-512.
 pub const HASH_SHA512: u16 = 0x0001;
@@ -168,7 +170,11 @@ impl NegotiateContext {
 
 /// Appends a context list, each context 8-byte aligned relative to the message (the body
 /// starts 8-aligned because the header is 64 bytes).
-fn encode_contexts(buf: &mut BytesMut, body_start: usize, ctxs: &[NegotiateContext]) -> ProtoResult<()> {
+fn encode_contexts(
+    buf: &mut BytesMut,
+    body_start: usize,
+    ctxs: &[NegotiateContext],
+) -> ProtoResult<()> {
     for (i, c) in ctxs.iter().enumerate() {
         if i > 0 {
             pad8(buf, body_start);
@@ -183,10 +189,15 @@ fn encode_contexts(buf: &mut BytesMut, body_start: usize, ctxs: &[NegotiateConte
     Ok(())
 }
 
-fn decode_contexts(msg: &Bytes, offset: usize, count: u16, m: &'static str) -> ProtoResult<Vec<NegotiateContext>> {
+fn decode_contexts(
+    msg: &Bytes,
+    offset: usize,
+    count: u16,
+    m: &'static str,
+) -> ProtoResult<Vec<NegotiateContext>> {
     let mut out = Vec::with_capacity(count as usize);
     let mut pos = offset;
-    if count > 0 && (offset < HEADER_SIZE || offset % 8 != 0) {
+    if count > 0 && (offset < HEADER_SIZE || !offset.is_multiple_of(8)) {
         return Err(ProtoError::BadValue {
             msg: m,
             field: "NegotiateContextOffset",
@@ -247,8 +258,16 @@ impl SmbMessage for NegotiateRequest {
         if with_ctx {
             pad8(buf, start);
             let off = msg_offset(buf, start);
-            patch_u32(buf, ctx_off_pos, len32(off, M_REQ, "NegotiateContextOffset")?);
-            patch_u16(buf, ctx_off_pos + 4, len16(self.contexts.len(), M_REQ, "NegotiateContextCount")?);
+            patch_u32(
+                buf,
+                ctx_off_pos,
+                len32(off, M_REQ, "NegotiateContextOffset")?,
+            );
+            patch_u16(
+                buf,
+                ctx_off_pos + 4,
+                len16(self.contexts.len(), M_REQ, "NegotiateContextCount")?,
+            );
             encode_contexts(buf, start, &self.contexts)?;
         }
         Ok(())
@@ -369,7 +388,11 @@ impl SmbMessage for NegotiateResponse {
         buf.put_u64_le(self.system_time.0);
         buf.put_u64_le(self.server_start_time.0);
         let sec_len = len16(self.security_buffer.len(), M_RSP, "SecurityBufferLength")?;
-        buf.put_u16_le(if sec_len > 0 { (HEADER_SIZE + 64) as u16 } else { 0 });
+        buf.put_u16_le(if sec_len > 0 {
+            (HEADER_SIZE + 64) as u16
+        } else {
+            0
+        });
         buf.put_u16_le(sec_len);
         let ctx_off_pos = buf.len();
         buf.put_u32_le(0);
@@ -377,7 +400,11 @@ impl SmbMessage for NegotiateResponse {
         if with_ctx {
             pad8(buf, start);
             let off = msg_offset(buf, start);
-            patch_u32(buf, ctx_off_pos, len32(off, M_RSP, "NegotiateContextOffset")?);
+            patch_u32(
+                buf,
+                ctx_off_pos,
+                len32(off, M_RSP, "NegotiateContextOffset")?,
+            );
             encode_contexts(buf, start, &self.contexts)?;
         }
         Ok(())
@@ -399,7 +426,8 @@ impl SmbMessage for NegotiateResponse {
         let sec_off = r.u16("SecurityBufferOffset")? as usize;
         let sec_len = r.u16("SecurityBufferLength")? as usize;
         let ctx_off = r.u32("NegotiateContextOffset")? as usize;
-        let security_buffer = slice_at(msg, sec_off, sec_len, HEADER_SIZE, M_RSP, "SecurityBuffer")?;
+        let security_buffer =
+            slice_at(msg, sec_off, sec_len, HEADER_SIZE, M_RSP, "SecurityBuffer")?;
         let contexts = if dialect == Dialect::SMB3_1_1 {
             decode_contexts(msg, ctx_off, ctx_count, M_RSP)?
         } else {

@@ -29,7 +29,8 @@ impl FileTime {
             UNIX_EPOCH.checked_add(Duration::new(secs - EPOCH_DIFF_SECS, nanos))
         } else {
             // Before 1970: step back from the epoch.
-            let before = Duration::new(EPOCH_DIFF_SECS, 0).checked_sub(Duration::new(secs, nanos))?;
+            let before =
+                Duration::new(EPOCH_DIFF_SECS, 0).checked_sub(Duration::new(secs, nanos))?;
             UNIX_EPOCH.checked_sub(before)
         }
     }

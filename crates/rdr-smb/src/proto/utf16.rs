@@ -27,7 +27,7 @@ pub fn utf16le_len(s: &str) -> usize {
 /// Decodes UTF-16LE bytes into a `String`. An odd length or an unpaired surrogate is a
 /// [`ProtoError::BadUtf16`] naming `msg` and `field`.
 pub fn decode_utf16le(b: &[u8], msg: &'static str, field: &'static str) -> ProtoResult<String> {
-    if b.len() % 2 != 0 {
+    if !b.len().is_multiple_of(2) {
         return Err(ProtoError::BadUtf16 {
             msg,
             field,
