@@ -148,6 +148,11 @@ impl SmbClient {
         self.leases.subscribe()
     }
 
+    /// Lease keys in use (files with open handles holding or requesting a lease).
+    pub fn leases_in_use(&self) -> usize {
+        self.leases.lease_count()
+    }
+
     /// Closes the connection at once; every pending request fails.
     pub async fn shutdown(&self) {
         self.conn.shutdown().await;
