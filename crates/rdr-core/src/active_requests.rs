@@ -38,7 +38,11 @@ static NEXT: AtomicU64 = AtomicU64::new(1);
 
 impl ActiveRequests {
     pub(crate) fn len(&self) -> usize {
-        self.entries.lock().values().filter(|r| !r.notify_only).count()
+        self.entries
+            .lock()
+            .values()
+            .filter(|r| !r.notify_only)
+            .count()
     }
 
     pub(crate) fn insert(&self, r: ActiveRequest) -> u64 {

@@ -166,3 +166,12 @@ impl Fcb {
         }
     }
 }
+
+impl std::fmt::Debug for Fcb {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Fcb")
+            .field("id", &self.id)
+            .field("path", &self.path)
+            .finish()
+    }
+}

@@ -12,7 +12,7 @@ use crate::fcb::{Fcb, HeldLock};
 use crate::fobx::Fobx;
 use crate::minirdr::*;
 use crate::name::{join_path, normalize_path, path_key};
-use crate::rdbss::{Inner, Rdbss, SettleOnDrop};
+use crate::rdbss::{Inner, Rdbss};
 use crate::refcount::Aftermath;
 use crate::rx_context::{RequestKind, RxContext};
 use crate::srv_open::SrvOpen;
@@ -50,6 +50,105 @@ pub(crate) async fn acquire_resource(
     .await
 }
 
+/// Run an aftermath from a synchronous `Drop`: on the current runtime if there is one.
+pub(crate) fn spawn_settle(inner: &Arc<Inner>, am: Aftermath) {
+    if am.is_empty() {
+        return;
+    }
+    let inner = inner.clone();
+    if let Ok(h) = tokio::runtime::Handle::try_current() {
+        h.spawn(async move { inner.settle(am).await });
+    }
+}
+
+/// The reference a create holds on its FCB while it works (§2.1 "+1 creator"). Released
+/// explicitly, or — if the create's future is abandoned — when dropped.
+struct FcbRef {
+    inner: Arc<Inner>,
+    fcb: Arc<Fcb>,
+    held: bool,
+}
+
+impl FcbRef {
+    fn release_locked(&mut self, tbl: &mut crate::fcb_table::FcbTable, am: &mut Aftermath) {
+        if std::mem::replace(&mut self.held, false) {
+            self.fcb.dereference_locked(tbl, am);
+        }
+    }
+
+    async fn release(mut self) {
+        let mut am = Aftermath::default();
+        {
+            let fcb = self.fcb.clone();
+            let mut tbl = fcb.v_net_root.net_root.fcb_table.lock();
+            self.release_locked(&mut tbl, &mut am);
+        }
+        self.inner.settle(am).await;
+    }
+}
+
+impl Drop for FcbRef {
+    fn drop(&mut self) {
+        if self.held {
+            let mut am = Aftermath::default();
+            {
+                let fcb = self.fcb.clone();
+                let mut tbl = fcb.v_net_root.net_root.fcb_table.lock();
+                self.release_locked(&mut tbl, &mut am);
+            }
+            spawn_settle(&self.inner, am);
+        }
+    }
+}
+
+/// A transient reference on a view for an operation on the view itself; released when dropped.
+struct ViewRef {
+    inner: Arc<Inner>,
+    v: Arc<VNetRoot>,
+    context: MrxContext,
+    held: bool,
+}
+
+impl ViewRef {
+    fn take(inner: &Arc<Inner>, v: &Arc<VNetRoot>) -> RxResult<ViewRef> {
+        if v.condition.get() != crate::condition::ConditionState::Good || !v.try_reference() {
+            return Err(not_connected(v));
+        }
+        let mut guard = ViewRef {
+            inner: inner.clone(),
+            v: v.clone(),
+            context: Arc::new(()),
+            held: true,
+        };
+        match v.context() {
+            Some(context) => {
+                guard.context = context;
+                Ok(guard)
+            }
+            None => Err(not_connected(v)),
+        }
+    }
+}
+
+impl ViewRef {
+    async fn release(mut self) {
+        self.held = false;
+        let mut am = Aftermath::default();
+        am.deref_view(&self.v);
+        self.inner.settle(am).await;
+    }
+}
+
+impl Drop for ViewRef {
+    fn drop(&mut self) {
+        if self.held {
+            let mut am = Aftermath::default();
+            am.deref_view(&self.v);
+            spawn_settle(&self.inner, am);
+        }
+    }
+}
+
 impl Inner {
     /// The handle may do I/O: not closed, not orphaned (decision 4).
     pub(crate) fn check_usable(&self, fobx: &Fobx) -> RxResult<()> {
@@ -66,17 +165,17 @@ impl Inner {
         Ok(())
     }
 
-    /// A request cancelled by a forced finalize (not by its caller) reports the orphaning.
+    /// A request that failed because a forced finalize orphaned its handle meanwhile (its
+    /// server open was closed under it, or the finalize cancelled it) reports the orphaning.
     pub(crate) fn after_error(&self, fobx: &Fobx, caller: &RxContext, e: RxError) -> RxError {
-        if matches!(e, RxError::Cancelled { .. })
+        let cancelled_by_force = matches!(e, RxError::Cancelled { .. })
             && !caller.is_cancelled()
-            && (fobx.is_orphaned()
-                || fobx
-                    .srv_open
-                    .v_net_root
-                    .force_pending
-                    .load(Ordering::SeqCst))
-        {
+            && fobx
+                .srv_open
+                .v_net_root
+                .force_pending
+                .load(Ordering::SeqCst);
+        if fobx.is_orphaned() || cancelled_by_force {
             return RxError::Orphaned {
                 path: fobx.srv_open.fcb.path.clone(),
             };
@@ -102,7 +201,9 @@ impl Inner {
             return Ok(());
         }
         let _order = ctx
-            .run("sending held writes", async { Ok(so.flush_lock.lock().await) })
+            .run("sending held writes", async {
+                Ok(so.flush_lock.lock().await)
+            })
             .await?;
         let chunks = so.write_behind.lock().take();
         for (i, c) in chunks.iter().enumerate() {
@@ -222,6 +323,26 @@ impl Rdbss {
         params: &CreateParams,
         ctx: &RxContext,
     ) -> RxResult<Arc<Fobx>> {
+        self.create_inner(v, path, params, ctx).await.map_err(|e| {
+            // An open cancelled by a forced finalize of its view reports the lost connection.
+            if matches!(e, RxError::Cancelled { .. })
+                && !ctx.is_cancelled()
+                && (v.force_pending.load(Ordering::SeqCst) || v.is_finalized())
+            {
+                not_connected(v)
+            } else {
+                e
+            }
+        })
+    }
+
+    async fn create_inner(
+        &self,
+        v: &Arc<VNetRoot>,
+        path: &RxPath,
+        params: &CreateParams,
+        ctx: &RxContext,
+    ) -> RxResult<Arc<Fobx>> {
         let inner = &self.inner;
         let rel = normalize_path(path)?;
         let share_path = join_path(&v.prefix, &rel);
@@ -266,21 +387,15 @@ impl Rdbss {
                     }
                 }
             };
-            let mut done = SettleOnDrop {
+            let mut fref = FcbRef {
                 inner: inner.clone(),
-                am: Some(Aftermath::default()),
-            };
-            let release_fcb = |done: &mut SettleOnDrop, fcb: &Arc<Fcb>| {
-                let mut tbl = v.net_root.fcb_table.lock();
-                if let Some(am) = done.am.as_mut() {
-                    fcb.dereference_locked(&mut tbl, am);
-                }
+                fcb: fcb.clone(),
+                held: true,
             };
             let res = match acquire_resource(&fcb, rctx).await {
                 Ok(r) => r,
                 Err(e) => {
-                    release_fcb(&mut done, &fcb);
-                    done.settle().await;
+                    fref.release().await;
                     return Err(e);
                 }
             };
@@ -291,8 +406,7 @@ impl Rdbss {
             };
             if stale {
                 drop(res);
-                release_fcb(&mut done, &fcb);
-                done.settle().await;
+                fref.release().await;
                 continue;
             }
             // RxSearchForCollapsibleOpen.
@@ -306,7 +420,9 @@ impl Rdbss {
                     let hit = st
                         .srv_opens
                         .iter()
-                        .find(|so| so.collapsible_for(v, params.access, params.share, params.options))
+                        .find(|so| {
+                            so.collapsible_for(v, params.access, params.share, params.options)
+                        })
                         .cloned();
                     drop(st);
                     if let Some(so) = &hit {
@@ -328,10 +444,7 @@ impl Rdbss {
                     (so, info)
                 }
                 None => {
-                    let created = inner
-                        .minirdr
-                        .create(&vctx, &share_path, params, rctx)
-                        .await;
+                    let created = inner.minirdr.create(&vctx, &share_path, params, rctx).await;
                     match created {
                         Ok(r) => {
                             let mut tbl = v.net_root.fcb_table.lock();
@@ -339,8 +452,7 @@ impl Rdbss {
                                 drop(tbl);
                                 let _ = inner.minirdr.close_srv_open(&r.srv_open).await;
                                 drop(res);
-                                release_fcb(&mut done, &fcb);
-                                done.settle().await;
+                                fref.release().await;
                                 return Err(not_connected(v));
                             }
                             let so = Arc::new(SrvOpen::new(
@@ -372,32 +484,29 @@ impl Rdbss {
                             // once (RDBSS purges related FOBXs on a sharing violation).
                             retried_sharing = true;
                             drop(res);
-                            release_fcb(&mut done, &fcb);
-                            if let Some(am) = done.am.as_mut() {
-                                inner.close_delayed_locked(&v.net_root, am, |_| true);
-                            }
-                            done.settle().await;
+                            fref.release().await;
+                            let mut am = Aftermath::default();
+                            inner.close_delayed_locked(&v.net_root, &mut am, |_| true);
+                            inner.settle(am).await;
                             continue;
                         }
                         Err(e) => {
                             drop(res);
-                            release_fcb(&mut done, &fcb);
-                            done.settle().await;
+                            fref.release().await;
                             return Err(e);
                         }
                     }
                 }
             };
             let fobx = Arc::new(Fobx::new(so, rel.clone(), info));
+            let mut am = Aftermath::default();
             {
                 let mut tbl = v.net_root.fcb_table.lock();
                 fobx.attach_locked(&mut tbl);
-                if let Some(am) = done.am.as_mut() {
-                    fcb.dereference_locked(&mut tbl, am);
-                }
+                fref.release_locked(&mut tbl, &mut am);
             }
             drop(res);
-            done.settle().await;
+            inner.settle(am).await;
             return Ok(fobx);
         }
     }
@@ -414,7 +523,9 @@ impl Rdbss {
         inner.check_usable(fobx)?;
         let req = inner.request(fobx, RequestKind::Read, ctx);
         let r = async {
-            inner.send_dirty_of_fcb(&fobx.srv_open.fcb, &req.ctx).await?;
+            inner
+                .send_dirty_of_fcb(&fobx.srv_open.fcb, &req.ctx)
+                .await?;
             inner
                 .minirdr
                 .read(&fobx.srv_open.context, offset, len, &req.ctx)
@@ -437,7 +548,10 @@ impl Rdbss {
         inner.check_usable(fobx)?;
         let so = &fobx.srv_open;
         let len = u32::try_from(data.len()).map_err(|_| {
-            RxError::status(NtStatus::STATUS_INVALID_PARAMETER, "write larger than 4 GiB")
+            RxError::status(
+                NtStatus::STATUS_INVALID_PARAMETER,
+                "write larger than 4 GiB",
+            )
         })?;
         let req = inner.request(fobx, RequestKind::Write, ctx);
         let limit = inner.config.write_behind_limit as u64;
@@ -480,7 +594,9 @@ impl Rdbss {
         inner.check_usable(fobx)?;
         let req = inner.request(fobx, RequestKind::QueryInfo, ctx);
         let r = async {
-            inner.send_dirty_of_fcb(&fobx.srv_open.fcb, &req.ctx).await?;
+            inner
+                .send_dirty_of_fcb(&fobx.srv_open.fcb, &req.ctx)
+                .await?;
             inner
                 .minirdr
                 .query_info(&fobx.srv_open.context, &req.ctx)
@@ -500,7 +616,7 @@ impl Rdbss {
         let inner = &self.inner;
         let share_path = join_path(&v.prefix, &normalize_path(path)?);
         let req = inner.register(v, None, RequestKind::QueryInfo, &share_path, None, ctx);
-        let vctx = self.view_ref(v)?;
+        let vref = ViewRef::take(inner, v)?;
         let fcb = v.net_root.fcb_table.lock().lookup(&path_key(&share_path));
         let r = async {
             if let Some(fcb) = fcb {
@@ -508,11 +624,11 @@ impl Rdbss {
             }
             inner
                 .minirdr
-                .query_path_info(&vctx, &share_path, &req.ctx)
+                .query_path_info(&vref.context, &share_path, &req.ctx)
                 .await
         }
         .await;
-        self.view_unref(v).await;
+        vref.release().await;
         r
     }
 
@@ -715,38 +831,10 @@ impl Rdbss {
     pub async fn query_volume(&self, v: &Arc<VNetRoot>, ctx: &RxContext) -> RxResult<VolumeInfo> {
         let inner = &self.inner;
         let req = inner.register(v, None, RequestKind::QueryVolume, &v.prefix, None, ctx);
-        let vctx = self.view_ref(v)?;
-        let r = inner.minirdr.query_volume(&vctx, &req.ctx).await;
-        self.view_unref(v).await;
+        let vref = ViewRef::take(inner, v)?;
+        let r = inner.minirdr.query_volume(&vref.context, &req.ctx).await;
+        vref.release().await;
         r
-    }
-
-    /// A transient view reference for an operation on the view itself.
-    fn view_ref(&self, v: &Arc<VNetRoot>) -> RxResult<MrxContext> {
-        if v.condition.get() != crate::condition::ConditionState::Good || !v.try_reference() {
-            return Err(not_connected(v));
-        }
-        match v.context() {
-            Some(c) => Ok(c),
-            None => {
-                let mut am = Aftermath::default();
-                am.deref_view(v);
-                let inner = self.inner.clone();
-                tokio::spawn(async move { inner.settle(am).await });
-                Err(not_connected(v))
-            }
-        }
-    }
-
-    async fn view_unref(&self, v: &Arc<VNetRoot>) {
-        let mut am = Aftermath::default();
-        am.deref_view(v);
-        SettleOnDrop {
-            inner: self.inner.clone(),
-            am: Some(am),
-        }
-        .settle()
-        .await;
     }
 
     /// Close a handle (cleanup + close, §2.5). Works on orphaned handles; a second close fails

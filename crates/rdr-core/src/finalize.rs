@@ -6,24 +6,27 @@
 //! 1. Change notifications keyed on the view (§5.3). `No` + one pending → `FILES_OPEN` at once,
 //!    nothing changed (row 2, decision 5). `Yes` cancels *every* outstanding request of the view
 //!    (decision 4). `DetachOnClose` ignores them (row 7).
-//! 2. Take the view's gate exclusively (no create slips in) and a NetRoot reference. The table
+//! 2–3. Take the view's gate exclusively (no create slips in) and a NetRoot reference. The table
 //!    locks of the lock order are never held across an await, so they are never "busy"; what can
 //!    be busy is the gate and the FCB resources: no-wait → `LOCK_NOT_GRANTED`, a cancelled or
 //!    expired context while waiting → `CANCELLED`; both abort with nothing finalized and the
 //!    extra reference kept (decision 7). All FCB resources the walk needs are acquired before
-//!    anything changes, so an abort is clean.
-//! 3. (`Yes`) Send held writes of the view's opens, bounded by the caller's deadline or
+//!    anything changes, so an abort is clean (requests a `Yes` already cancelled stay cancelled;
+//!    no object is finalized).
+//!    (`Yes`) Send held writes of the view's opens, bounded by the caller's deadline or
 //!    `drain_timeout`; what cannot be sent is reported, and the force still succeeds (decision 8).
 //! 4. The walk over the FCBs the view *created* (`Fcb.VNetRoot == V`, including the share root,
 //!    decision 3), unless `ConnectionFinalizationDone`: without force an FCB with open handles is
 //!    counted (directory or not) and left alone; every other FCB is purged — collapsing off,
 //!    delayed closes closed, finalized if unreferenced. Close-delayed opens of the view on other
 //!    views' FCBs are closed too (INF: a delayed close is never an "open file").
-//! 5. Snapshot `NumberOfFobxs` (K) and the extra reference (X).
+//! 5. Snapshot `NumberOfFobxs` (K) and the extra reference (X); after a walk with K = 0,
+//!    `ConnectionFinalizationDone` is set, so later calls skip the walk (row 9), as in ReactOS.
 //! 6. (`Yes`) Upper-finalize the view: orphan its SrvOpens (§2.7: closed on the server now, their
 //!    handles fail I/O with `UNEXPECTED_NETWORK_ERROR` but can be closed; FCBs left with only
 //!    orphaned opens leave the FCB table), unlink it from the NetRoot (the last view takes the
 //!    share's name and `MRxFinalizeNetRoot` with it) and remove its name.
+//! 7. (Release the FCB-table lock — before step 6 here, since the name table is the outer lock.)
 //! 8. Status: `Yes` → SUCCESS; else open non-directory FCB or K > 0 → `FILES_OPEN`; else only
 //!    directory FCBs of other views' handles → `CONNECTION_IN_USE` (decision 6); else SUCCESS.
 //! 9. Drop X when the status is SUCCESS or the level is `DetachOnClose` (rows 6–8).
@@ -99,8 +102,7 @@ impl Rdbss {
                 NtStatus::STATUS_CANCELLED | NtStatus::STATUS_LOCK_NOT_GRANTED
             );
             if o.status == NtStatus::STATUS_FILES_OPEN
-                || (o.status != NtStatus::STATUS_SUCCESS
-                    && all.status == NtStatus::STATUS_SUCCESS)
+                || (o.status != NtStatus::STATUS_SUCCESS && all.status == NtStatus::STATUS_SUCCESS)
             {
                 all.status = o.status;
             }
@@ -131,14 +133,12 @@ impl Inner {
         let yes = force == ForceLevel::Yes;
         let nr = v.net_root.clone();
 
-        // A view already gone: nothing to walk (row 9 with K = 0).
+        // A view already gone: nothing to walk (row 9).
         if v.is_freed() {
-            let mut o = outcome(NtStatus::STATUS_SUCCESS);
-            o.view_removed = true;
-            return o;
+            return self.row9(v, yes, Vec::new());
         }
 
-        // Step 1: change notifications keyed on this view (§5.3).
+        // Step 1: change notifications keyed on this view (§5.3); `No` fails at once (row 2).
         let notifications = v.requests.notifications();
         if force == ForceLevel::No && !notifications.is_empty() {
             let mut o = outcome(NtStatus::STATUS_FILES_OPEN);
@@ -147,7 +147,9 @@ impl Inner {
             return o;
         }
 
-        // Step 2 (gate). No-wait: try before anything is cancelled.
+        // Steps 2–3 (locks): the view's gate first. No-wait: try before anything is cancelled.
+        // `Yes` cancels every outstanding request of the view (decision 4) before waiting, so a
+        // request stuck on a dead server cannot hold the gate.
         let mut gate = None;
         if ctx.is_no_wait() {
             match v.gate.try_write() {
@@ -187,13 +189,12 @@ impl Inner {
             // The share is gone, so is the view (row 9).
             drop(gate);
             v.force_pending.store(false, Ordering::SeqCst);
-            let mut o = outcome(NtStatus::STATUS_SUCCESS);
-            o.cancelled = cancelled;
-            o.view_removed = true;
-            return o;
+            return self.row9(v, yes, cancelled);
         }
 
-        // Step 3 (FCB resources): everything the walk may purge, acquired before any change.
+        // Steps 2–3 (locks), continued: the resources of every FCB the walk may purge, all
+        // acquired before anything changes, so that an abort (decision 7) is clean. Without
+        // force, FCBs with open handles are only counted, so (as in RDBSS) they are not acquired.
         let done_before = v.state.lock().connection_finalization_done;
         let fcbs: Vec<_> = if done_before {
             Vec::new()
@@ -207,8 +208,14 @@ impl Inner {
             list.sort_by_key(|f: &Arc<crate::fcb::Fcb>| f.id);
             list
         };
+        let purgeable = |f: &crate::fcb::Fcb| yes || f.state.lock().unclean_count == 0;
+        let mut acquired = vec![false; fcbs.len()];
         let mut guards = Vec::with_capacity(fcbs.len());
-        for f in &fcbs {
+        for (i, f) in fcbs.iter().enumerate() {
+            if !purgeable(f) {
+                continue;
+            }
+            acquired[i] = true;
             match acquire_resource(f, ctx).await {
                 Ok(g) => guards.push(g),
                 Err(e) => {
@@ -223,18 +230,18 @@ impl Inner {
         }
         let open_handles = handles_of(v);
 
-        // Dirty data first (decision 8).
+        // Before a forced close, held writes go to the server (decision 8).
         let mut unwritten = Vec::new();
         if yes {
             unwritten = self.drain(v, ctx).await;
         }
 
-        // Step 4: the walk, and step 6's orphaning, under the FCB-table lock.
+        // Step 4: the walk — and the orphaning half of step 6 — under the FCB-table lock.
         let mut am = Aftermath::default();
         let mut walk = Walk::default();
         {
             let mut tbl = nr.fcb_table.lock();
-            for f in &fcbs {
+            for (f, acquired) in fcbs.iter().zip(acquired) {
                 let (skip, unclean, is_dir) = {
                     let st = f.state.lock();
                     (
@@ -252,6 +259,10 @@ impl Inner {
                     } else {
                         walk.unclean_any += 1;
                     }
+                    continue;
+                }
+                if !acquired {
+                    // Its handles closed while we took the locks: it finalizes on its own.
                     continue;
                 }
                 // RxPurgeFcb: no more collapsing, parked opens closed, finalize if unreferenced.
@@ -309,7 +320,7 @@ impl Inner {
         drop(guards);
         unwritten.append(&mut am.unwritten);
 
-        // Step 5.
+        // Step 5: K = NumberOfFobxs, X = the extra reference; ConnectionFinalizationDone.
         let (k, x) = {
             let mut st = v.state.lock();
             if !done_before && st.number_of_fobxs == 0 {
@@ -318,13 +329,15 @@ impl Inner {
             (st.number_of_fobxs, st.additional_reference_taken)
         };
 
-        // Step 6: upper finalization of the view (name table lock; the FCB table is released).
+        // Step 6 (`Yes`): upper finalization of the view under the name-table lock (taken after
+        // the FCB-table lock was released: the lock order is name table → FCB table). Step 7,
+        // releasing the FCB table, happened above.
         if yes {
             let mut names = self.names.lock();
             upper_finalize_v_net_root(&mut names, v, &mut am);
         }
 
-        // Step 8.
+        // Step 8: the status (decision 6 precedence).
         let status = if yes {
             NtStatus::STATUS_SUCCESS
         } else if walk.unclean_any > 0 || k > 0 {
@@ -335,7 +348,7 @@ impl Inner {
             NtStatus::STATUS_SUCCESS
         };
 
-        // Step 9: the add-connection extra reference.
+        // Step 9: the add-connection extra reference (rows 6–8).
         if (force == ForceLevel::DetachOnClose || status == NtStatus::STATUS_SUCCESS) && x {
             let mut st = v.state.lock();
             if std::mem::replace(&mut st.additional_reference_taken, false) {
@@ -343,7 +356,7 @@ impl Inner {
                 am.deref_view(v);
             }
         }
-        // Step 10.
+        // Step 10: the NetRoot reference of step 2. The SrvCall is not touched (decision 9).
         am.derefs.push_back(Deref::NetRoot(nr.clone()));
         drop(gate);
         v.force_pending.store(false, Ordering::SeqCst);
@@ -359,11 +372,7 @@ impl Inner {
     }
 
     /// Cancel every outstanding request of the view and every notification keyed on it.
-    fn cancel_all(
-        &self,
-        v: &VNetRoot,
-        out: &mut Vec<crate::inventory::RequestInfo>,
-    ) {
+    fn cancel_all(&self, v: &VNetRoot, out: &mut Vec<crate::inventory::RequestInfo>) {
         let now = self.clock.now();
         let mut reqs = v.requests.all_own();
         reqs.extend(v.requests.notifications());
@@ -376,6 +385,26 @@ impl Inner {
             r.ctx.cancel();
             out.push(crate::active_requests::info(&r, now));
         }
+    }
+
+    /// Row 9 for a view whose memory phase already ran: no walk; `Yes` → SUCCESS, otherwise
+    /// `FILES_OPEN` iff handles (orphaned ones) are still open through it.
+    fn row9(
+        &self,
+        v: &Arc<VNetRoot>,
+        yes: bool,
+        cancelled: Vec<crate::inventory::RequestInfo>,
+    ) -> FinalizeOutcome {
+        let k = v.number_of_fobxs();
+        let mut o = outcome(if !yes && k > 0 {
+            NtStatus::STATUS_FILES_OPEN
+        } else {
+            NtStatus::STATUS_SUCCESS
+        });
+        o.open_handles = handles_of(v);
+        o.cancelled = cancelled;
+        o.view_removed = v.is_finalized();
+        o
     }
 
     /// The abort of decision 7: nothing finalized, extra reference kept.
@@ -436,7 +465,13 @@ impl Inner {
     /// Run the aftermath; when the caller has a deadline (or at most `drain_timeout`), stop
     /// waiting for the server then and let the rest finish in the background: a dead server
     /// must not keep a forced delete from returning.
-    async fn settle_bounded(self: &Arc<Self>, am: Aftermath, ctx: &RxContext) {
+    async fn settle_bounded(self: &Arc<Self>, mut am: Aftermath, ctx: &RxContext) {
+        // The reference changes are local and happen now; only the server calls may be slow.
+        {
+            let now = self.clock.now();
+            let mut names = self.names.lock();
+            crate::refcount::apply_derefs(&mut names, &mut am, now);
+        }
         let inner = self.clone();
         let task = tokio::spawn(async move { inner.settle(am).await });
         let bound = ctx

@@ -104,7 +104,9 @@ impl Fobx {
             st.unclean_count += 1;
         }
         so.v_net_root.state.lock().number_of_fobxs += 1;
-        tbl.view(so.v_net_root.id).fobxs.insert(self.id, self.clone());
+        tbl.view(so.v_net_root.id)
+            .fobxs
+            .insert(self.id, self.clone());
     }
 
     /// Cleanup + close of the handle. Returns false if it was already closed. When the SrvOpen's
@@ -139,5 +141,14 @@ impl Fobx {
         tbl.tidy_view(so.v_net_root.id);
         so.dereference_locked(tbl, am);
         true
+    }
+}
+
+impl std::fmt::Debug for Fobx {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Fobx")
+            .field("id", &self.id)
+            .field("path", &self.path)
+            .finish()
     }
 }

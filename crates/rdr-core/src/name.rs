@@ -104,11 +104,10 @@ fn split_port<'a>(input: &str, hostport: &'a str) -> RxResult<(&'a str, Option<u
         None => Ok((hostport, None)),
         Some(i) => {
             let port = &hostport[i + 1..];
-            let port: u16 = port
-                .parse()
-                .ok()
-                .filter(|p| *p != 0)
-                .ok_or_else(|| invalid(input, format!("port {port:?} is not a number 1-65535")))?;
+            let port: u16 =
+                port.parse().ok().filter(|p| *p != 0).ok_or_else(|| {
+                    invalid(input, format!("port {port:?} is not a number 1-65535"))
+                })?;
             Ok((&hostport[..i], Some(port)))
         }
     }
@@ -328,7 +327,9 @@ mod tests {
 
     #[test]
     fn forbidden_characters_are_rejected() {
-        for bad in ["a*b", "a?b", "a<b", "a>b", "a|b", "a\"b", "a:b", "a\u{1}b", "a\u{1f}b"] {
+        for bad in [
+            "a*b", "a?b", "a<b", "a>b", "a|b", "a\"b", "a:b", "a\u{1}b", "a\u{1f}b",
+        ] {
             let (p, st) = problem(&format!(r"\\srv\share\{bad}"));
             assert!(p.contains("forbidden"), "{bad}: {p}");
             assert_eq!(st, NtStatus::STATUS_OBJECT_NAME_INVALID);

@@ -132,3 +132,12 @@ impl NetRoot {
         true
     }
 }
+
+impl std::fmt::Debug for NetRoot {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NetRoot")
+            .field("id", &self.id)
+            .field("key", &self.key)
+            .finish()
+    }
+}

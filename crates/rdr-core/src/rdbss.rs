@@ -117,33 +117,6 @@ impl Inner {
     }
 }
 
-/// Drops queued references if a future is abandoned half-way (cancelled by the caller).
-pub(crate) struct SettleOnDrop {
-    pub(crate) inner: Arc<Inner>,
-    pub(crate) am: Option<Aftermath>,
-}
-
-impl SettleOnDrop {
-    pub(crate) async fn settle(mut self) {
-        if let Some(am) = self.am.take() {
-            self.inner.settle(am).await;
-        }
-    }
-}
-
-impl Drop for SettleOnDrop {
-    fn drop(&mut self) {
-        if let Some(am) = self.am.take()
-            && !am.is_empty()
-        {
-            let inner = self.inner.clone();
-            if let Ok(h) = tokio::runtime::Handle::try_current() {
-                h.spawn(async move { inner.settle(am).await });
-            }
-        }
-    }
-}
-
 fn not_connected(what: impl Into<String>) -> RxError {
     RxError::NotConnected { what: what.into() }
 }
@@ -259,7 +232,8 @@ impl Rdbss {
                     sc.state.lock().finalized = true;
                     names.remove_srv_call(&sc);
                 }
-                sc.condition.transition(ConditionState::Bad, Some(e.clone()));
+                sc.condition
+                    .transition(ConditionState::Bad, Some(e.clone()));
                 Err(e)
             }
         }
@@ -452,7 +426,8 @@ impl Rdbss {
             }
             Err(e) => {
                 if first {
-                    nr.condition.transition(ConditionState::Bad, Some(e.clone()));
+                    nr.condition
+                        .transition(ConditionState::Bad, Some(e.clone()));
                 }
                 v.condition.transition(ConditionState::Bad, Some(e.clone()));
                 let mut am = Aftermath::default();
@@ -474,10 +449,16 @@ impl Rdbss {
         self.inner.names.lock().lookup(&name, logon_id)
     }
 
-    /// Every live view (in the name table).
+    /// Every live view (constructed and in the name table).
     pub fn connections(&self) -> Vec<Arc<VNetRoot>> {
         let names = self.inner.names.lock();
-        let mut all: Vec<_> = names.v_net_roots.values().flatten().cloned().collect();
+        let mut all: Vec<_> = names
+            .v_net_roots
+            .values()
+            .flatten()
+            .filter(|v| v.condition.get() == ConditionState::Good)
+            .cloned()
+            .collect();
         all.sort_by_key(|v| v.id);
         all
     }
@@ -543,7 +524,7 @@ pub(crate) fn handles_of(v: &Arc<VNetRoot>) -> Vec<HandleInfo> {
     let Some(files) = tbl.views.get(&v.id) else {
         return Vec::new();
     };
-    files.fobxs.values().map(|f| handle_info(f)).collect()
+    files.fobxs.values().map(handle_info).collect()
 }
 
 pub(crate) fn handle_info(f: &Arc<crate::fobx::Fobx>) -> HandleInfo {

@@ -102,3 +102,12 @@ impl SrvCall {
         true
     }
 }
+
+impl std::fmt::Debug for SrvCall {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SrvCall")
+            .field("id", &self.id)
+            .field("key", &self.key)
+            .finish()
+    }
+}

@@ -12,7 +12,9 @@
 
 use crate::fcb::Fcb;
 use crate::fcb_table::FcbTable;
-use crate::minirdr::{AccessMask, BufferingState, CreateOptions, FileInfo, MrxContext, ShareAccess};
+use crate::minirdr::{
+    AccessMask, BufferingState, CreateOptions, FileInfo, MrxContext, ShareAccess,
+};
 use crate::refcount::{Aftermath, Teardown};
 use crate::v_net_root::VNetRoot;
 use crate::write_behind::WriteBehind;
@@ -144,10 +146,10 @@ impl SrvOpen {
         if st.close_delayed_since.is_some() {
             return true;
         }
-        let self_compatible = (!access.can_read() || share.contains(ShareAccess::READ))
+        // Self-compatible share mode.
+        (!access.can_read() || share.contains(ShareAccess::READ))
             && (!access.can_write() || share.contains(ShareAccess::WRITE))
-            && (!access.contains(AccessMask::DELETE) || share.contains(ShareAccess::DELETE));
-        self_compatible
+            && (!access.contains(AccessMask::DELETE) || share.contains(ShareAccess::DELETE))
     }
 
     /// Take a close-delayed SrvOpen back into use (undo the delayed-close accounting).
@@ -199,7 +201,15 @@ impl SrvOpen {
             st.freed = true;
             !std::mem::replace(&mut st.view_ref_dropped, true)
         };
-        self.fcb.state.lock().srv_opens.retain(|s| s.id != self.id);
+        let only_orphans_left = {
+            let mut st = self.fcb.state.lock();
+            st.srv_opens.retain(|s| s.id != self.id);
+            !st.srv_opens.is_empty() && st.srv_opens.iter().all(|s| s.is_orphaned())
+        };
+        if only_orphans_left {
+            // §2.7: an FCB whose every SrvOpen is orphaned is orphaned itself.
+            self.fcb.orphan_locked(tbl, am);
+        }
         tbl.number_of_srv_opens = tbl.number_of_srv_opens.saturating_sub(1);
         tbl.view(self.v_net_root.id).srv_opens.remove(&self.id);
         tbl.tidy_view(self.v_net_root.id);
@@ -233,5 +243,14 @@ impl SrvOpen {
             am.deref_view(&self.v_net_root);
         }
         self.close_locked(tbl, am, true);
+    }
+}
+
+impl std::fmt::Debug for SrvOpen {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SrvOpen")
+            .field("id", &self.id)
+            .field("path", &self.fcb.path)
+            .finish()
     }
 }

@@ -153,3 +153,13 @@ impl VNetRoot {
         true
     }
 }
+
+impl std::fmt::Debug for VNetRoot {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("VNetRoot")
+            .field("id", &self.id)
+            .field("remote", &self.remote)
+            .field("logon_id", &self.credentials.logon_id)
+            .finish()
+    }
+}

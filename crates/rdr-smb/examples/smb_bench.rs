@@ -60,8 +60,20 @@ fn smbclient(e: &Env, cmd: &str, stdin: Option<&str>) -> Res<Duration> {
     Ok(t.elapsed())
 }
 
+/// The client settings; `RDR_BENCH_CHUNK` (bytes) and `RDR_BENCH_DEPTH` override the defaults.
+fn config() -> ClientConfig {
+    let mut c = ClientConfig::default();
+    if let Some(v) = std::env::var("RDR_BENCH_CHUNK").ok().and_then(|v| v.parse().ok()) {
+        c.io_chunk = v;
+    }
+    if let Some(v) = std::env::var("RDR_BENCH_DEPTH").ok().and_then(|v| v.parse().ok()) {
+        c.io_depth = v;
+    }
+    c
+}
+
 async fn connect(e: &Env) -> Res<Arc<Tree>> {
-    let client = SmbClient::connect(&e.host, e.port, ClientConfig::default()).await?;
+    let client = SmbClient::connect(&e.host, e.port, config()).await?;
     let s = Session::setup(
         &client,
         &Identity { user: e.user.clone(), domain: String::new(), password: e.pass.clone() },

@@ -682,11 +682,19 @@ fn verify(sec: &dyn SessionSecurity, m: &Message) -> RxResult<()> {
         }
         return Ok(());
     }
-    let mut copy = m.bytes.to_vec();
-    if let Some(s) = copy.get_mut(signature_range(0)) {
+    // Only the header is copied (to zero its Signature); the body is signed in place.
+    let Some(head) = m.bytes.get(..crate::proto::HEADER_SIZE) else {
+        return Err(RxError::status(
+            NtStatus::STATUS_INVALID_NETWORK_RESPONSE,
+            "response shorter than an SMB2 header",
+        ));
+    };
+    let mut head = head.to_vec();
+    if let Some(s) = head.get_mut(signature_range(0)) {
         s.fill(0);
     }
-    let expected = sec.sign(&[&copy])?;
+    let body = m.bytes.get(crate::proto::HEADER_SIZE..).unwrap_or(&[]);
+    let expected = sec.sign(&[&head, body])?;
     if expected != m.header.signature {
         return Err(RxError::status(
             NtStatus::STATUS_INVALID_SIGNATURE,
