@@ -26,7 +26,9 @@ struct Env {
 }
 
 fn env() -> Res<Env> {
-    let g = |k: &str| std::env::var(k).map_err(|_| format!("{k} is not set (source /tmp/rdr-samba/env)"));
+    let g = |k: &str| {
+        std::env::var(k).map_err(|_| format!("{k} is not set (source /tmp/rdr-samba/env)"))
+    };
     Ok(Env {
         host: g("RDR_SMB_HOST")?,
         port: g("RDR_SMB_PORT")?.parse()?,
@@ -40,14 +42,22 @@ fn env() -> Res<Env> {
 fn smbclient(e: &Env, cmd: &str, stdin: Option<&str>) -> Res<Duration> {
     let t = Instant::now();
     let mut c = Command::new("smbclient");
-    c.args(["-p", &e.port.to_string(), &format!("//{}/{}", e.host, e.share)])
-        .args(["-U", &format!("{}%{}", e.user, e.pass)])
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped());
+    c.args([
+        "-p",
+        &e.port.to_string(),
+        &format!("//{}/{}", e.host, e.share),
+    ])
+    .args(["-U", &format!("{}%{}", e.user, e.pass)])
+    .stdout(Stdio::null())
+    .stderr(Stdio::piped());
     if !cmd.is_empty() {
         c.args(["-c", cmd]);
     }
-    c.stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() });
+    c.stdin(if stdin.is_some() {
+        Stdio::piped()
+    } else {
+        Stdio::null()
+    });
     let mut child = c.spawn()?;
     if let Some(s) = stdin {
         use std::io::Write;
@@ -63,10 +73,16 @@ fn smbclient(e: &Env, cmd: &str, stdin: Option<&str>) -> Res<Duration> {
 /// The client settings; `RDR_BENCH_CHUNK` (bytes) and `RDR_BENCH_DEPTH` override the defaults.
 fn config() -> ClientConfig {
     let mut c = ClientConfig::default();
-    if let Some(v) = std::env::var("RDR_BENCH_CHUNK").ok().and_then(|v| v.parse().ok()) {
+    if let Some(v) = std::env::var("RDR_BENCH_CHUNK")
+        .ok()
+        .and_then(|v| v.parse().ok())
+    {
         c.io_chunk = v;
     }
-    if let Some(v) = std::env::var("RDR_BENCH_DEPTH").ok().and_then(|v| v.parse().ok()) {
+    if let Some(v) = std::env::var("RDR_BENCH_DEPTH")
+        .ok()
+        .and_then(|v| v.parse().ok())
+    {
         c.io_depth = v;
     }
     c
@@ -76,7 +92,11 @@ async fn connect(e: &Env) -> Res<Arc<Tree>> {
     let client = SmbClient::connect(&e.host, e.port, config()).await?;
     let s = Session::setup(
         &client,
-        &Identity { user: e.user.clone(), domain: String::new(), password: e.pass.clone() },
+        &Identity {
+            user: e.user.clone(),
+            domain: String::new(),
+            password: e.pass.clone(),
+        },
     )
     .await?;
     Ok(Tree::connect(&s, &e.share).await?)
@@ -112,7 +132,9 @@ async fn main() -> Res<()> {
     let size = mib << 20;
     let tag = std::process::id();
     let local = format!("/tmp/smb-bench-{tag}.bin");
-    let data: Vec<u8> = (0..size).map(|i| (i.wrapping_mul(2654435761) >> 13) as u8).collect();
+    let data: Vec<u8> = (0..size)
+        .map(|i| (i.wrapping_mul(2654435761) >> 13) as u8)
+        .collect();
     std::fs::write(&local, &data)?;
     let data = Bytes::from(data);
     let remote_rdr = format!("bench-rdr-{tag}.bin");
@@ -124,7 +146,10 @@ async fn main() -> Res<()> {
         let t = Instant::now();
         let tree = connect(&e).await?;
         let f = tree
-            .create(&remote_rdr, &file_params(AccessMask::GENERIC_WRITE, CreateDisposition::OverwriteIf))
+            .create(
+                &remote_rdr,
+                &file_params(AccessMask::GENERIC_WRITE, CreateDisposition::OverwriteIf),
+            )
             .await?;
         let n = f.write(0, data.clone()).await?;
         f.close().await?;
@@ -137,7 +162,10 @@ async fn main() -> Res<()> {
         let t = Instant::now();
         let tree = connect(&e).await?;
         let f = tree
-            .create(&remote_rdr, &file_params(AccessMask::GENERIC_READ, CreateDisposition::Open))
+            .create(
+                &remote_rdr,
+                &file_params(AccessMask::GENERIC_READ, CreateDisposition::Open),
+            )
             .await?;
         let got = f.read_each(0, size, |_, _| Ok(())).await?;
         f.close().await?;
@@ -165,10 +193,13 @@ async fn main() -> Res<()> {
         let t = Instant::now();
         let tree = connect(&e).await?;
         let d = tree
-            .create(&rdir, &CreateParams {
-                options: CreateOptions::DIRECTORY_FILE,
-                ..file_params(AccessMask::GENERIC_READ, CreateDisposition::Create)
-            })
+            .create(
+                &rdir,
+                &CreateParams {
+                    options: CreateOptions::DIRECTORY_FILE,
+                    ..file_params(AccessMask::GENERIC_READ, CreateDisposition::Create)
+                },
+            )
             .await?;
         d.close().await?;
         let workers = 64;
@@ -177,7 +208,8 @@ async fn main() -> Res<()> {
             let (tree, rdir, small) = (tree.clone(), rdir.clone(), small.clone());
             tasks.push(tokio::spawn(async move {
                 for i in (w..files).step_by(workers) {
-                    tree.put_file(&format!("{rdir}\\f{i:05}.dat"), small.clone()).await?;
+                    tree.put_file(&format!("{rdir}\\f{i:05}.dat"), small.clone())
+                        .await?;
                 }
                 Ok::<_, rdr_core::RxError>(())
             }));
@@ -193,7 +225,9 @@ async fn main() -> Res<()> {
             let (tree, rdir) = (tree.clone(), rdir.clone());
             tasks.push(tokio::spawn(async move {
                 for i in (w..files).step_by(workers) {
-                    let i = tree.query_path_info(&format!("{rdir}\\f{i:05}.dat")).await?;
+                    let i = tree
+                        .query_path_info(&format!("{rdir}\\f{i:05}.dat"))
+                        .await?;
                     assert_eq!(i.size, 4096);
                 }
                 Ok::<_, rdr_core::RxError>(())
@@ -205,8 +239,14 @@ async fn main() -> Res<()> {
         rs.push(t.elapsed());
         tree.session().client().shutdown().await;
         // smbclient: mkdir + mput; then allinfo for every file in one session.
-        sc.push(smbclient(&e, &format!("prompt off; lcd {small_dir}; mkdir {sdir}; cd {sdir}; mput *"), None)?);
-        let script: String = (0..files).map(|i| format!("allinfo {sdir}/f{i:05}.dat\n")).collect();
+        sc.push(smbclient(
+            &e,
+            &format!("prompt off; lcd {small_dir}; mkdir {sdir}; cd {sdir}; mput *"),
+            None,
+        )?);
+        let script: String = (0..files)
+            .map(|i| format!("allinfo {sdir}/f{i:05}.dat\n"))
+            .collect();
         ss.push(smbclient(&e, "", Some(&script))?);
         let _ = std::fs::remove_dir_all(format!("{}/data/{rdir}", e.dir));
         let _ = std::fs::remove_dir_all(format!("{}/data/{sdir}", e.dir));
@@ -215,11 +255,40 @@ async fn main() -> Res<()> {
 
     let (rw, rr, sw, sr) = (median(rw), median(rr), median(sw), median(sr));
     let (rc, rs, sc, ss) = (median(rc), median(rs), median(sc), median(ss));
-    println!("rdr-smb API vs smbclient, median of {runs} runs, {mib} MiB file, {files} files of 4 KiB");
-    println!("{:<28} {:>12} {:>12} {:>10}", "operation", "rdr", "smbclient", "rdr÷smb");
-    println!("{:<28} {:>9.0} MB/s {:>7.0} MB/s {:>9.2}x", "sequential write", mbps(size, rw), mbps(size, sw), sw.as_secs_f64() / rw.as_secs_f64());
-    println!("{:<28} {:>9.0} MB/s {:>7.0} MB/s {:>9.2}x", "sequential read", mbps(size, rr), mbps(size, sr), sr.as_secs_f64() / rr.as_secs_f64());
-    println!("{:<28} {:>10.3} s {:>10.3} s {:>9.2}x", format!("create {files} x 4 KiB"), rc.as_secs_f64(), sc.as_secs_f64(), sc.as_secs_f64() / rc.as_secs_f64());
-    println!("{:<28} {:>10.3} s {:>10.3} s {:>9.2}x", format!("stat {files}"), rs.as_secs_f64(), ss.as_secs_f64(), ss.as_secs_f64() / rs.as_secs_f64());
+    println!(
+        "rdr-smb API vs smbclient, median of {runs} runs, {mib} MiB file, {files} files of 4 KiB"
+    );
+    println!(
+        "{:<28} {:>12} {:>12} {:>10}",
+        "operation", "rdr", "smbclient", "rdr÷smb"
+    );
+    println!(
+        "{:<28} {:>9.0} MB/s {:>7.0} MB/s {:>9.2}x",
+        "sequential write",
+        mbps(size, rw),
+        mbps(size, sw),
+        sw.as_secs_f64() / rw.as_secs_f64()
+    );
+    println!(
+        "{:<28} {:>9.0} MB/s {:>7.0} MB/s {:>9.2}x",
+        "sequential read",
+        mbps(size, rr),
+        mbps(size, sr),
+        sr.as_secs_f64() / rr.as_secs_f64()
+    );
+    println!(
+        "{:<28} {:>10.3} s {:>10.3} s {:>9.2}x",
+        format!("create {files} x 4 KiB"),
+        rc.as_secs_f64(),
+        sc.as_secs_f64(),
+        sc.as_secs_f64() / rc.as_secs_f64()
+    );
+    println!(
+        "{:<28} {:>10.3} s {:>10.3} s {:>9.2}x",
+        format!("stat {files}"),
+        rs.as_secs_f64(),
+        ss.as_secs_f64(),
+        ss.as_secs_f64() / rs.as_secs_f64()
+    );
     Ok(())
 }

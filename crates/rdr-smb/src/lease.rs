@@ -167,7 +167,13 @@ impl LeaseTable {
         self.tables.lock().by_key.len()
     }
 
-    pub(crate) fn add_oplock(&self, file_id: FileId, level: OplockLevel, tree: &Arc<Tree>, path: &str) {
+    pub(crate) fn add_oplock(
+        &self,
+        file_id: FileId,
+        level: OplockLevel,
+        tree: &Arc<Tree>,
+        path: &str,
+    ) {
         self.tables.lock().oplocks.insert(
             file_id,
             Arc::new(OplockEntry {
@@ -271,7 +277,9 @@ impl LeaseTable {
         if old == OplockLevel::II || old == OplockLevel::NONE {
             return;
         }
-        let Some(tree) = entry.tree.upgrade() else { return };
+        let Some(tree) = entry.tree.upgrade() else {
+            return;
+        };
         let ack = OplockBreak {
             oplock_level: b.oplock_level,
             file_id: b.file_id,

@@ -425,9 +425,9 @@ async fn release_session(srv: &SmbSrvCall, key: &(String, String)) {
             None
         }
     };
-    if let Some(s) = gone {
-        if !srv.client.is_dead() {
-            let _ = tokio::time::timeout(Duration::from_secs(10), s.logoff()).await;
-        }
+    if let Some(s) = gone
+        && !srv.client.is_dead()
+    {
+        let _ = tokio::time::timeout(Duration::from_secs(10), s.logoff()).await;
     }
 }

@@ -181,15 +181,16 @@ impl Tree {
             }
         }
         let res = self.send(&req, false).await;
-        let rsp = match res.and_then(|r| check(&r, || open_error_path(self, path, "open")).map(|_| r)) {
-            Ok(r) => r,
-            Err(e) => {
-                if let Some(l) = &lease {
-                    client.leases.release(l);
+        let rsp =
+            match res.and_then(|r| check(&r, || open_error_path(self, path, "open")).map(|_| r)) {
+                Ok(r) => r,
+                Err(e) => {
+                    if let Some(l) = &lease {
+                        client.leases.release(l);
+                    }
+                    return Err(e);
                 }
-                return Err(e);
-            }
-        };
+            };
         let body: CreateResponse = match rsp.body() {
             Ok(b) => b,
             Err(e) => {
@@ -423,7 +424,12 @@ impl Open {
                 flags: 0,
                 data: Bytes::new(),
             };
-            let m = client.conn.submit_write(&h, &req, &opts).await?.wait().await?;
+            let m = client
+                .conn
+                .submit_write(&h, &req, &opts)
+                .await?
+                .wait()
+                .await?;
             check(&m, || self.what("WRITE"))?;
         }
         Ok(total)
@@ -487,7 +493,8 @@ impl Open {
     /// Changes times/attributes, size, name or delete disposition.
     pub async fn set_info(&self, info: &SetInfo) -> RxResult<()> {
         self.check_open("SET_INFO")?;
-        let ft = |t: Option<SystemTime>| t.map(FileTime::from_system_time).unwrap_or(FileTime::ZERO);
+        let ft =
+            |t: Option<SystemTime>| t.map(FileTime::from_system_time).unwrap_or(FileTime::ZERO);
         let (class, buf, op) = match info {
             SetInfo::Basic {
                 created,
@@ -604,12 +611,7 @@ impl Open {
 
     /// Sends a request that the server may hold pending; if `ctx` is cancelled first, sends
     /// SMB2 CANCEL and waits (a little) for the server's final answer.
-    async fn pending_request(
-        &self,
-        p: Pending,
-        ctx: &RxContext,
-        op: &str,
-    ) -> RxResult<Message> {
+    async fn pending_request(&self, p: Pending, ctx: &RxContext, op: &str) -> RxResult<Message> {
         let mid = p.message_id();
         let fut = p.wait();
         tokio::pin!(fut);

@@ -124,7 +124,7 @@ impl Session {
         let mut token = sp
             .initial_token(&neg.security_buffer)
             .map_err(|e| RxError::status(e.nt_status(), format!("{}: {e}", what())))?;
-        let mut preauth = neg.preauth.clone();
+        let mut preauth = neg.preauth;
         let mut session_id = 0u64;
         let mut security_mode = SecurityMode::SIGNING_ENABLED;
         if client.config.require_signing {

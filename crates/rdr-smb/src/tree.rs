@@ -55,7 +55,9 @@ impl Tree {
             .send(&h, &req, &session.send_options(false))
             .await
             .map_err(|e| crate::client::name_error(e, &format!("{unc}: TREE_CONNECT")))?;
-        check(&rsp, || format!("{unc}: TREE_CONNECT as {:?}", session.user))?;
+        check(&rsp, || {
+            format!("{unc}: TREE_CONNECT as {:?}", session.user)
+        })?;
         let body: TreeConnectResponse = rsp.body()?;
         let encrypt = body.share_flags.contains(ShareFlags::ENCRYPT_DATA);
         if encrypt && client.neg.cipher.is_none() {
@@ -72,11 +74,13 @@ impl Tree {
             disconnected: AtomicBool::new(false),
         });
         let d = client.neg.dialect;
-        if (d == Dialect::SMB3_0 || d == Dialect::SMB3_0_2) && session.sign && !session.encrypt {
-            if let Err(e) = tree.validate_negotiate().await {
-                let _ = tree.disconnect().await;
-                return Err(e);
-            }
+        if (d == Dialect::SMB3_0 || d == Dialect::SMB3_0_2)
+            && session.sign
+            && !session.encrypt
+            && let Err(e) = tree.validate_negotiate().await
+        {
+            let _ = tree.disconnect().await;
+            return Err(e);
         }
         Ok(tree)
     }
@@ -151,7 +155,11 @@ impl Tree {
     /// Sends one request on this tree; `Pending` for requests that may stay pending.
     pub(crate) async fn submit<M: SmbMessage>(&self, body: &M) -> RxResult<Pending> {
         let h = self.header(M::COMMAND);
-        self.session.client.conn.submit(&h, body, &self.opts()).await
+        self.session
+            .client
+            .conn
+            .submit(&h, body, &self.opts())
+            .await
     }
 
     /// Sends one request on this tree and waits for its response.

@@ -16,10 +16,17 @@ async fn wrong_password_is_logon_failure() {
     let Some(env) = env() else { return };
     bounded(30, "wrong password", async {
         let client = env.client(ClientConfig::default()).await;
-        let who = Identity { user: env.user1.clone(), domain: String::new(), password: "not-the-password".into() };
+        let who = Identity {
+            user: env.user1.clone(),
+            domain: String::new(),
+            password: "not-the-password".into(),
+        };
         let e = Session::setup(&client, &who).await.unwrap_err();
         assert_eq!(e.nt_status(), NtStatus::STATUS_LOGON_FAILURE, "{e}");
-        assert!(e.to_string().contains(&env.user1) && e.to_string().contains(&env.host), "{e}");
+        assert!(
+            e.to_string().contains(&env.user1) && e.to_string().contains(&env.host),
+            "{e}"
+        );
         // The connection survives a failed logon: the right password works on it.
         Session::setup(&client, &env.id1()).await.unwrap();
     })
@@ -62,13 +69,16 @@ struct OwnSmbd {
     dir: String,
     port: u16,
     pgid: i32,
+    child: std::process::Child,
 }
 
 impl OwnSmbd {
     fn start(env: &Env) -> OwnSmbd {
         let dir = format!("/tmp/rdr-smb-kill-{}", std::process::id());
         let _ = std::fs::remove_dir_all(&dir);
-        for d in ["private", "lock", "state", "cache", "pid", "log", "ncalrpc", "data"] {
+        for d in [
+            "private", "lock", "state", "cache", "pid", "log", "ncalrpc", "data",
+        ] {
             std::fs::create_dir_all(format!("{dir}/{d}")).unwrap();
         }
         for f in ["passdb.tdb", "secrets.tdb"] {
@@ -78,7 +88,11 @@ impl OwnSmbd {
             }
         }
         use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(format!("{dir}/data"), std::fs::Permissions::from_mode(0o777)).unwrap();
+        std::fs::set_permissions(
+            format!("{dir}/data"),
+            std::fs::Permissions::from_mode(0o777),
+        )
+        .unwrap();
         let port = {
             let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
             l.local_addr().unwrap().port()
@@ -96,7 +110,14 @@ impl OwnSmbd {
         )
         .unwrap();
         let child = std::process::Command::new("smbd")
-            .args(["--foreground", "--no-process-group", "-s", &format!("{dir}/smb.conf"), "-l", &format!("{dir}/log")])
+            .args([
+                "--foreground",
+                "--no-process-group",
+                "-s",
+                &format!("{dir}/smb.conf"),
+                "-l",
+                &format!("{dir}/log"),
+            ])
             .stdin(std::process::Stdio::null())
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null())
@@ -104,10 +125,13 @@ impl OwnSmbd {
             .spawn()
             .unwrap();
         let pgid = child.id() as i32;
-        let s = OwnSmbd { dir, port, pgid };
+        let s = OwnSmbd { dir, port, pgid, child };
         let t = Instant::now();
         while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(t.elapsed() < Duration::from_secs(20), "own smbd did not start");
+            assert!(
+                t.elapsed() < Duration::from_secs(20),
+                "own smbd did not start"
+            );
             std::thread::sleep(Duration::from_millis(100));
         }
         s
@@ -115,13 +139,16 @@ impl OwnSmbd {
 
     /// SIGKILL to the smbd process group this test created (master and connection children).
     fn kill(&self) {
-        let _ = std::process::Command::new("kill").args(["-9", "--", &format!("-{}", self.pgid)]).status();
+        let _ = std::process::Command::new("kill")
+            .args(["-9", "--", &format!("-{}", self.pgid)])
+            .status();
     }
 }
 
 impl Drop for OwnSmbd {
     fn drop(&mut self) {
         self.kill();
+        let _ = self.child.wait();
         let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
@@ -134,12 +161,29 @@ async fn smbd_killed_during_a_large_read_fails_every_pending_request_quickly() {
     let f = std::fs::File::create(format!("{}/data/big.bin", smbd.dir)).unwrap();
     f.set_len(2 << 30).unwrap();
     drop(f);
-    let cfg = ClientConfig { io_chunk: 1 << 20, io_depth: 32, ..ClientConfig::default() };
-    let client = bounded(20, "connect own smbd", SmbClient::connect("127.0.0.1", smbd.port, cfg)).await.unwrap();
+    let cfg = ClientConfig {
+        io_chunk: 1 << 20,
+        io_depth: 32,
+        ..ClientConfig::default()
+    };
+    let client = bounded(
+        20,
+        "connect own smbd",
+        SmbClient::connect("127.0.0.1", smbd.port, cfg),
+    )
+    .await
+    .unwrap();
     let tree = bounded(20, "tree", env.tree(&client, &env.id1(), "data")).await;
-    let f = bounded(20, "open", tree.create("big.bin", &params(AccessMask::GENERIC_READ, CreateDisposition::Open)))
-        .await
-        .unwrap();
+    let f = bounded(
+        20,
+        "open",
+        tree.create(
+            "big.bin",
+            &params(AccessMask::GENERIC_READ, CreateDisposition::Open),
+        ),
+    )
+    .await
+    .unwrap();
     // Four readers, each with many requests in flight; the first byte that arrives kills smbd.
     let smbd = std::sync::Arc::new(smbd);
     let f = std::sync::Arc::new(f);
@@ -176,10 +220,15 @@ async fn smbd_killed_during_a_large_read_fails_every_pending_request_quickly() {
         );
         let k = killed_at.lock().expect("some data arrived before the kill");
         let since = ended.saturating_duration_since(k);
-        assert!(since < Duration::from_secs(2), "a reader failed {since:?} after the kill");
+        assert!(
+            since < Duration::from_secs(2),
+            "a reader failed {since:?} after the kill"
+        );
     }
     assert!(client.is_dead());
     // Later requests fail at once too.
-    let e = bounded(2, "request on a dead connection", f.read(0, 10)).await.unwrap_err();
+    let e = bounded(2, "request on a dead connection", f.read(0, 10))
+        .await
+        .unwrap_err();
     assert!(e.nt_status().is_error(), "{e}");
 }

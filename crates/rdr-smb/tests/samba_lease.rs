@@ -22,7 +22,17 @@ async fn lease_break_is_delivered_flushed_and_acknowledged_promptly() {
         let name = unique("leased");
         // No DELETE access: smbclient opens without FILE_SHARE_DELETE, and an open with DELETE
         // would (rightly) make its open fail with a sharing violation after the H break.
-        let f = std::sync::Arc::new(tree.create(&name, &params(AccessMask::GENERIC_READ | AccessMask::GENERIC_WRITE, CreateDisposition::Create)).await.unwrap());
+        let f = std::sync::Arc::new(
+            tree.create(
+                &name,
+                &params(
+                    AccessMask::GENERIC_READ | AccessMask::GENERIC_WRITE,
+                    CreateDisposition::Create,
+                ),
+            )
+            .await
+            .unwrap(),
+        );
         let rwh = LeaseState::READ_CACHING | LeaseState::WRITE_CACHING | LeaseState::HANDLE_CACHING;
         assert_eq!(f.lease_state(), Some(rwh), "an RWH lease is held");
         f.write(0, Bytes::from_static(b"old data")).await.unwrap();
@@ -34,7 +44,9 @@ async fn lease_break_is_delivered_flushed_and_acknowledged_promptly() {
                 let mut seen = Vec::new();
                 while let Some(ev) = breaks.recv().await {
                     seen.push((ev.kind, ev.path.clone()));
-                    f.write(0, Bytes::from_static(b"flushed before ack")).await.unwrap();
+                    f.write(0, Bytes::from_static(b"flushed before ack"))
+                        .await
+                        .unwrap();
                     ev.release();
                     if seen.len() == 1 {
                         break;
@@ -48,17 +60,33 @@ async fn lease_break_is_delivered_flushed_and_acknowledged_promptly() {
         let local = format!("/tmp/{name}.got");
         let (env2, name2, local2) = (env.clone(), name.clone(), local.clone());
         let started = Instant::now();
-        let (ok, out) = tokio::task::spawn_blocking(move || env2.smbclient(&env2.share, &format!("get {name2} {local2}")))
-            .await
-            .unwrap();
+        let (ok, out) = tokio::task::spawn_blocking(move || {
+            env2.smbclient(&env2.share, &format!("get {name2} {local2}"))
+        })
+        .await
+        .unwrap();
         let took = started.elapsed();
         assert!(ok, "smbclient get: {out}");
-        assert!(took < Duration::from_secs(10), "smbclient was not stalled to the 35 s break timeout ({took:?})");
+        assert!(
+            took < Duration::from_secs(10),
+            "smbclient was not stalled to the 35 s break timeout ({took:?})"
+        );
         let seen = consumer.await.unwrap();
         match seen[0] {
-            (BreakKind::Lease { from, to, ack_required, .. }, ref path) => {
+            (
+                BreakKind::Lease {
+                    from,
+                    to,
+                    ack_required,
+                    ..
+                },
+                ref path,
+            ) => {
                 assert_eq!(from, rwh);
-                assert!(!to.contains(LeaseState::WRITE_CACHING), "W is broken: {to:?}");
+                assert!(
+                    !to.contains(LeaseState::WRITE_CACHING),
+                    "W is broken: {to:?}"
+                );
                 assert!(ack_required);
                 assert_eq!(path.as_deref(), Some(name.as_str()));
             }
@@ -68,10 +96,17 @@ async fn lease_break_is_delivered_flushed_and_acknowledged_promptly() {
         assert_eq!(std::fs::read(&local).unwrap(), b"flushed before ack");
         std::fs::remove_file(&local).unwrap();
         let st = f.lease_state().unwrap();
-        assert!(!st.contains(LeaseState::WRITE_CACHING), "the lease state follows the break: {st:?}");
+        assert!(
+            !st.contains(LeaseState::WRITE_CACHING),
+            "the lease state follows the break: {st:?}"
+        );
         f.close().await.unwrap();
         std::fs::remove_file(format!("{}/data/{name}", env.samba_dir)).unwrap();
-        assert_eq!(client.leases_in_use(), 0, "the lease key is forgotten with the last open");
+        assert_eq!(
+            client.leases_in_use(),
+            0,
+            "the lease key is forgotten with the last open"
+        );
     })
     .await;
 }
@@ -83,15 +118,30 @@ async fn without_a_subscriber_breaks_are_acknowledged_at_once() {
         let client = env.client(ClientConfig::default()).await;
         let tree = env.tree(&client, &env.id1(), &env.share).await;
         let name = unique("leased2");
-        let f = tree.create(&name, &params(AccessMask::GENERIC_READ | AccessMask::GENERIC_WRITE, CreateDisposition::Create)).await.unwrap();
+        let f = tree
+            .create(
+                &name,
+                &params(
+                    AccessMask::GENERIC_READ | AccessMask::GENERIC_WRITE,
+                    CreateDisposition::Create,
+                ),
+            )
+            .await
+            .unwrap();
         f.write(0, Bytes::from_static(b"abc")).await.unwrap();
         let (env2, name2) = (env.clone(), name.clone());
         let started = Instant::now();
-        let (ok, out) = tokio::task::spawn_blocking(move || env2.smbclient(&env2.share, &format!("put /etc/hostname {name2}")))
-            .await
-            .unwrap();
+        let (ok, out) = tokio::task::spawn_blocking(move || {
+            env2.smbclient(&env2.share, &format!("put /etc/hostname {name2}"))
+        })
+        .await
+        .unwrap();
         assert!(ok, "smbclient put: {out}");
-        assert!(started.elapsed() < Duration::from_secs(10), "not stalled ({:?})", started.elapsed());
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "not stalled ({:?})",
+            started.elapsed()
+        );
         // Our lease lost W (and R, since the other client wrote).
         let st = f.lease_state().unwrap();
         assert!(!st.contains(LeaseState::WRITE_CACHING), "{st:?}");

@@ -22,13 +22,18 @@ fn sockets_to(port: u16) -> usize {
     }
     let mut n = 0;
     for file in ["/proc/self/net/tcp", "/proc/self/net/tcp6"] {
-        let Ok(t) = std::fs::read_to_string(file) else { continue };
+        let Ok(t) = std::fs::read_to_string(file) else {
+            continue;
+        };
         for line in t.lines().skip(1) {
             let f: Vec<&str> = line.split_whitespace().collect();
             if f.len() < 10 {
                 continue;
             }
-            let rport = f[2].rsplit(':').next().and_then(|p| u16::from_str_radix(p, 16).ok());
+            let rport = f[2]
+                .rsplit(':')
+                .next()
+                .and_then(|p| u16::from_str_radix(p, 16).ok());
             if rport == Some(port) && f[3] == "01" && inodes.contains(f[9]) {
                 n += 1;
             }
@@ -48,22 +53,42 @@ async fn two_users_share_one_connection_and_logoff_keeps_the_other() {
         assert_ne!(s1.id(), s2.id());
         let t1 = Tree::connect(&s1, &env.share).await.unwrap();
         let t2 = Tree::connect(&s2, &env.share).await.unwrap();
-        assert_eq!(sockets_to(env.port), 1, "both sessions on one TCP connection");
+        assert_eq!(
+            sockets_to(env.port),
+            1,
+            "both sessions on one TCP connection"
+        );
 
         // Each user creates a file; the server records each file's owner.
         let n1 = unique("user1");
         let n2 = unique("user2");
-        let f1 = t1.create(&n1, &params(rw(), CreateDisposition::Create)).await.unwrap();
-        let f2 = t2.create(&n2, &params(rw(), CreateDisposition::Create)).await.unwrap();
+        let f1 = t1
+            .create(&n1, &params(rw(), CreateDisposition::Create))
+            .await
+            .unwrap();
+        let f2 = t2
+            .create(&n2, &params(rw(), CreateDisposition::Create))
+            .await
+            .unwrap();
         f1.write(0, Bytes::from_static(b"one")).await.unwrap();
         f2.write(0, Bytes::from_static(b"two")).await.unwrap();
         f1.close().await.unwrap();
         f2.close().await.unwrap();
         use std::os::unix::fs::MetadataExt;
-        let uid = |n: &str| std::fs::metadata(format!("{}/data/{n}", env.samba_dir)).unwrap().uid();
+        let uid = |n: &str| {
+            std::fs::metadata(format!("{}/data/{n}", env.samba_dir))
+                .unwrap()
+                .uid()
+        };
         let uid_of = |u: &str| {
-            let o = std::process::Command::new("id").args(["-u", u]).output().unwrap();
-            String::from_utf8_lossy(&o.stdout).trim().parse::<u32>().unwrap()
+            let o = std::process::Command::new("id")
+                .args(["-u", u])
+                .output()
+                .unwrap();
+            String::from_utf8_lossy(&o.stdout)
+                .trim()
+                .parse::<u32>()
+                .unwrap()
         };
         assert_eq!(uid(&n1), uid_of(&env.user1));
         assert_eq!(uid(&n2), uid_of(&env.user2));
@@ -71,24 +96,43 @@ async fn two_users_share_one_connection_and_logoff_keeps_the_other() {
         // User 1 logs off: user 2 keeps working on the same connection.
         t1.disconnect().await.unwrap();
         s1.logoff().await.unwrap();
-        let f2 = t2.create(&n2, &params(rw(), CreateDisposition::Open)).await.unwrap();
+        let f2 = t2
+            .create(&n2, &params(rw(), CreateDisposition::Open))
+            .await
+            .unwrap();
         assert_eq!(&f2.read(0, 10).await.unwrap()[..], b"two");
         f2.close().await.unwrap();
         assert_eq!(sockets_to(env.port), 1, "the connection stayed");
         // The logged-off session is gone on the server.
-        let e = t1.create(&n1, &params(rw(), CreateDisposition::Open)).await.unwrap_err();
+        let e = t1
+            .create(&n1, &params(rw(), CreateDisposition::Open))
+            .await
+            .unwrap_err();
         assert!(
-            matches!(e.nt_status(), NtStatus::STATUS_USER_SESSION_DELETED | NtStatus::STATUS_NETWORK_NAME_DELETED),
+            matches!(
+                e.nt_status(),
+                NtStatus::STATUS_USER_SESSION_DELETED | NtStatus::STATUS_NETWORK_NAME_DELETED
+            ),
             "{e}"
         );
         // A new session for user 1 comes back on the same connection.
         let s1 = Session::setup(&client, &env.id1()).await.unwrap();
         let t1 = Tree::connect(&s1, &env.share).await.unwrap();
-        let f1 = t1.create(&n1, &params(rw(), CreateDisposition::Open)).await.unwrap();
-        f1.set_info(&rdr_core::minirdr::SetInfo::Disposition(true)).await.unwrap();
+        let f1 = t1
+            .create(&n1, &params(rw(), CreateDisposition::Open))
+            .await
+            .unwrap();
+        f1.set_info(&rdr_core::minirdr::SetInfo::Disposition(true))
+            .await
+            .unwrap();
         f1.close().await.unwrap();
-        let f2 = t2.create(&n2, &params(rw(), CreateDisposition::Open)).await.unwrap();
-        f2.set_info(&rdr_core::minirdr::SetInfo::Disposition(true)).await.unwrap();
+        let f2 = t2
+            .create(&n2, &params(rw(), CreateDisposition::Open))
+            .await
+            .unwrap();
+        f2.set_info(&rdr_core::minirdr::SetInfo::Disposition(true))
+            .await
+            .unwrap();
         f2.close().await.unwrap();
         assert_eq!(sockets_to(env.port), 1);
         client.shutdown().await;

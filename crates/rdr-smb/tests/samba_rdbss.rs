@@ -28,13 +28,18 @@ fn sockets_to(port: u16) -> Vec<String> {
     }
     let mut out = Vec::new();
     for file in ["/proc/self/net/tcp", "/proc/self/net/tcp6"] {
-        let Ok(t) = std::fs::read_to_string(file) else { continue };
+        let Ok(t) = std::fs::read_to_string(file) else {
+            continue;
+        };
         for line in t.lines().skip(1) {
             let f: Vec<&str> = line.split_whitespace().collect();
             if f.len() < 10 {
                 continue;
             }
-            let rport = f[2].rsplit(':').next().and_then(|p| u16::from_str_radix(p, 16).ok());
+            let rport = f[2]
+                .rsplit(':')
+                .next()
+                .and_then(|p| u16::from_str_radix(p, 16).ok());
             if rport == Some(port) && f[3] == "01" && inodes.contains(f[9]) {
                 out.push(f[9].to_string());
             }
@@ -57,7 +62,11 @@ async fn finalize_seen_from_the_server_and_transport_reuse() {
     let Some(env) = env() else { return };
     bounded(90, "rdbss", async {
         let linger = Duration::from_secs(2);
-        let rdr = Arc::new(SmbRdr::new(SmbConfig { port: env.port, linger, ..SmbConfig::default() }));
+        let rdr = Arc::new(SmbRdr::new(SmbConfig {
+            port: env.port,
+            linger,
+            ..SmbConfig::default()
+        }));
         let rdbss = Rdbss::new(rdr, RdbssConfig::default());
         let _scavenger = rdbss.spawn_scavenger(Duration::from_millis(200));
         let ctx = RxContext::new();
@@ -72,21 +81,40 @@ async fn finalize_seen_from_the_server_and_transport_reuse() {
         let sock = sockets_to(env.port);
         assert_eq!(sock.len(), 1);
         let name = unique("held");
-        let h = rdbss.create(&v, &name, &params(rw(), CreateDisposition::Create), &ctx).await.unwrap();
-        rdbss.write(&h, 0, Bytes::from_static(b"data"), &ctx).await.unwrap();
-        assert!(server_open_files(&env).contains(&name), "the server holds the handle");
+        let h = rdbss
+            .create(&v, &name, &params(rw(), CreateDisposition::Create), &ctx)
+            .await
+            .unwrap();
+        rdbss
+            .write(&h, 0, Bytes::from_static(b"data"), &ctx)
+            .await
+            .unwrap();
+        assert!(
+            server_open_files(&env).contains(&name),
+            "the server holds the handle"
+        );
 
         // No force, a file open: FILES_OPEN and the server still holds the handle.
-        let o = rdbss.finalize_connection(&v.net_root(), Some(&v), ForceLevel::No, &ctx).await;
+        let o = rdbss
+            .finalize_connection(&v.net_root(), Some(&v), ForceLevel::No, &ctx)
+            .await;
         assert_eq!(o.status, NtStatus::STATUS_FILES_OPEN);
-        assert!(server_open_files(&env).contains(&name), "still held after FILES_OPEN");
+        assert!(
+            server_open_files(&env).contains(&name),
+            "still held after FILES_OPEN"
+        );
 
         // Force: afterwards the server holds no handle of the view.
-        let o = rdbss.finalize_connection(&v.net_root(), Some(&v), ForceLevel::Yes, &ctx).await;
+        let o = rdbss
+            .finalize_connection(&v.net_root(), Some(&v), ForceLevel::Yes, &ctx)
+            .await;
         assert_eq!(o.status, NtStatus::STATUS_SUCCESS);
         let t = Instant::now();
         while server_open_files(&env).contains(&name) {
-            assert!(t.elapsed() < Duration::from_secs(10), "the server still holds {name}");
+            assert!(
+                t.elapsed() < Duration::from_secs(10),
+                "the server still holds {name}"
+            );
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
         // The orphaned handle fails I/O; closing it succeeds.
@@ -95,16 +123,28 @@ async fn finalize_seen_from_the_server_and_transport_reuse() {
 
         // Within the linger time a new view reuses the same TCP connection.
         let v = rdbss.add_connection(&remote, creds(), &ctx).await.unwrap();
-        assert_eq!(sockets_to(env.port), sock, "the dormant transport was reused");
-        let h = rdbss.create(&v, &name, &params(rw(), CreateDisposition::Open), &ctx).await.unwrap();
+        assert_eq!(
+            sockets_to(env.port),
+            sock,
+            "the dormant transport was reused"
+        );
+        let h = rdbss
+            .create(&v, &name, &params(rw(), CreateDisposition::Open), &ctx)
+            .await
+            .unwrap();
         assert_eq!(&rdbss.read(&h, 0, 10, &ctx).await.unwrap()[..], b"data");
         rdbss.close(&h).await.unwrap();
-        let o = rdbss.finalize_connection(&v.net_root(), Some(&v), ForceLevel::Yes, &ctx).await;
+        let o = rdbss
+            .finalize_connection(&v.net_root(), Some(&v), ForceLevel::Yes, &ctx)
+            .await;
         assert_eq!(o.status, NtStatus::STATUS_SUCCESS);
         // After the linger time the scavenger closes it.
         let t = Instant::now();
         while !sockets_to(env.port).is_empty() {
-            assert!(t.elapsed() < linger + Duration::from_secs(10), "the transport outlived its linger time");
+            assert!(
+                t.elapsed() < linger + Duration::from_secs(10),
+                "the transport outlived its linger time"
+            );
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
         std::fs::remove_file(format!("{}/data/{name}", env.samba_dir)).unwrap();

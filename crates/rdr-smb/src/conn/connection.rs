@@ -284,6 +284,7 @@ impl Connection {
 
     /// Sends a WRITE with its payload kept apart: header and fixed part from one buffer, the
     /// payload from `req.data`, in one vectored write (no copy unless encrypting).
+    #[allow(clippy::single_range_in_vec_init)]
     pub async fn submit_write(
         &self,
         header: &Header,

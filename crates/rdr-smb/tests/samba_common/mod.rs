@@ -44,22 +44,36 @@ pub fn env() -> Option<Env> {
     })();
     if e.is_none() {
         if std::env::var_os("CI").is_some() {
-            panic!("RDR_SMB_* variables missing: run scripts/samba-fixture.sh start and source /tmp/rdr-samba/env");
+            panic!(
+                "RDR_SMB_* variables missing: run scripts/samba-fixture.sh start and source /tmp/rdr-samba/env"
+            );
         }
-        eprintln!("skipped: no Samba fixture (scripts/samba-fixture.sh start; set -a; . /tmp/rdr-samba/env)");
+        eprintln!(
+            "skipped: no Samba fixture (scripts/samba-fixture.sh start; set -a; . /tmp/rdr-samba/env)"
+        );
     }
     e
 }
 
 impl Env {
     pub fn id1(&self) -> Identity {
-        Identity { user: self.user1.clone(), domain: String::new(), password: self.pass1.clone() }
+        Identity {
+            user: self.user1.clone(),
+            domain: String::new(),
+            password: self.pass1.clone(),
+        }
     }
     pub fn id2(&self) -> Identity {
-        Identity { user: self.user2.clone(), domain: String::new(), password: self.pass2.clone() }
+        Identity {
+            user: self.user2.clone(),
+            domain: String::new(),
+            password: self.pass2.clone(),
+        }
     }
     pub async fn client(&self, cfg: ClientConfig) -> Arc<SmbClient> {
-        SmbClient::connect(&self.host, self.port, cfg).await.expect("connect + negotiate")
+        SmbClient::connect(&self.host, self.port, cfg)
+            .await
+            .expect("connect + negotiate")
     }
     /// A session of `who` and a tree on `share`.
     pub async fn tree(&self, client: &Arc<SmbClient>, who: &Identity, share: &str) -> Arc<Tree> {
@@ -69,7 +83,11 @@ impl Env {
     /// smbclient against the fixture as user 1; returns (success, stdout+stderr).
     pub fn smbclient(&self, share: &str, cmd: &str) -> (bool, String) {
         let out = std::process::Command::new("smbclient")
-            .args(["-p", &self.port.to_string(), &format!("//{}/{}", self.host, share)])
+            .args([
+                "-p",
+                &self.port.to_string(),
+                &format!("//{}/{}", self.host, share),
+            ])
             .args(["-U", &format!("{}%{}", self.user1, self.pass1), "-c", cmd])
             .output()
             .expect("run smbclient");
@@ -86,7 +104,11 @@ pub fn unique(prefix: &str) -> String {
         "{prefix}-{}-{}-{}",
         std::process::id(),
         N.fetch_add(1, Ordering::SeqCst),
-        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() % 1_000_000
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos()
+            % 1_000_000
     )
 }
 
