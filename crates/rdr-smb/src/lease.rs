@@ -257,7 +257,7 @@ impl LeaseTable {
         };
         // STATUS_UNSUCCESSFUL here means the break was resolved otherwise (a close); nothing
         // else to do either way.
-        let _ = tree.send(&ack, false).await;
+        let _ = tree.send(&ack).await;
     }
 
     async fn oplock_break(self: Arc<Self>, b: OplockBreak) {
@@ -284,7 +284,7 @@ impl LeaseTable {
             oplock_level: b.oplock_level,
             file_id: b.file_id,
         };
-        let _ = tree.send(&ack, false).await;
+        let _ = tree.send(&ack).await;
     }
 }
 

@@ -180,7 +180,7 @@ impl Tree {
                 oplock = true;
             }
         }
-        let res = self.send(&req, false).await;
+        let res = self.send(&req).await;
         let rsp =
             match res.and_then(|r| check(&r, || open_error_path(self, path, "open")).map(|_| r)) {
                 Ok(r) => r,
@@ -321,7 +321,7 @@ impl Open {
         self.check_open("READ")?;
         let chunk = self.tree.session.client.io_chunk_read();
         if len <= chunk {
-            let r = self.tree.send(&self.read_request(offset, len), false).await;
+            let r = self.tree.send(&self.read_request(offset, len)).await;
             return self.read_result(r);
         }
         let mut out = BytesMut::with_capacity(len as usize);
@@ -440,12 +440,9 @@ impl Open {
         self.check_open("FLUSH")?;
         let m = self
             .tree
-            .send(
-                &FlushRequest {
-                    file_id: self.file_id,
-                },
-                false,
-            )
+            .send(&FlushRequest {
+                file_id: self.file_id,
+            })
             .await?;
         check(&m, || self.what("FLUSH"))
     }
@@ -458,13 +455,10 @@ impl Open {
         let leases = &self.tree.session.client.leases;
         let r = self
             .tree
-            .send(
-                &CloseRequest {
-                    flags: 0,
-                    file_id: self.file_id,
-                },
-                false,
-            )
+            .send(&CloseRequest {
+                flags: 0,
+                file_id: self.file_id,
+            })
             .await;
         if let Some(l) = &self.lease {
             leases.release(l);
@@ -480,10 +474,11 @@ impl Open {
         self.check_open("QUERY_INFO")?;
         let m = self
             .tree
-            .send(
-                &QueryInfoRequest::file(self.file_id, FileInfoClass::FileAllInformation, 4096),
-                false,
-            )
+            .send(&QueryInfoRequest::file(
+                self.file_id,
+                FileInfoClass::FileAllInformation,
+                4096,
+            ))
             .await?;
         check(&m, || self.what("QUERY_INFO"))?;
         let out = m.body::<QueryInfoResponse>()?.output;
@@ -542,7 +537,7 @@ impl Open {
         };
         let m = self
             .tree
-            .send(&SetInfoRequest::file(self.file_id, class, buf), false)
+            .send(&SetInfoRequest::file(self.file_id, class, buf))
             .await?;
         check(&m, || self.what(op))
     }
@@ -570,7 +565,7 @@ impl Open {
                 output_buffer_length: len,
             };
             restart = false;
-            let m = self.tree.send(&req, false).await?;
+            let m = self.tree.send(&req).await?;
             if m.header.status == NtStatus::STATUS_NO_MORE_FILES {
                 return Ok(Vec::new());
             }
@@ -705,7 +700,7 @@ impl Open {
                 flags: LockFlags::UNLOCK,
             }],
         };
-        let m = self.tree.send(&req, false).await?;
+        let m = self.tree.send(&req).await?;
         check(&m, || {
             self.what(&format!("UNLOCK {}+{}", range.offset, range.length))
         })

@@ -97,7 +97,7 @@ impl Tree {
         }
         .to_ioctl()?;
         let what = || format!("{}: VALIDATE_NEGOTIATE_INFO", self.unc());
-        let rsp = self.send(&req, false).await?;
+        let rsp = self.send(&req).await?;
         check(&rsp, what)?;
         let io: IoctlResponse = rsp.body()?;
         let v = ValidateNegotiateInfoResponse::parse(&io.output)?;
@@ -163,18 +163,12 @@ impl Tree {
     }
 
     /// Sends one request on this tree and waits for its response.
-    pub(crate) async fn send<M: SmbMessage>(&self, body: &M, _async: bool) -> RxResult<Message> {
+    pub(crate) async fn send<M: SmbMessage>(&self, body: &M) -> RxResult<Message> {
         self.submit(body).await?.wait().await
     }
 
     /// Sends CREATE + QUERY_INFO + CLOSE in one compound and returns the QUERY_INFO output.
-    async fn compound_query(
-        &self,
-        path: &str,
-        directory_hint: bool,
-        query: QueryInfoRequest,
-    ) -> RxResult<Bytes> {
-        let _ = directory_hint;
+    async fn compound_query(&self, path: &str, query: QueryInfoRequest) -> RxResult<Bytes> {
         let create = CreateRequest {
             desired_access: AccessMask::FILE_READ_ATTRIBUTES | AccessMask::SYNCHRONIZE,
             create_disposition: CreateDisposition::OPEN,
@@ -291,7 +285,6 @@ impl Tree {
         let out = self
             .compound_query(
                 path,
-                false,
                 QueryInfoRequest::file(FileId::RELATED, FileInfoClass::FileAllInformation, 4096),
             )
             .await?;
@@ -303,7 +296,6 @@ impl Tree {
         let out = self
             .compound_query(
                 "",
-                true,
                 QueryInfoRequest::fs(FileId::RELATED, FsInfoClass::FileFsFullSizeInformation, 64),
             )
             .await?;
@@ -321,7 +313,7 @@ impl Tree {
         if self.disconnected.swap(true, Ordering::SeqCst) {
             return Ok(());
         }
-        let rsp = self.send(&TreeDisconnectRequest, false).await?;
+        let rsp = self.send(&TreeDisconnectRequest).await?;
         check(&rsp, || format!("{}: TREE_DISCONNECT", self.unc()))
     }
 

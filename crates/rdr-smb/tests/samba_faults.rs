@@ -125,7 +125,12 @@ impl OwnSmbd {
             .spawn()
             .unwrap();
         let pgid = child.id() as i32;
-        let s = OwnSmbd { dir, port, pgid, child };
+        let s = OwnSmbd {
+            dir,
+            port,
+            pgid,
+            child,
+        };
         let t = Instant::now();
         while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
             assert!(

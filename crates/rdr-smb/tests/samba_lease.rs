@@ -155,16 +155,28 @@ async fn without_a_subscriber_breaks_are_acknowledged_at_once() {
 async fn oplock_break_on_2_0_2_is_delivered_and_acknowledged() {
     let Some(env) = env() else { return };
     bounded(60, "oplock break", async {
-        let cfg = ClientConfig { dialects: vec![rdr_smb::proto::Dialect::SMB2_0_2], ..ClientConfig::default() };
+        let cfg = ClientConfig {
+            dialects: vec![rdr_smb::proto::Dialect::SMB2_0_2],
+            ..ClientConfig::default()
+        };
         let client = env.client(cfg).await;
         let mut breaks = client.subscribe_breaks();
         let tree = env.tree(&client, &env.id1(), &env.share).await;
         let name = unique("oplocked");
         let f = tree
-            .create(&name, &params(AccessMask::GENERIC_READ | AccessMask::GENERIC_WRITE, CreateDisposition::Create))
+            .create(
+                &name,
+                &params(
+                    AccessMask::GENERIC_READ | AccessMask::GENERIC_WRITE,
+                    CreateDisposition::Create,
+                ),
+            )
             .await
             .unwrap();
-        assert!(f.buffering().write_caching && f.buffering().handle_caching, "a batch oplock");
+        assert!(
+            f.buffering().write_caching && f.buffering().handle_caching,
+            "a batch oplock"
+        );
         // The consumer releases each event at once (the acknowledgment waits for it).
         let consumer = tokio::spawn(async move {
             let ev = breaks.recv().await.unwrap();
@@ -174,12 +186,21 @@ async fn oplock_break_on_2_0_2_is_delivered_and_acknowledged() {
         });
         let (env2, name2) = (env.clone(), name.clone());
         let started = Instant::now();
-        let (ok, out) = tokio::task::spawn_blocking(move || env2.smbclient(&env2.share, &format!("get {name2} /dev/null")))
-            .await
-            .unwrap();
+        let (ok, out) = tokio::task::spawn_blocking(move || {
+            env2.smbclient(&env2.share, &format!("get {name2} /dev/null"))
+        })
+        .await
+        .unwrap();
         assert!(ok, "smbclient get: {out}");
-        assert!(started.elapsed() < Duration::from_secs(10), "not stalled ({:?})", started.elapsed());
-        let (kind, path) = tokio::time::timeout(Duration::from_secs(5), consumer).await.unwrap().unwrap();
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "not stalled ({:?})",
+            started.elapsed()
+        );
+        let (kind, path) = tokio::time::timeout(Duration::from_secs(5), consumer)
+            .await
+            .unwrap()
+            .unwrap();
         match kind {
             BreakKind::Oplock { file_id, .. } => assert_eq!(file_id, f.file_id()),
             other => panic!("expected an oplock break, got {other:?}"),
