@@ -324,7 +324,8 @@ impl Open {
             let r = self.tree.send(&self.read_request(offset, len)).await;
             return self.read_result(r);
         }
-        let mut out = BytesMut::with_capacity(len as usize);
+        // Grown as data arrives: a large `len` on a small file must not allocate `len` up front.
+        let mut out = BytesMut::with_capacity((len as usize).min(64 << 20));
         self.read_each(offset, u64::from(len), |_, b| {
             out.extend_from_slice(&b);
             Ok(())
