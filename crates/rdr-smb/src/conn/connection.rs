@@ -78,7 +78,7 @@ impl SendOptions {
 pub struct Pending {
     message_id: u64,
     request: Bytes,
-    rx: oneshot::Receiver<RxResult<Message>>,
+    rx: oneshot::Receiver<RxResult<Delivered>>,
 }
 
 impl Pending {
@@ -96,7 +96,11 @@ impl Pending {
     /// Waits for the final response (interim STATUS_PENDING responses are absorbed).
     pub async fn wait(self) -> RxResult<Message> {
         match self.rx.await {
-            Ok(r) => r,
+            // The signature is checked here, in the waiting task, so the reader task goes on
+            // receiving while responses are verified.
+            Ok(Ok(Delivered(m, Some(sec)))) => verify(&*sec, &m).map(|_| m),
+            Ok(Ok(Delivered(m, None))) => Ok(m),
+            Ok(Err(e)) => Err(e),
             Err(_) => Err(RxError::status(
                 NtStatus::STATUS_CONNECTION_DISCONNECTED,
                 "SMB connection closed before the response arrived",
@@ -105,8 +109,18 @@ impl Pending {
     }
 }
 
+/// A final response and the keys to verify it with (none when it came encrypted or the
+/// session has no keys yet).
+struct Delivered(Message, Option<Arc<dyn SessionSecurity>>);
+
+impl std::fmt::Debug for Delivered {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("Delivered").field(&self.0.header.command).finish()
+    }
+}
+
 struct Waiter {
-    tx: oneshot::Sender<RxResult<Message>>,
+    tx: oneshot::Sender<RxResult<Delivered>>,
     async_id: Option<u64>,
     session_id: u64,
     tree_id: u32,
@@ -660,10 +674,7 @@ impl Inner {
             };
             let sec = st.sessions.get(&h.session_id).cloned();
             drop(st);
-            let res = match sec {
-                Some(sec) if !encrypted => verify(&*sec, &m).map(|_| m),
-                _ => Ok(m),
-            };
+            let res = Ok(Delivered(m, if encrypted { None } else { sec }));
             let _ = w.tx.send(res);
         }
         self.credit_notify.notify_waiters();
