@@ -202,7 +202,10 @@ async fn main() -> Res<()> {
             )
             .await?;
         d.close().await?;
-        let workers = 64;
+        let workers: usize = std::env::var("RDR_BENCH_META_DEPTH")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(16);
         let mut tasks = Vec::new();
         for w in 0..workers {
             let (tree, rdir, small) = (tree.clone(), rdir.clone(), small.clone());
