@@ -189,7 +189,7 @@ async fn main() -> Res<()> {
     for run in 0..runs {
         let rdir = format!("meta-rdr-{tag}-{run}");
         let sdir = format!("meta-smb-{tag}-{run}");
-        // rdr: mkdir, then compound CREATE+WRITE+CLOSE per file, 64 files in flight.
+        // rdr: mkdir, then compound CREATE+WRITE+CLOSE per file, 64 files in flight (RDR_BENCH_META_DEPTH).
         let t = Instant::now();
         let tree = connect(&e).await?;
         let d = tree
@@ -221,7 +221,7 @@ async fn main() -> Res<()> {
             t.await??;
         }
         rc.push(t.elapsed());
-        // rdr: stat every file (compound CREATE+QUERY_INFO+CLOSE), 64 in flight.
+        // rdr: stat every file (compound CREATE+QUERY_INFO+CLOSE), as many in flight.
         let t = Instant::now();
         let mut tasks = Vec::new();
         for w in 0..workers {
