@@ -108,7 +108,11 @@ async fn pair() -> (Connection, Peer) {
 /// First exchange: one ECHO, answered with `credits`.
 async fn grant(conn: &Connection, peer: &mut Peer, credits: u16) {
     let p = conn
-        .submit(&Header::request(Command::ECHO), &EchoRequest, &SendOptions::default())
+        .submit(
+            &Header::request(Command::ECHO),
+            &EchoRequest,
+            &SendOptions::default(),
+        )
         .await
         .unwrap();
     let req = peer.recv_one().await;
@@ -131,7 +135,8 @@ async fn responses_are_routed_by_message_id_in_any_order() {
         for i in 0..3u64 {
             let mut h = Header::request(Command::QUERY_INFO);
             h.tree_id = 100 + i as u32;
-            let q = QueryInfoRequest::file(FileId::default(), FileInfoClass::FileBasicInformation, 40);
+            let q =
+                QueryInfoRequest::file(FileId::default(), FileInfoClass::FileBasicInformation, 40);
             pend.push(conn.submit(&h, &q, &SendOptions::default()).await.unwrap());
         }
         let reqs: Vec<Message> = {
@@ -151,7 +156,14 @@ async fn responses_are_routed_by_message_id_in_any_order() {
                 creation_time: FileTime(r.header.tree_id as u64),
                 ..Default::default()
             };
-            peer.reply(&r.header, 1, &QueryInfoResponse { output: info.encode() }).await;
+            peer.reply(
+                &r.header,
+                1,
+                &QueryInfoResponse {
+                    output: info.encode(),
+                },
+            )
+            .await;
         }
         for (i, p) in pend.into_iter().enumerate() {
             let mid = p.message_id();
@@ -174,14 +186,22 @@ async fn a_request_waits_for_credits_until_a_response_grants_them() {
         grant(&conn, &mut peer, 1).await;
         assert_eq!(conn.available_credits(), 1);
         let first = conn
-            .submit(&Header::request(Command::ECHO), &EchoRequest, &SendOptions::default())
+            .submit(
+                &Header::request(Command::ECHO),
+                &EchoRequest,
+                &SendOptions::default(),
+            )
             .await
             .unwrap();
         assert_eq!(conn.available_credits(), 0);
         let c2 = conn.clone();
         let second = tokio::spawn(async move {
-            c2.send(&Header::request(Command::ECHO), &EchoRequest, &SendOptions::default())
-                .await
+            c2.send(
+                &Header::request(Command::ECHO),
+                &EchoRequest,
+                &SendOptions::default(),
+            )
+            .await
         });
         yield_many().await;
         // The second request is parked on credits: not registered, not sent.
@@ -211,7 +231,11 @@ async fn large_reads_and_writes_charge_one_credit_per_64k() {
             ..Default::default()
         };
         let p = conn
-            .submit(&Header::request(Command::READ), &read, &SendOptions::default())
+            .submit(
+                &Header::request(Command::READ),
+                &read,
+                &SendOptions::default(),
+            )
             .await
             .unwrap();
         let r = peer.recv_one().await;
@@ -232,13 +256,19 @@ async fn large_reads_and_writes_charge_one_credit_per_64k() {
         let m = p.wait().await.unwrap();
         let rr: ReadResponse = m.body().unwrap();
         assert_eq!(rr.data, data);
+        // Zero copy from the socket buffer to the caller: the data is a slice of the frame.
+        assert!(m.bytes.as_ptr_range().contains(&rr.data.as_ptr()));
         // The next MessageId skips the 4 the read consumed.
         let w = WriteRequest {
             data: Bytes::from(vec![1u8; 65537]),
             ..Default::default()
         };
         let p = conn
-            .submit_write(&Header::request(Command::WRITE), &w, &SendOptions::default())
+            .submit_write(
+                &Header::request(Command::WRITE),
+                &w,
+                &SendOptions::default(),
+            )
             .await
             .unwrap();
         assert_eq!(p.message_id(), 5);
@@ -246,7 +276,15 @@ async fn large_reads_and_writes_charge_one_credit_per_64k() {
         assert_eq!(r.header.credit_charge, 2);
         let got: WriteRequest = r.body().unwrap();
         assert_eq!(got.data, w.data);
-        peer.reply(&r.header, 2, &WriteResponse { count: 65537, remaining: 0 }).await;
+        peer.reply(
+            &r.header,
+            2,
+            &WriteResponse {
+                count: 65537,
+                remaining: 0,
+            },
+        )
+        .await;
         let wr: WriteResponse = p.wait().await.unwrap().body().unwrap();
         assert_eq!(wr.count, 65537);
     })
@@ -284,8 +322,14 @@ async fn interim_pending_grants_credits_and_cancel_uses_the_async_id() {
         while conn.available_credits() < 8 {
             tokio::task::yield_now().await;
         }
-        assert_eq!(conn.outstanding(), 1, "still waiting for the final response");
-        conn.cancel(p.message_id(), &SendOptions::default()).await.unwrap();
+        assert_eq!(
+            conn.outstanding(),
+            1,
+            "still waiting for the final response"
+        );
+        conn.cancel(p.message_id(), &SendOptions::default())
+            .await
+            .unwrap();
         let c = peer.recv_one().await;
         assert_eq!(c.header.command, Command::CANCEL);
         assert_eq!(c.header.message_id, p.message_id());
@@ -320,9 +364,13 @@ async fn a_dead_connection_fails_every_waiter_at_once() {
         let mut pend = Vec::new();
         for _ in 0..3 {
             pend.push(
-                conn.submit(&Header::request(Command::ECHO), &EchoRequest, &SendOptions::default())
-                    .await
-                    .unwrap(),
+                conn.submit(
+                    &Header::request(Command::ECHO),
+                    &EchoRequest,
+                    &SendOptions::default(),
+                )
+                .await
+                .unwrap(),
             );
         }
         for _ in 0..3 {
@@ -346,7 +394,11 @@ async fn garbage_from_the_server_kills_the_connection_with_a_protocol_error() {
     tokio::time::timeout(LIMIT, async {
         let (conn, mut peer) = pair().await;
         let p = conn
-            .submit(&Header::request(Command::ECHO), &EchoRequest, &SendOptions::default())
+            .submit(
+                &Header::request(Command::ECHO),
+                &EchoRequest,
+                &SendOptions::default(),
+            )
             .await
             .unwrap();
         peer.recv_one().await;
@@ -389,7 +441,11 @@ async fn unsolicited_lease_breaks_reach_the_break_channel() {
         );
         // The connection still works afterwards.
         let p = conn
-            .submit(&Header::request(Command::ECHO), &EchoRequest, &SendOptions::default())
+            .submit(
+                &Header::request(Command::ECHO),
+                &EchoRequest,
+                &SendOptions::default(),
+            )
             .await
             .unwrap();
         let r = peer.recv_one().await;
@@ -418,7 +474,8 @@ async fn compound_members_get_consecutive_ids_and_their_own_responses() {
             flags: 0,
             file_id: FileId::RELATED,
         };
-        b.push(&Header::request(Command::CLOSE), &close, true).unwrap();
+        b.push(&Header::request(Command::CLOSE), &close, true)
+            .unwrap();
         let pend = conn
             .submit_compound(b, &[0, 0], &h, &SendOptions::default())
             .await
@@ -536,7 +593,10 @@ async fn signed_requests_and_responses_go_through_the_hook() {
     tokio::time::timeout(LIMIT, async {
         let (conn, mut peer) = pair().await;
         grant(&conn, &mut peer, 10).await;
-        let keys = Arc::new(ToyKeys { session: 0x77, key: 0x3C });
+        let keys = Arc::new(ToyKeys {
+            session: 0x77,
+            key: 0x3C,
+        });
         conn.register_session(keys.clone());
         let opts = SendOptions {
             security: Some(keys.clone()),
@@ -560,7 +620,10 @@ async fn signed_requests_and_responses_go_through_the_hook() {
             NtStatus::STATUS_SUCCESS,
             1,
             None,
-            &WriteResponse { count: 14, remaining: 0 },
+            &WriteResponse {
+                count: 14,
+                remaining: 0,
+            },
         );
         rsp[16] |= 0x08; // SIGNED
         let sig = keys.mac(&[&rsp]);
@@ -570,11 +633,23 @@ async fn signed_requests_and_responses_go_through_the_hook() {
 
         // A tampered one is refused with STATUS_INVALID_SIGNATURE.
         let p = conn
-            .submit(&h, &FlushRequest { file_id: FileId::default() }, &opts)
+            .submit(
+                &h,
+                &FlushRequest {
+                    file_id: FileId::default(),
+                },
+                &opts,
+            )
             .await
             .unwrap();
         let req = peer.recv_one().await;
-        let mut rsp = Peer::response(&req.header, NtStatus::STATUS_SUCCESS, 1, None, &FlushResponse);
+        let mut rsp = Peer::response(
+            &req.header,
+            NtStatus::STATUS_SUCCESS,
+            1,
+            None,
+            &FlushResponse,
+        );
         rsp[16] |= 0x08;
         rsp[48..64].copy_from_slice(&[0xEE; 16]);
         peer.send_raw(&rsp).await;
@@ -583,7 +658,13 @@ async fn signed_requests_and_responses_go_through_the_hook() {
 
         // An unsigned one on a session that requires signing is refused too.
         let p = conn
-            .submit(&h, &FlushRequest { file_id: FileId::default() }, &opts)
+            .submit(
+                &h,
+                &FlushRequest {
+                    file_id: FileId::default(),
+                },
+                &opts,
+            )
             .await
             .unwrap();
         let req = peer.recv_one().await;
@@ -600,7 +681,10 @@ async fn encrypted_requests_and_responses_go_through_the_hook() {
     tokio::time::timeout(LIMIT, async {
         let (conn, mut peer) = pair().await;
         grant(&conn, &mut peer, 10).await;
-        let keys = Arc::new(ToyKeys { session: 0x99, key: 0xA5 });
+        let keys = Arc::new(ToyKeys {
+            session: 0x99,
+            key: 0xA5,
+        });
         conn.register_session(keys.clone());
         let opts = SendOptions {
             security: Some(keys.clone()),
@@ -620,18 +704,93 @@ async fn encrypted_requests_and_responses_go_through_the_hook() {
         let req = Message::parse(plain).unwrap();
         let got: WriteRequest = req.body().unwrap();
         assert_eq!(&got.data[..], b"secret data");
-        assert!(!req.header.flags.contains(HeaderFlags::SIGNED), "encrypted, not signed");
+        assert!(
+            !req.header.flags.contains(HeaderFlags::SIGNED),
+            "encrypted, not signed"
+        );
         let rsp = Peer::response(
             &req.header,
             NtStatus::STATUS_SUCCESS,
             1,
             None,
-            &WriteResponse { count: 11, remaining: 0 },
+            &WriteResponse {
+                count: 11,
+                remaining: 0,
+            },
         );
         let t = keys.encrypt(&rsp).unwrap();
         peer.send_raw(&t).await;
         let m = p.wait().await.unwrap();
         assert_eq!(m.body::<WriteResponse>().unwrap().count, 11);
+    })
+    .await
+    .unwrap();
+}
+
+#[tokio::test]
+async fn an_unanswered_request_times_out_and_can_be_cancelled() {
+    let (conn, mut peer) = pair().await;
+    grant(&conn, &mut peer, 5).await;
+    // From here the clock is paused: the timeout below fires as soon as all is idle.
+    tokio::time::pause();
+    let p = conn
+        .submit(
+            &Header::request(Command::ECHO),
+            &EchoRequest,
+            &SendOptions::default(),
+        )
+        .await
+        .unwrap();
+    let mid = p.message_id();
+    peer.recv_one().await;
+    let e = p.wait_timeout(Duration::from_secs(30)).await.unwrap_err();
+    assert_eq!(e.nt_status(), NtStatus::STATUS_IO_TIMEOUT);
+    assert_eq!(conn.outstanding(), 1, "still outstanding on the server");
+    conn.cancel(mid, &SendOptions::default()).await.unwrap();
+    let c = peer.recv_one().await;
+    assert_eq!(c.header.command, Command::CANCEL);
+    assert_eq!(c.header.message_id, mid);
+    assert_eq!(
+        c.header.async_id, None,
+        "no interim response, so a sync CANCEL"
+    );
+}
+
+#[tokio::test]
+async fn a_server_that_grants_no_credits_gets_a_clear_error_not_a_hang() {
+    tokio::time::timeout(LIMIT, async {
+        let (conn, mut peer) = pair().await;
+        grant(&conn, &mut peer, 0).await;
+        assert_eq!(conn.available_credits(), 0);
+        let e = conn.echo().await.unwrap_err();
+        assert_eq!(e.nt_status(), NtStatus::STATUS_INSUFFICIENT_RESOURCES);
+        assert!(e.to_string().contains("no credits"), "{e}");
+    })
+    .await
+    .unwrap();
+}
+
+#[tokio::test]
+async fn shutdown_fails_outstanding_requests_and_closes_the_socket() {
+    tokio::time::timeout(LIMIT, async {
+        let (conn, mut peer) = pair().await;
+        grant(&conn, &mut peer, 4).await;
+        let p = conn
+            .submit(
+                &Header::request(Command::ECHO),
+                &EchoRequest,
+                &SendOptions::default(),
+            )
+            .await
+            .unwrap();
+        peer.recv_one().await;
+        conn.shutdown().await;
+        let e = p.wait().await.unwrap_err();
+        assert_eq!(e.nt_status(), NtStatus::STATUS_CONNECTION_DISCONNECTED);
+        // The peer sees end of stream.
+        let mut b = [0u8; 1];
+        assert_eq!(peer.sock.read(&mut b).await.unwrap(), 0);
+        assert!(conn.echo().await.is_err());
     })
     .await
     .unwrap();

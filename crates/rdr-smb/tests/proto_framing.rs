@@ -390,3 +390,28 @@ fn proto_error_becomes_invalid_network_response() {
     assert!(rx.to_string().contains("READ response"));
     assert!(rx.to_string().contains("StructureSize"));
 }
+
+#[test]
+fn credit_charge_is_one_per_64k_and_header_fields_can_be_patched() {
+    assert_eq!(credit_charge_for(0), 1);
+    assert_eq!(credit_charge_for(1), 1);
+    assert_eq!(credit_charge_for(65536), 1);
+    assert_eq!(credit_charge_for(65537), 2);
+    assert_eq!(credit_charge_for(8 << 20), 128);
+    assert_eq!(credit_charge_for(usize::MAX), u16::MAX);
+
+    let mut buf = BytesMut::new();
+    buf.extend_from_slice(&[0; 4]);
+    let r = encode_message(
+        &Header::request(Command::READ),
+        &ReadRequest::default(),
+        &mut buf,
+    )
+    .unwrap();
+    patch_request_header(&mut buf, r.start, 0x1122, 3, 40).unwrap();
+    let h = Header::decode(&buf[r.start..]).unwrap();
+    assert_eq!(h.message_id, 0x1122);
+    assert_eq!(h.credit_charge, 3);
+    assert_eq!(h.credits, 40);
+    assert!(patch_request_header(&mut buf, r.end - 10, 1, 1, 1).is_err());
+}

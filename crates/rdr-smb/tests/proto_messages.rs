@@ -1409,3 +1409,135 @@ fn decode_response_dispatches_by_command() {
     v.extend_from_slice(&e.0);
     assert!(decode_response(&Message::parse(Bytes::from(v)).unwrap()).is_err());
 }
+
+#[test]
+fn more_information_classes_for_readdir_statfs_and_links() {
+    // FileIdFullDirectoryInformation: 80 fixed bytes + name.
+    let e = B::new()
+        .u32(0)
+        .u32(0)
+        .u64(1)
+        .u64(2)
+        .u64(3)
+        .u64(4)
+        .u64(99)
+        .u64(4096)
+        .u32(0x20)
+        .u32(6)
+        .u32(0)
+        .u32(0)
+        .u64(0x1234)
+        .utf16("abc");
+    let v = parse_id_full_directory_information(&Bytes::from(e.0.clone())).unwrap();
+    assert_eq!(v.len(), 1);
+    assert_eq!(v[0].info.name, "abc");
+    assert_eq!(v[0].file_id, 0x1234);
+    assert_eq!(v[0].info.end_of_file, 99);
+    assert_eq!(
+        &encode_id_full_directory_information(&v).unwrap()[..],
+        &e.0[..]
+    );
+
+    // FileNamesInformation.
+    let n = B::new()
+        .u32(16)
+        .u32(1)
+        .u32(4)
+        .utf16("ab")
+        .u32(0)
+        .u32(2)
+        .u32(2)
+        .utf16("c");
+    assert_eq!(
+        parse_names_information(&Bytes::from(n.0)).unwrap(),
+        vec![(1, "ab".to_string()), (2, "c".to_string())]
+    );
+
+    // FileFsAttributeInformation.
+    let a = B::new().u32(0x3).u32(255).u32(8).utf16("NTFS");
+    let fa = FileFsAttributeInformation::parse(&a.0).unwrap();
+    assert_eq!(fa.maximum_component_name_length, 255);
+    assert_eq!(fa.file_system_name, "NTFS");
+    assert_eq!(&fa.encode().unwrap()[..], &a.0[..]);
+
+    // FileFsVolumeInformation.
+    let vol = B::new().u64(77).u32(0xCAFE).u32(4).u8(0).u8(0).utf16("vo");
+    let fv = FileFsVolumeInformation::parse(&vol.0).unwrap();
+    assert_eq!(fv.serial_number, 0xCAFE);
+    assert_eq!(fv.label, "vo");
+    assert_eq!(&fv.encode().unwrap()[..], &vol.0[..]);
+
+    // FileInternalInformation, FileAllocationInformation.
+    assert_eq!(
+        FileInternalInformation::parse(&B::new().u64(42).0)
+            .unwrap()
+            .index_number,
+        42
+    );
+    assert_eq!(
+        &FileAllocationInformation {
+            allocation_size: 8192
+        }
+        .encode()[..],
+        &B::new().u64(8192).0[..]
+    );
+
+    // FileLinkInformation has the rename layout.
+    let link: FileLinkInformation = FileRenameInformation {
+        replace_if_exists: false,
+        root_directory: 0,
+        name: "hard".into(),
+    };
+    assert_eq!(
+        &link.encode().unwrap()[..],
+        &B::new().u8(0).zeros(7).u64(0).u32(8).utf16("hard").0[..]
+    );
+}
+
+#[test]
+fn symlink_error_response_gives_the_target() {
+    // PathBuffer: substitute "\??\C:\t" then print "C:\t".
+    let sub = "\\??\\C:\\t";
+    let print = "C:\\t";
+    let sub_len = (sub.len() * 2) as u16;
+    let print_len = (print.len() * 2) as u16;
+    let body = B::new()
+        .u32(0x4C4D_5953)
+        .u32(0xA000_000C)
+        .u16(12 + sub_len + print_len)
+        .u16(4) // UnparsedPathLength
+        .u16(0)
+        .u16(sub_len)
+        .u16(sub_len)
+        .u16(print_len)
+        .u32(0)
+        .utf16(sub)
+        .utf16(print);
+    let data = B::new().u32(body.len() as u32).raw(&body.0);
+    let er = ErrorResponse {
+        contexts: vec![],
+        data: Bytes::from(data.0.clone()),
+    };
+    let s = er.symlink().unwrap().unwrap();
+    assert_eq!(s.substitute_name, sub);
+    assert_eq!(s.print_name, print);
+    assert_eq!(s.unparsed_path_length, 4);
+    // Same data inside a 3.1.1 error context.
+    let er = ErrorResponse {
+        contexts: vec![ErrorContext {
+            error_id: 0,
+            data: Bytes::from(data.0.clone()),
+        }],
+        data: Bytes::new(),
+    };
+    assert_eq!(er.symlink().unwrap().unwrap().print_name, print);
+    // Not a symlink error: None. A PrintName past the buffer: error.
+    assert_eq!(ErrorResponse::default().symlink().unwrap(), None);
+    let mut bad = data.0.clone();
+    bad[22..24].copy_from_slice(&500u16.to_le_bytes());
+    let er = ErrorResponse {
+        contexts: vec![],
+        data: Bytes::from(bad),
+    };
+    assert!(er.symlink().is_err());
+}

@@ -21,10 +21,11 @@ use tokio::task::JoinHandle;
 use super::credits::CreditWindow;
 use super::security::SessionSecurity;
 use crate::proto::{
-    begin_frame, classify, credit_charge_for, encode_message, finish_frame, patch_request_header,
-    set_signed_flag, signature_range, split_compound, Command, CompoundBuilder, EchoRequest,
-    FrameDecoder, FrameKind, Header, HeaderFlags, Message, SmbMessage, TransformHeader,
-    WriteRequest, MAX_FRAME_LEN, NETBIOS_HEADER_SIZE,
+    Capabilities, Command, CompoundBuilder, Dialect, EchoRequest, FrameDecoder, FrameKind, Header,
+    HeaderFlags, MAX_FRAME_LEN, Message, NETBIOS_HEADER_SIZE, NegotiateRequest, NegotiateResponse,
+    SmbMessage, TransformHeader, WriteRequest, begin_frame, classify, credit_charge_for,
+    encode_message, finish_frame, patch_request_header, set_signed_flag, signature_range,
+    split_compound,
 };
 
 /// MessageId of unsolicited server messages (oplock and lease break notifications).
@@ -73,6 +74,17 @@ impl SendOptions {
     }
 }
 
+/// The outcome of [`Connection::negotiate`].
+#[derive(Debug, Clone)]
+pub struct Negotiated {
+    /// The decoded NEGOTIATE response.
+    pub response: NegotiateResponse,
+    /// The NEGOTIATE request as sent (SMB2 message, no NetBIOS header).
+    pub request_bytes: Bytes,
+    /// The NEGOTIATE response as received.
+    pub response_bytes: Bytes,
+}
+
 /// A request on the wire whose final response is still to come.
 #[derive(Debug)]
 pub struct Pending {
@@ -91,6 +103,19 @@ impl Pending {
     /// its NetBIOS header), for the 3.1.1 preauth integrity hash; empty for other commands.
     pub fn request_bytes(&self) -> &Bytes {
         &self.request
+    }
+
+    /// Waits for the final response at most `limit`; past it, STATUS_IO_TIMEOUT (the request
+    /// stays outstanding on the server: send [`Connection::cancel`] or drop the connection).
+    pub async fn wait_timeout(self, limit: Duration) -> RxResult<Message> {
+        let mid = self.message_id;
+        match tokio::time::timeout(limit, self.wait()).await {
+            Ok(r) => r,
+            Err(_) => Err(RxError::status(
+                NtStatus::STATUS_IO_TIMEOUT,
+                format!("no response to MessageId {mid} within {limit:?}"),
+            )),
+        }
     }
 
     /// Waits for the final response (interim STATUS_PENDING responses are absorbed).
@@ -185,7 +210,10 @@ impl Connection {
         let stream = tokio::time::timeout(config.connect_timeout, TcpStream::connect(addr))
             .await
             .map_err(|_| {
-                RxError::status(NtStatus::STATUS_IO_TIMEOUT, format!("connect to {addr}: timed out"))
+                RxError::status(
+                    NtStatus::STATUS_IO_TIMEOUT,
+                    format!("connect to {addr}: timed out"),
+                )
             })?
             .map_err(|e| io_error(&format!("connect to {addr}"), &e))?;
         Connection::from_stream(stream, config)
@@ -281,7 +309,15 @@ impl Connection {
         let range = encode_message(header, body, &mut buf)?;
         let charge = self.charge_for(body.payload_size());
         let mut p = self
-            .transmit(buf, frame, vec![range], vec![charge], None, header, opts)
+            .transmit(
+                buf,
+                frame,
+                std::iter::once(range).collect(),
+                vec![charge],
+                None,
+                header,
+                opts,
+            )
             .await?;
         p.pop().ok_or_else(|| internal("no pending request"))
     }
@@ -319,7 +355,15 @@ impl Connection {
             Some(req.data.clone())
         };
         let mut p = self
-            .transmit(buf, frame, vec![start..start], vec![charge], payload, header, opts)
+            .transmit(
+                buf,
+                frame,
+                std::iter::once(start..start).collect(),
+                vec![charge],
+                payload,
+                header,
+                opts,
+            )
             .await?;
         p.pop().ok_or_else(|| internal("no pending request"))
     }
@@ -351,6 +395,46 @@ impl Connection {
         let charges = payload_sizes.iter().map(|&s| self.charge_for(s)).collect();
         self.transmit(buf, frame, ranges, charges, None, first_header, opts)
             .await
+    }
+
+    /// Runs NEGOTIATE: sends `req`, checks the answer, and turns on multi-credit requests when
+    /// the server offers LARGE_MTU on 2.1+. Returns the response with the raw request and
+    /// response bytes (the first two inputs of the 3.1.1 preauth integrity hash).
+    pub async fn negotiate(&self, req: &NegotiateRequest) -> RxResult<Negotiated> {
+        let p = self
+            .submit(
+                &Header::request(Command::NEGOTIATE),
+                req,
+                &SendOptions::default(),
+            )
+            .await?;
+        let request_bytes = p.request_bytes().clone();
+        let m = p.wait().await?;
+        if m.header.status != NtStatus::STATUS_SUCCESS {
+            return Err(RxError::status(
+                m.header.status,
+                format!("NEGOTIATE with {}", self.inner.peer),
+            ));
+        }
+        let response: NegotiateResponse = m.body()?;
+        if !req.dialects.contains(&response.dialect) {
+            return Err(RxError::status(
+                NtStatus::STATUS_INVALID_NETWORK_RESPONSE,
+                format!(
+                    "{} chose dialect {:?}, which was not offered",
+                    self.inner.peer, response.dialect
+                ),
+            ));
+        }
+        self.set_large_mtu(
+            response.dialect >= Dialect::SMB2_1
+                && response.capabilities.contains(Capabilities::LARGE_MTU),
+        );
+        Ok(Negotiated {
+            response,
+            request_bytes,
+            response_bytes: m.bytes,
+        })
     }
 
     /// Sends ECHO and waits for the answer.
@@ -458,7 +542,15 @@ impl Connection {
             for ((r, &mid), &charge) in ranges.iter().zip(&ids).zip(&charges) {
                 let req = st.credits.credit_request(charge);
                 // A vectored WRITE's range is empty (start..start): the header is at start.
-                patch_request_header(&mut buf, r.start, mid, charge, req)?;
+                if let Err(e) = patch_request_header(&mut buf, r.start, mid, charge, req) {
+                    for _ in 0..ids.len() {
+                        st.credits.abandoned();
+                    }
+                    for (m, _) in &receivers {
+                        st.waiters.remove(m);
+                    }
+                    return Err(e.into());
+                }
                 let (tx, rx) = oneshot::channel();
                 st.waiters.insert(
                     mid,
@@ -563,7 +655,9 @@ impl Connection {
     async fn write_frame(&self, buf: BytesMut, payload: Option<Bytes>) -> RxResult<()> {
         let mut w = self.inner.writer.lock().await;
         let Some(wr) = w.as_mut() else {
-            return Err(self.dead().unwrap_or_else(|| closed("connection shut down")));
+            return Err(self
+                .dead()
+                .unwrap_or_else(|| closed("connection shut down")));
         };
         let res = match payload {
             Some(p) => {
@@ -689,7 +783,10 @@ fn verify(sec: &dyn SessionSecurity, m: &Message) -> RxResult<()> {
         if sec.signing_required() && m.header.status != NtStatus::STATUS_PENDING {
             return Err(RxError::status(
                 NtStatus::STATUS_ACCESS_DENIED,
-                format!("unsigned {:?} response on a signed session", m.header.command),
+                format!(
+                    "unsigned {:?} response on a signed session",
+                    m.header.command
+                ),
             ));
         }
         return Ok(());

@@ -142,7 +142,7 @@ fn run_all(b: &Bytes) -> usize {
             ok += $e.is_ok() as usize;
         };
     }
-    t!(ErrorResponse::decode(b));
+    t!(ErrorResponse::decode(b).and_then(|e| e.symlink()));
     t!(NegotiateResponse::decode_body(b));
     t!(SessionSetupResponse::decode_body(b));
     t!(LogoffResponse::decode_body(b));
@@ -181,6 +181,11 @@ fn run_all(b: &Bytes) -> usize {
         t!(FileFsSizeInformation::parse(p));
         t!(ValidateNegotiateInfoResponse::parse(p));
         t!(super::info::FileRenameInformation::parse(p));
+        t!(super::info::FileFsAttributeInformation::parse(p));
+        t!(super::info::FileFsVolumeInformation::parse(p));
+        t!(super::info::FileInternalInformation::parse(p));
+        t!(super::dir::parse_id_full_directory_information(p));
+        t!(super::dir::parse_names_information(p));
     }
     ok
 }

@@ -477,3 +477,78 @@ pub fn encode_notify_information(entries: &[FileNotifyInformation]) -> ProtoResu
     link_entries(&mut buf, &starts, M_FNI)?;
     Ok(buf.freeze())
 }
+
+const M_FIFDI: &str = "FileIdFullDirectoryInformation";
+const M_FNAMES: &str = "FileNamesInformation";
+
+/// One FileIdFullDirectoryInformation entry (class 38): no short name.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct IdFullDirectoryInformation {
+    /// The common fields.
+    pub info: DirectoryInformation,
+    /// EaSize (or reparse tag for reparse points).
+    pub ea_size: u32,
+    /// FileId (the inode number on Samba).
+    pub file_id: u64,
+}
+
+/// Parses a FileIdFullDirectoryInformation (class 38) buffer.
+pub fn parse_id_full_directory_information(
+    buf: &Bytes,
+) -> ProtoResult<Vec<IdFullDirectoryInformation>> {
+    split_entries(buf, 80, M_FIFDI)?
+        .iter()
+        .map(|e| {
+            let mut r = Reader::at(e, 0, M_FIFDI);
+            let mut info = read_dir_common(&mut r)?;
+            let n = r.u32("FileNameLength")? as usize;
+            let ea_size = r.u32("EaSize")?;
+            r.skip(4, "Reserved")?;
+            let file_id = r.u64("FileId")?;
+            info.name = decode_utf16le(r.take(n, "FileName")?, M_FIFDI, "FileName")?;
+            Ok(IdFullDirectoryInformation {
+                info,
+                ea_size,
+                file_id,
+            })
+        })
+        .collect()
+}
+
+/// Encodes FileIdFullDirectoryInformation entries (8-byte aligned chain).
+pub fn encode_id_full_directory_information(
+    entries: &[IdFullDirectoryInformation],
+) -> ProtoResult<Bytes> {
+    let mut buf = BytesMut::new();
+    let mut starts = Vec::new();
+    for e in entries {
+        let p = align8(buf.len());
+        buf.resize(p, 0);
+        starts.push(p);
+        put_dir_common(&mut buf, &e.info);
+        let len_pos = buf.len();
+        buf.put_u32_le(0);
+        buf.put_u32_le(e.ea_size);
+        buf.put_u32_le(0);
+        buf.put_u64_le(e.file_id);
+        let n = put_utf16le(&mut buf, &e.info.name);
+        patch_u32(&mut buf, len_pos, len32(n, M_FIFDI, "FileNameLength")?);
+    }
+    link_entries(&mut buf, &starts, M_FIFDI)?;
+    Ok(buf.freeze())
+}
+
+/// Parses a FileNamesInformation (class 12) buffer: (FileIndex, name) pairs.
+pub fn parse_names_information(buf: &Bytes) -> ProtoResult<Vec<(u32, String)>> {
+    split_entries(buf, 12, M_FNAMES)?
+        .iter()
+        .map(|e| {
+            let mut r = Reader::at(e, 0, M_FNAMES);
+            r.skip(4, "NextEntryOffset")?;
+            let index = r.u32("FileIndex")?;
+            let n = r.u32("FileNameLength")? as usize;
+            let name = decode_utf16le(r.take(n, "FileName")?, M_FNAMES, "FileName")?;
+            Ok((index, name))
+        })
+        .collect()
+}

@@ -95,3 +95,67 @@ impl ErrorResponse {
         Some(u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
     }
 }
+
+/// The Symbolic Link Error Response that comes with STATUS_STOPPED_ON_SYMLINK
+/// ([MS-SMB2] 2.2.2.2.1): where the symlink points and how much of the path was not parsed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SymlinkError {
+    /// Bytes at the end of the original path not yet processed by the server.
+    pub unparsed_path_length: u16,
+    /// The target (substitute name).
+    pub substitute_name: String,
+    /// The user-friendly target.
+    pub print_name: String,
+    /// Flags: 0x1 = SYMLINK_FLAG_RELATIVE.
+    pub flags: u32,
+}
+
+/// SymLinkErrorTag: "SYML".
+pub const SYMLINK_ERROR_TAG: u32 = 0x4C4D_5953;
+/// Reparse tag of symbolic links.
+pub const IO_REPARSE_TAG_SYMLINK: u32 = 0xA000_000C;
+
+impl ErrorResponse {
+    /// The symbolic link error data (in ErrorData, or in the first 3.1.1 context), if this
+    /// error carries one.
+    pub fn symlink(&self) -> ProtoResult<Option<SymlinkError>> {
+        const S: &str = "symbolic link error";
+        let d = match self.contexts.first() {
+            Some(c) => &c.data,
+            None => &self.data,
+        };
+        if d.len() < 8 {
+            return Ok(None);
+        }
+        let mut r = Reader::at(d, 0, S);
+        let _len = r.u32("SymLinkLength")?;
+        if r.u32("SymLinkErrorTag")? != SYMLINK_ERROR_TAG {
+            return Ok(None);
+        }
+        let tag = r.u32("ReparseTag")?;
+        if tag != IO_REPARSE_TAG_SYMLINK {
+            return Err(ProtoError::BadValue {
+                msg: S,
+                field: "ReparseTag",
+                value: tag as u64,
+                why: "not IO_REPARSE_TAG_SYMLINK",
+            });
+        }
+        r.skip(2, "ReparseDataLength")?;
+        let unparsed_path_length = r.u16("UnparsedPathLength")?;
+        let sub_off = r.u16("SubstituteNameOffset")? as usize;
+        let sub_len = r.u16("SubstituteNameLength")? as usize;
+        let print_off = r.u16("PrintNameOffset")? as usize;
+        let print_len = r.u16("PrintNameLength")? as usize;
+        let flags = r.u32("Flags")?;
+        let path = d.get(r.pos()..).unwrap_or(&[]);
+        let sub = super::wire::sub(path, sub_off, sub_len, S, "SubstituteName")?;
+        let print = super::wire::sub(path, print_off, print_len, S, "PrintName")?;
+        Ok(Some(SymlinkError {
+            unparsed_path_length,
+            substitute_name: super::utf16::decode_utf16le(sub, S, "SubstituteName")?,
+            print_name: super::utf16::decode_utf16le(print, S, "PrintName")?,
+            flags,
+        }))
+    }
+}

@@ -273,7 +273,9 @@ pub fn patch_request_header(
     credit_charge: u16,
     credit_request: u16,
 ) -> ProtoResult<()> {
-    let end = msg_start.checked_add(HEADER_SIZE).filter(|&e| e <= buf.len());
+    let end = msg_start
+        .checked_add(HEADER_SIZE)
+        .filter(|&e| e <= buf.len());
     let Some(end) = end else {
         return Err(ProtoError::Truncated {
             msg: "SMB2 header",

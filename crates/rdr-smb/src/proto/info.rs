@@ -644,3 +644,144 @@ impl FileFsSizeInformation {
         })
     }
 }
+
+/// FileLinkInformation (class 11) has the FileRenameInformation-for-SMB2 layout: send it with
+/// [`FileInfoClass::FileLinkInformation`] to make a hard link named `name`.
+pub type FileLinkInformation = FileRenameInformation;
+
+/// FileInternalInformation (class 6): the server's file number (the inode on Samba).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct FileInternalInformation {
+    /// IndexNumber.
+    pub index_number: u64,
+}
+
+impl FileInternalInformation {
+    /// The 8-byte buffer.
+    pub fn encode(&self) -> Bytes {
+        Bytes::copy_from_slice(&self.index_number.to_le_bytes())
+    }
+
+    /// Parses the buffer.
+    pub fn parse(data: &[u8]) -> ProtoResult<Self> {
+        let mut r = Reader::at(data, 0, "FileInternalInformation");
+        Ok(FileInternalInformation {
+            index_number: r.u64("IndexNumber")?,
+        })
+    }
+}
+
+/// FileAllocationInformation (class 19): preallocate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct FileAllocationInformation {
+    /// AllocationSize.
+    pub allocation_size: u64,
+}
+
+impl FileAllocationInformation {
+    /// The 8-byte buffer.
+    pub fn encode(&self) -> Bytes {
+        Bytes::copy_from_slice(&self.allocation_size.to_le_bytes())
+    }
+
+    /// Parses the buffer.
+    pub fn parse(data: &[u8]) -> ProtoResult<Self> {
+        let mut r = Reader::at(data, 0, "FileAllocationInformation");
+        Ok(FileAllocationInformation {
+            allocation_size: r.u64("AllocationSize")?,
+        })
+    }
+}
+
+/// FileFsAttributeInformation (fs class 5): what the file system supports.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct FileFsAttributeInformation {
+    /// FileSystemAttributes (FILE_CASE_SENSITIVE_SEARCH 0x1, FILE_CASE_PRESERVED_NAMES 0x2, ...).
+    pub attributes: u32,
+    /// MaximumComponentNameLength (the longest file name, in characters).
+    pub maximum_component_name_length: u32,
+    /// FileSystemName ("NTFS", ...).
+    pub file_system_name: String,
+}
+
+impl FileFsAttributeInformation {
+    /// The buffer.
+    pub fn encode(&self) -> ProtoResult<Bytes> {
+        let mut b = BytesMut::with_capacity(12 + 2 * self.file_system_name.len());
+        b.put_u32_le(self.attributes);
+        b.put_u32_le(self.maximum_component_name_length);
+        b.put_u32_le(0);
+        let n = put_utf16le(&mut b, &self.file_system_name);
+        patch_u32(
+            &mut b,
+            8,
+            len32(n, "FileFsAttributeInformation", "FileSystemNameLength")?,
+        );
+        Ok(b.freeze())
+    }
+
+    /// Parses the buffer.
+    pub fn parse(data: &[u8]) -> ProtoResult<Self> {
+        const M: &str = "FileFsAttributeInformation";
+        let mut r = Reader::at(data, 0, M);
+        let attributes = r.u32("FileSystemAttributes")?;
+        let maximum_component_name_length = r.u32("MaximumComponentNameLength")?;
+        let n = r.u32("FileSystemNameLength")? as usize;
+        let file_system_name = decode_utf16le(r.take(n, "FileSystemName")?, M, "FileSystemName")?;
+        Ok(FileFsAttributeInformation {
+            attributes,
+            maximum_component_name_length,
+            file_system_name,
+        })
+    }
+}
+
+/// FileFsVolumeInformation (fs class 1).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct FileFsVolumeInformation {
+    /// VolumeCreationTime.
+    pub creation_time: FileTime,
+    /// VolumeSerialNumber.
+    pub serial_number: u32,
+    /// SupportsObjects.
+    pub supports_objects: bool,
+    /// VolumeLabel.
+    pub label: String,
+}
+
+impl FileFsVolumeInformation {
+    /// The buffer.
+    pub fn encode(&self) -> ProtoResult<Bytes> {
+        let mut b = BytesMut::with_capacity(18 + 2 * self.label.len());
+        b.put_u64_le(self.creation_time.0);
+        b.put_u32_le(self.serial_number);
+        b.put_u32_le(0);
+        b.put_u8(self.supports_objects as u8);
+        b.put_u8(0);
+        let n = put_utf16le(&mut b, &self.label);
+        patch_u32(
+            &mut b,
+            12,
+            len32(n, "FileFsVolumeInformation", "VolumeLabelLength")?,
+        );
+        Ok(b.freeze())
+    }
+
+    /// Parses the buffer.
+    pub fn parse(data: &[u8]) -> ProtoResult<Self> {
+        const M: &str = "FileFsVolumeInformation";
+        let mut r = Reader::at(data, 0, M);
+        let creation_time = FileTime(r.u64("VolumeCreationTime")?);
+        let serial_number = r.u32("VolumeSerialNumber")?;
+        let n = r.u32("VolumeLabelLength")? as usize;
+        let supports_objects = r.u8("SupportsObjects")? != 0;
+        r.skip(1, "Reserved")?;
+        let label = decode_utf16le(r.take(n, "VolumeLabel")?, M, "VolumeLabel")?;
+        Ok(FileFsVolumeInformation {
+            creation_time,
+            serial_number,
+            supports_objects,
+            label,
+        })
+    }
+}

@@ -10,6 +10,8 @@
 //! - Decoders never panic and check every offset and length against the buffer; errors are
 //!   [`ProtoError`], which converts into `RxError` (STATUS_INVALID_NETWORK_RESPONSE).
 
+#![warn(missing_docs)]
+
 mod any;
 mod compound;
 mod consts;
@@ -36,7 +38,9 @@ pub use consts::*;
 pub use create::*;
 pub use dir::*;
 pub use error::{ProtoError, ProtoResult};
-pub use error_resp::{ErrorContext, ErrorResponse};
+pub use error_resp::{
+    ErrorContext, ErrorResponse, IO_REPARSE_TAG_SYMLINK, SYMLINK_ERROR_TAG, SymlinkError,
+};
 pub use file::*;
 pub use frame::*;
 pub use header::{
