@@ -64,6 +64,9 @@ impl BreakEvent {
     }
 }
 
+/// Where break events go: a subscriber's sender, shared by every connection that uses it.
+pub(crate) type BreakSink = Arc<Mutex<Option<mpsc::UnboundedSender<BreakEvent>>>>;
+
 /// A lease key and what rides on it.
 pub(crate) struct LeaseEntry {
     pub(crate) key: [u8; 16],
@@ -102,7 +105,7 @@ struct Tables {
 /// The lease keys and oplocks of one connection.
 pub struct LeaseTable {
     tables: Mutex<Tables>,
-    subscriber: Mutex<Option<mpsc::UnboundedSender<BreakEvent>>>,
+    subscriber: Mutex<BreakSink>,
     budget: Duration,
 }
 
@@ -110,19 +113,21 @@ impl LeaseTable {
     pub(crate) fn new(budget: Duration) -> Arc<Self> {
         Arc::new(LeaseTable {
             tables: Mutex::new(Tables::default()),
-            subscriber: Mutex::new(None),
+            subscriber: Mutex::new(Arc::new(Mutex::new(None))),
             budget,
         })
     }
 
     pub(crate) fn subscribe(&self) -> mpsc::UnboundedReceiver<BreakEvent> {
         let (tx, rx) = mpsc::unbounded_channel();
-        *self.subscriber.lock() = Some(tx);
+        *self.subscriber.lock() = Arc::new(Mutex::new(Some(tx)));
         rx
     }
 
-    pub(crate) fn set_subscriber(&self, tx: mpsc::UnboundedSender<BreakEvent>) {
-        *self.subscriber.lock() = Some(tx);
+    /// Delivers breaks to a sink shared with others (the mini-redirector's, so one subscription
+    /// covers every connection, also those made before it).
+    pub(crate) fn share_sink(&self, sink: BreakSink) {
+        *self.subscriber.lock() = sink;
     }
 
     /// The lease key of `share\path`, made on first use; every open of the file uses it until
@@ -198,8 +203,9 @@ impl LeaseTable {
             path,
             done: Some(tx),
         };
+        let sink = self.subscriber.lock().clone();
         let sent = {
-            let mut s = self.subscriber.lock();
+            let mut s = sink.lock();
             match s.as_ref() {
                 Some(sub) => match sub.send(ev) {
                     Ok(()) => true,

@@ -25,7 +25,7 @@ use rdr_core::{NtStatus, RxContext, RxError, RxResult};
 use tokio::sync::mpsc;
 
 use crate::client::{ClientConfig, SmbClient};
-use crate::lease::BreakEvent;
+use crate::lease::{BreakEvent, BreakSink};
 use crate::open::Open;
 use crate::session::{Identity, Session};
 use crate::tree::Tree;
@@ -54,7 +54,7 @@ impl Default for SmbConfig {
 /// The SMB 2/3 mini-redirector.
 pub struct SmbRdr {
     config: SmbConfig,
-    breaks: Mutex<Option<mpsc::UnboundedSender<BreakEvent>>>,
+    breaks: BreakSink,
 }
 
 struct SessionSlot {
@@ -125,7 +125,7 @@ impl SmbRdr {
     pub fn new(config: SmbConfig) -> Self {
         SmbRdr {
             config,
-            breaks: Mutex::new(None),
+            breaks: Arc::new(Mutex::new(None)),
         }
     }
 
@@ -134,7 +134,8 @@ impl SmbRdr {
         &self.config
     }
 
-    /// Receives every oplock and lease break of connections made from now on. Each event is
+    /// Receives every oplock and lease break of every connection (a new call replaces the
+    /// previous subscriber). Each event is
     /// acknowledged to the server once released or dropped (bounded by the break budget), so
     /// the consumer can flush dirty data first; with no subscriber, breaks are acknowledged
     /// at once.
@@ -175,9 +176,7 @@ impl MiniRedirector for SmbRdr {
                 SmbClient::connect(&params.server, port, self.config.client.clone()),
             )
             .await?;
-        if let Some(tx) = self.breaks.lock().clone() {
-            client.leases.set_subscriber(tx);
-        }
+        client.leases.share_sink(self.breaks.clone());
         Ok(Arc::new(SmbSrvCall {
             client,
             sessions: tokio::sync::Mutex::new(HashMap::new()),

@@ -263,3 +263,70 @@ async fn trait_errors_carry_the_servers_status_and_name_the_thing() {
     })
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn breaks_of_every_connection_reach_the_minirdr_subscriber() {
+    let Some(env) = env() else { return };
+    bounded(60, "minirdr breaks", async {
+        let rdr = SmbRdr::new(SmbConfig {
+            port: env.port,
+            ..SmbConfig::default()
+        });
+        let ctx = RxContext::new();
+        // The connection exists before the subscription: its breaks still arrive.
+        let srv = rdr
+            .create_srv_call(
+                &SrvCallParams {
+                    server: env.host.clone(),
+                    port: None,
+                },
+                &ctx,
+            )
+            .await
+            .unwrap();
+        let v = rdr
+            .create_v_net_root(
+                &srv,
+                None,
+                &VNetRootParams {
+                    share: env.share.clone(),
+                    credentials: creds(&env.user1, &env.pass1),
+                },
+                &ctx,
+            )
+            .await
+            .unwrap();
+        let mut breaks = rdr.subscribe_breaks();
+        let name = unique("rdr-leased");
+        let p = params(
+            rdr_core::minirdr::AccessMask::GENERIC_READ
+                | rdr_core::minirdr::AccessMask::GENERIC_WRITE,
+            CreateDisposition::Create,
+        );
+        let o = rdr.create(&v.v_net_root, &name, &p, &ctx).await.unwrap();
+        assert!(o.buffering.write_caching);
+        let consumer = tokio::spawn(async move {
+            let ev = breaks.recv().await.unwrap();
+            let path = ev.path.clone();
+            ev.release();
+            path
+        });
+        let (env2, name2) = (env.clone(), name.clone());
+        let (ok, out) = tokio::task::spawn_blocking(move || {
+            env2.smbclient(&env2.share, &format!("get {name2} /dev/null"))
+        })
+        .await
+        .unwrap();
+        assert!(ok, "{out}");
+        let path = tokio::time::timeout(Duration::from_secs(5), consumer)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(path.as_deref(), Some(name.as_str()));
+        rdr.close_srv_open(&o.srv_open).await.unwrap();
+        rdr.finalize_v_net_root(&v.v_net_root).await;
+        rdr.finalize_srv_call(&srv, false).await;
+        std::fs::remove_file(format!("{}/data/{name}", env.samba_dir)).unwrap();
+    })
+    .await;
+}
