@@ -266,9 +266,9 @@ pub async fn delayed_close_is_reused_by_a_compatible_open_and_expires(mk: MakeEn
     assert!(Arc::ptr_eq(h2.srv_open(), &so));
     assert_eq!(env.probe.count(&env.probe.counters.opens), 1);
     assert_eq!(v.net_root().srv_call().number_of_close_delayed_files(), 0);
-    // A different access mode does not collapse.
-    let mut p = CreateParams::open_existing(AccessMask::FILE_READ_DATA);
-    p.share = ShareAccess::READ;
+    // A different access mode does not collapse (the share mode admits h2's writes, so a real
+    // server grants the open).
+    let p = CreateParams::open_existing(AccessMask::FILE_READ_DATA);
     let h3 = env
         .rdbss
         .create(&v, "f", &p, &RxContext::new())

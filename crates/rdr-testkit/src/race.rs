@@ -115,8 +115,12 @@ async fn worker(env: Arc<Env>, seed: u64, seen: Arc<Mutex<Vec<Arc<VNetRoot>>>>) 
             assert!(e.to_string().contains("could not be sent"), "close: {e}");
         }
         if let Some(n) = notify {
-            // Ended by the close (cleanup cancels it) or by a forced finalize.
-            assert!(bounded(n).await.unwrap().is_err());
+            // Ended by the close (cleanup cancels it) or by a forced finalize — or, on a server
+            // that watches real directories, completed by another worker's write.
+            match bounded(n).await.unwrap() {
+                Err(_) => {}
+                Ok(events) => assert!(!events.is_empty(), "a notification completed empty"),
+            }
         }
     }
 }
