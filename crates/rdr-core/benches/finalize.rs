@@ -5,11 +5,11 @@
 //!   own handles (per-view indexes), not on the share; the ratio is printed;
 //! * a name-table lookup with 10,000 connections (and with 10, for the ratio).
 
-use rdr_testkit::Env;
 use criterion::{BenchmarkId, Criterion, SamplingMode};
 use rdr_core::fobx::Fobx;
 use rdr_core::v_net_root::VNetRoot;
 use rdr_core::{ForceLevel, NtStatus, RxContext};
+use rdr_testkit::Env;
 use std::hint::black_box;
 use std::sync::Arc;
 use std::time::{Duration, Instant};

@@ -49,7 +49,10 @@ mod real_files {
             let v = env.view(1).await;
             let f = env.open(&v, "f").await;
             let d = env.open_dir(&v, "d").await;
-            env.rdbss.lock(&f, R, false, &RxContext::new()).await.unwrap();
+            env.rdbss
+                .lock(&f, R, false, &RxContext::new())
+                .await
+                .unwrap();
             let n = env.start_notify(&d).await;
             let held = fx.rdr.stats();
             assert_eq!(held.srv_opens, 2);
@@ -67,9 +70,15 @@ mod real_files {
             let o = fin(&env, &v, ForceLevel::Yes).await;
             assert_eq!(o.status, NtStatus::STATUS_SUCCESS);
             assert!(o.view_removed);
-            assert!(bounded(n).await.unwrap().is_err(), "the notification was cancelled");
+            assert!(
+                bounded(n).await.unwrap().is_err(),
+                "the notification was cancelled"
+            );
             for e in [
-                env.rdbss.read(&f, 0, 5, &RxContext::new()).await.unwrap_err(),
+                env.rdbss
+                    .read(&f, 0, 5, &RxContext::new())
+                    .await
+                    .unwrap_err(),
                 env.rdbss
                     .write(&f, 0, Bytes::from_static(b"x"), &RxContext::new())
                     .await
@@ -123,21 +132,34 @@ mod real_files {
             let (env, fx) = real::local_env_with(RdbssConfig::default());
             let v = env.view(1).await;
             let f = env.open(&v, "f").await;
-            assert_eq!(fin(&env, &v, ForceLevel::Yes).await.status, NtStatus::STATUS_SUCCESS);
+            assert_eq!(
+                fin(&env, &v, ForceLevel::Yes).await.status,
+                NtStatus::STATUS_SUCCESS
+            );
             env.rdbss.close(&f).await.unwrap();
             let s = fx.rdr.stats();
             assert_eq!((s.v_net_roots_finalized, s.net_roots_finalized), (1, 1));
-            assert_eq!(s.srv_calls_finalized, 0, "finalize never touches the SrvCall");
+            assert_eq!(
+                s.srv_calls_finalized, 0,
+                "finalize never touches the SrvCall"
+            );
             // Reconnecting within the linger reuses the transport.
             let v = env.view(1).await;
             assert_eq!(fx.rdr.stats().srv_calls_created, 1);
-            assert_eq!(fin(&env, &v, ForceLevel::No).await.status, NtStatus::STATUS_SUCCESS);
+            assert_eq!(
+                fin(&env, &v, ForceLevel::No).await.status,
+                NtStatus::STATUS_SUCCESS
+            );
             env.clock.advance(Duration::from_secs(30));
             env.rdbss.scavenge().await;
             assert_eq!(fx.rdr.stats().srv_calls_finalized, 0, "still lingering");
             env.clock.advance(Duration::from_secs(31));
             env.rdbss.scavenge().await;
-            assert_eq!(fx.rdr.stats().srv_calls_finalized, 1, "finalized after the linger");
+            assert_eq!(
+                fx.rdr.stats().srv_calls_finalized,
+                1,
+                "finalized after the linger"
+            );
             let _v = env.view(1).await;
             assert_eq!(fx.rdr.stats().srv_calls_created, 2);
         })
@@ -153,7 +175,10 @@ mod real_files {
             assert!(!Arc::ptr_eq(&v, &w));
             let fv = env.open(&v, "f").await;
             let fw = env.open(&w, "f").await;
-            assert_eq!(fin(&env, &v, ForceLevel::Yes).await.status, NtStatus::STATUS_SUCCESS);
+            assert_eq!(
+                fin(&env, &v, ForceLevel::Yes).await.status,
+                NtStatus::STATUS_SUCCESS
+            );
             assert!(fv.is_orphaned());
             assert!(!fw.is_orphaned());
             env.rdbss

@@ -290,7 +290,9 @@ pub async fn delayed_close_is_reused_by_a_compatible_open_and_expires(mk: MakeEn
 }
 
 /// Scenario: no delayed close for directories delete on close or without handle caching.
-pub async fn no_delayed_close_for_directories_delete_on_close_or_without_handle_caching(mk: MakeEnv) {
+pub async fn no_delayed_close_for_directories_delete_on_close_or_without_handle_caching(
+    mk: MakeEnv,
+) {
     let env = caching_env(mk, RdbssConfig::default());
     let v = env.view(1).await;
     let d = env.open_dir(&v, "d").await;
@@ -313,10 +315,13 @@ pub async fn no_delayed_close_for_directories_delete_on_close_or_without_handle_
 
 /// Scenario: delayed closes are capped per srv call.
 pub async fn delayed_closes_are_capped_per_srv_call(mk: MakeEnv) {
-    let env = caching_env(mk, RdbssConfig {
-        max_delayed_close: 1,
-        ..Default::default()
-    });
+    let env = caching_env(
+        mk,
+        RdbssConfig {
+            max_delayed_close: 1,
+            ..Default::default()
+        },
+    );
     let v = env.view(1).await;
     let f = env.open(&v, "f").await;
     let g = env.open(&v, "g").await;

@@ -67,6 +67,12 @@ pub struct Env {
 /// The share every scenario connects to.
 pub const SHARE: &str = r"\\srv\share";
 
+impl Default for Env {
+    fn default() -> Env {
+        Env::new()
+    }
+}
+
 impl Env {
     /// An environment over the in-memory mini-redirector with the default configuration.
     pub fn new() -> Env {
@@ -102,10 +108,10 @@ impl Env {
             assert_eq!(have, n, "{why}");
         }
         assert_eq!(self.probe.open_count(), n, "{why} (through the probe)");
-        if n == 0 {
-            if let Some(r) = self.fx.resources() {
-                assert_eq!(r, 0, "{why}: the server still holds descriptors");
-            }
+        if n == 0
+            && let Some(r) = self.fx.resources()
+        {
+            assert_eq!(r, 0, "{why}: the server still holds descriptors");
         }
     }
     /// A fresh context.

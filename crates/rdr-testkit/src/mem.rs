@@ -396,7 +396,6 @@ impl MiniRedirector for MemRdr {
     }
 }
 
-
 impl crate::Fixture for Arc<MemRdr> {
     fn minirdr(&self) -> Arc<dyn MiniRedirector> {
         self.clone()

@@ -290,10 +290,10 @@ impl MiniRedirector for Probe {
     async fn set_info(&self, s: &MrxContext, i: &SetInfo, ctx: &RxContext) -> RxResult<()> {
         self.set_info_gate.pass(ctx).await?;
         self.inner.set_info(s, i, ctx).await?;
-        if let SetInfo::Rename { new_path, .. } = i {
-            if let Some(p) = self.opens.lock().get_mut(&key(s)) {
-                *p = new_path.to_lowercase();
-            }
+        if let SetInfo::Rename { new_path, .. } = i
+            && let Some(p) = self.opens.lock().get_mut(&key(s))
+        {
+            *p = new_path.to_lowercase();
         }
         Ok(())
     }

@@ -1,8 +1,8 @@
 //! `finalize_connection`: one scenario per row of the §3.3 decision table and per DESIGN.md
 //! decision 1–9, over any [`Fixture`]. `finalize_table_tests!` turns them into named tests.
 
-use bytes::Bytes;
 use crate::*;
+use bytes::Bytes;
 use rdr_core::inventory::FinalizeOutcome;
 use rdr_core::minirdr::*;
 use rdr_core::v_net_root::VNetRoot;
@@ -119,7 +119,9 @@ pub async fn row4_no_force_with_only_a_directory_open_through_the_view_is_files_
 }
 
 /// Scenario: row5 directory created by the view open only through another is connection in use.
-pub async fn row5_directory_created_by_the_view_open_only_through_another_is_connection_in_use(mk: MakeEnv) {
+pub async fn row5_directory_created_by_the_view_open_only_through_another_is_connection_in_use(
+    mk: MakeEnv,
+) {
     let env = mk(RdbssConfig::default());
     let v = env.view(1).await;
     let w = env.view(2).await;
@@ -707,7 +709,9 @@ pub async fn finalize_of_a_view_of_another_share_is_invalid_parameter(mk: MakeEn
 }
 
 /// Scenario: decision7 without force busy files with handles are counted not waited for.
-pub async fn decision7_without_force_busy_files_with_handles_are_counted_not_waited_for(mk: MakeEnv) {
+pub async fn decision7_without_force_busy_files_with_handles_are_counted_not_waited_for(
+    mk: MakeEnv,
+) {
     let env = mk(RdbssConfig::default());
     let v = env.view(1).await;
     let w = env.view(2).await;

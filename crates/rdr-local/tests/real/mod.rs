@@ -23,7 +23,8 @@ impl LocalFixture {
         for share in ["share", "other"] {
             let dir = tmp.path().join(share);
             std::fs::create_dir(&dir).expect("a share directory");
-            rdr.export(share, dir).expect("export a temporary directory");
+            rdr.export(share, dir)
+                .expect("export a temporary directory");
         }
         Arc::new(LocalFixture { tmp, rdr })
     }
