@@ -19,6 +19,6 @@ proptest! {
     #[test]
     fn finalize_follows_the_decision_table(ops in prop::collection::vec(rdr_testkit::model::op(), 1..30)) {
         let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-        rt.block_on(rdr_testkit::model::run(rdr_testkit::mem_env, ops));
+        rt.block_on(rdr_testkit::bounded(rdr_testkit::model::run(rdr_testkit::mem_env, ops)));
     }
 }

@@ -7,8 +7,11 @@ mod real;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn open_io_lock_close_race_with_finalize_on_real_files() {
-    rdr_testkit::race::open_io_close_race_with_finalize_and_counts_return_to_thresholds(
-        real::local_env,
-    )
-    .await
+    // Several rounds: the seeds are fixed, the interleavings of four worker threads are not.
+    for _ in 0..5 {
+        rdr_testkit::race::open_io_close_race_with_finalize_and_counts_return_to_thresholds(
+            real::local_env,
+        )
+        .await
+    }
 }

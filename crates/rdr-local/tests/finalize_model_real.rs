@@ -8,13 +8,13 @@ mod real;
 
 use proptest::prelude::*;
 
-/// Cases per run: `PROPTEST_CASES_REAL`, else 2,000 (rdr-core runs 10,000 more of the same
+/// Cases per run: `PROPTEST_CASES_REAL`, else 3,000 (rdr-core runs 10,000 more of the same
 /// property over the in-memory mini-redirector).
 fn cases() -> u32 {
     std::env::var("PROPTEST_CASES_REAL")
         .ok()
         .and_then(|s| s.parse().ok())
-        .unwrap_or(2_000)
+        .unwrap_or(3_000)
 }
 
 proptest! {
