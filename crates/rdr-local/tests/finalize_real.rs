@@ -195,4 +195,50 @@ mod real_files {
         })
         .await
     }
+
+    #[tokio::test]
+    async fn decision4_a_lock_wait_pending_on_a_real_ofd_lock_is_cancelled_by_force() {
+        bounded(async {
+            let (env, fx) = real::local_env_with(RdbssConfig::default());
+            let holder_view = env.view(1).await;
+            let waiter_view = env.view(2).await;
+            let holder = env.open(&holder_view, "f").await;
+            let waiter = env.open(&waiter_view, "f").await;
+            assert!(!Arc::ptr_eq(holder.srv_open(), waiter.srv_open()));
+            env.rdbss
+                .lock(&holder, R, false, &RxContext::new())
+                .await
+                .unwrap();
+            let wait = {
+                let rd = env.rdbss.clone();
+                let w = waiter.clone();
+                tokio::spawn(async move { rd.lock(&w, R, true, &RxContext::new()).await })
+            };
+            while waiter_view.number_of_pending_requests() == 0 {
+                tokio::task::yield_now().await;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            assert!(!wait.is_finished(), "the wait is pending on the real lock");
+            let o = fin(&env, &waiter_view, ForceLevel::Yes).await;
+            assert_eq!(o.status, NtStatus::STATUS_SUCCESS);
+            assert_eq!(o.cancelled.len(), 1, "{o:?}");
+            let e = bounded(wait).await.unwrap().unwrap_err();
+            assert_eq!(e.nt_status(), NtStatus::STATUS_UNEXPECTED_NETWORK_ERROR);
+            env.rdbss.close(&waiter).await.unwrap();
+            // The holder still holds its real lock: a third view is refused.
+            let third = env.view(3).await;
+            let t = env.open(&third, "f").await;
+            let e = env
+                .rdbss
+                .lock(&t, R, false, &RxContext::new())
+                .await
+                .unwrap_err();
+            assert_eq!(e.nt_status(), NtStatus::STATUS_LOCK_NOT_GRANTED);
+            env.rdbss.close(&t).await.unwrap();
+            env.rdbss.close(&holder).await.unwrap();
+            assert_eq!(fx.rdr.stats().srv_opens, 0);
+            assert_eq!(fx.rdr.stats().fds, 0);
+        })
+        .await
+    }
 }
