@@ -18,7 +18,6 @@ proptest! {
     #![proptest_config(ProptestConfig { cases: cases(), ..ProptestConfig::default() })]
     #[test]
     fn finalize_follows_the_decision_table(ops in prop::collection::vec(rdr_testkit::model::op(), 1..30)) {
-        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-        rt.block_on(rdr_testkit::bounded(rdr_testkit::model::run(rdr_testkit::mem_env, ops)));
+        rdr_testkit::watchdog(move || rdr_testkit::model::run(rdr_testkit::mem_env, ops));
     }
 }

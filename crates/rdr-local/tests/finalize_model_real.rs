@@ -23,7 +23,6 @@ proptest! {
     fn finalize_on_real_files_follows_the_decision_table(
         ops in prop::collection::vec(rdr_testkit::model::op(), 1..30)
     ) {
-        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-        rt.block_on(rdr_testkit::bounded(rdr_testkit::model::run(real::local_env, ops)));
+        rdr_testkit::watchdog(move || rdr_testkit::model::run(real::local_env, ops));
     }
 }

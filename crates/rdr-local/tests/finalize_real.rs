@@ -19,7 +19,7 @@ mod real_files {
     use bytes::Bytes;
     use rdr_core::minirdr::LockRange;
     use rdr_core::{ForceLevel, NtStatus, RdbssConfig, RxContext};
-    use rdr_testkit::{Env, bounded};
+    use rdr_testkit::{Env, bounded, watchdog};
     use std::sync::Arc;
     use std::time::Duration;
 
@@ -41,10 +41,9 @@ mod real_files {
         exclusive: true,
     };
 
-    #[tokio::test]
-    async fn decision4_orphaned_handles_fail_io_close_succeeds_and_the_real_descriptors_and_locks_go()
-     {
-        bounded(async {
+    #[test]
+    fn decision4_orphaned_handles_fail_io_close_succeeds_and_the_real_descriptors_and_locks_go() {
+        watchdog(|| async {
             let (env, fx) = real::local_env_with(RdbssConfig::default());
             let v = env.view(1).await;
             let f = env.open(&v, "f").await;
@@ -99,12 +98,11 @@ mod real_files {
             assert_eq!(after.fds, 0, "every real descriptor is closed: {after:?}");
             assert_eq!(std::fs::read(fx.real("f")).unwrap(), b"hello");
         })
-        .await
     }
 
-    #[tokio::test]
-    async fn row2_a_real_notification_stays_pending_until_a_real_change_completes_it() {
-        bounded(async {
+    #[test]
+    fn row2_a_real_notification_stays_pending_until_a_real_change_completes_it() {
+        watchdog(|| async {
             let (env, fx) = real::local_env_with(RdbssConfig::default());
             let v = env.view(1).await;
             let d = env.open_dir(&v, "d").await;
@@ -123,12 +121,11 @@ mod real_files {
             assert_eq!(o.status, NtStatus::STATUS_SUCCESS);
             assert_eq!(fx.rdr.stats().fds, 0);
         })
-        .await
     }
 
-    #[tokio::test]
-    async fn decision9_the_local_transport_survives_finalize_and_lingers() {
-        bounded(async {
+    #[test]
+    fn decision9_the_local_transport_survives_finalize_and_lingers() {
+        watchdog(|| async {
             let (env, fx) = real::local_env_with(RdbssConfig::default());
             let v = env.view(1).await;
             let f = env.open(&v, "f").await;
@@ -163,12 +160,11 @@ mod real_files {
             let _v = env.view(1).await;
             assert_eq!(fx.rdr.stats().srv_calls_created, 2);
         })
-        .await
     }
 
-    #[tokio::test]
-    async fn a_second_view_of_the_same_share_keeps_working_on_the_real_file() {
-        bounded(async {
+    #[test]
+    fn a_second_view_of_the_same_share_keeps_working_on_the_real_file() {
+        watchdog(|| async {
             let (env, fx) = real::local_env_with(RdbssConfig::default());
             let v = env.view(1).await;
             let w = env.view(2).await;
@@ -193,12 +189,11 @@ mod real_files {
             assert_eq!(fx.rdr.logon_ids(), vec![1, 2]);
             assert_eq!(fx.rdr.stats().fds, 0);
         })
-        .await
     }
 
-    #[tokio::test]
-    async fn decision4_a_lock_wait_pending_on_a_real_ofd_lock_is_cancelled_by_force() {
-        bounded(async {
+    #[test]
+    fn decision4_a_lock_wait_pending_on_a_real_ofd_lock_is_cancelled_by_force() {
+        watchdog(|| async {
             let (env, fx) = real::local_env_with(RdbssConfig::default());
             let holder_view = env.view(1).await;
             let waiter_view = env.view(2).await;
@@ -239,6 +234,5 @@ mod real_files {
             assert_eq!(fx.rdr.stats().srv_opens, 0);
             assert_eq!(fx.rdr.stats().fds, 0);
         })
-        .await
     }
 }

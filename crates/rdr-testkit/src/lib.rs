@@ -181,15 +181,53 @@ pub async fn bounded<T>(f: impl std::future::Future<Output = T>) -> T {
         .expect("timed out: the operation hung")
 }
 
-/// Named tests (`#[tokio::test]`) that run scenarios of `$module` over the environments `$mk`
-/// makes, each bounded so a hang fails it.
+/// Run the future `make` builds on a current-thread runtime in its own thread, and fail if it
+/// has not finished within a minute — even when it hangs without yielding (a deadlocked lock),
+/// which a timeout inside the runtime could not catch. A panic in the scenario is re-raised.
+pub fn watchdog<F, Fut>(make: F)
+where
+    F: FnOnce() -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = ()>,
+{
+    watchdog_within(Duration::from_secs(60), make)
+}
+
+/// [`watchdog`] with a given limit.
+pub fn watchdog_within<F, Fut>(limit: Duration, make: F)
+where
+    F: FnOnce() -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = ()>,
+{
+    let (tx, rx) = std::sync::mpsc::channel();
+    let worker = std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("a tokio runtime");
+        rt.block_on(bounded(make()));
+        let _ = tx.send(());
+    });
+    match rx.recv_timeout(limit) {
+        Ok(()) | Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
+            if let Err(panic) = worker.join() {
+                std::panic::resume_unwind(panic);
+            }
+        }
+        Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
+            panic!("timed out: the scenario hung (its thread never finished)")
+        }
+    }
+}
+
+/// Named tests that run scenarios of `$module` over the environments `$mk` makes, each under
+/// [`watchdog`] so a hang fails it.
 #[macro_export]
 macro_rules! scenario_tests {
     ($mk:path; $module:ident; $($name:ident),* $(,)?) => {
         $(
-            #[tokio::test]
-            async fn $name() {
-                $crate::bounded($crate::$module::$name($mk)).await
+            #[test]
+            fn $name() {
+                $crate::watchdog(|| $crate::$module::$name($mk))
             }
         )*
     };
@@ -260,4 +298,29 @@ macro_rules! connection_model_tests {
             rename_and_delete_close_delayed_opens_and_stop_collapsing,
         );
     };
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    #[should_panic(expected = "the scenario hung")]
+    fn the_watchdog_fails_a_scenario_that_blocks_its_thread() {
+        watchdog_within(Duration::from_millis(200), || async {
+            // A synchronous hang: the runtime never gets control back.
+            std::thread::sleep(Duration::from_secs(3));
+        })
+    }
+
+    #[test]
+    #[should_panic(expected = "scenario failed")]
+    fn the_watchdog_reraises_a_scenario_panic() {
+        watchdog(|| async { panic!("scenario failed") })
+    }
+
+    #[test]
+    fn the_watchdog_passes_a_finished_scenario() {
+        watchdog(|| async { tokio::task::yield_now().await })
+    }
 }
