@@ -5,14 +5,11 @@
 //!   own handles (per-view indexes), not on the share; the ratio is printed;
 //! * a name-table lookup with 10,000 connections (and with 10, for the ratio).
 
-#[path = "../tests/common/mod.rs"]
-mod common;
-
-use common::{Env, Fixture};
 use criterion::{BenchmarkId, Criterion, SamplingMode};
 use rdr_core::fobx::Fobx;
 use rdr_core::v_net_root::VNetRoot;
 use rdr_core::{ForceLevel, NtStatus, RxContext};
+use rdr_testkit::Env;
 use std::hint::black_box;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -39,10 +36,10 @@ async fn open_many(env: &Env, v: &Arc<VNetRoot>, prefix: &str, n: usize) -> Vec<
 fn setup(rt: &tokio::runtime::Runtime, other: usize) -> (Env, Vec<Arc<Fobx>>) {
     let env = Env::new();
     for i in 0..OWN {
-        env.mem.make_file(&format!("v{i}"), b"x");
+        env.fx.make_file(&format!("v{i}"), b"x");
     }
     for i in 0..other {
-        env.mem.make_file(&format!("w{i}"), b"x");
+        env.fx.make_file(&format!("w{i}"), b"x");
     }
     let held = rt.block_on(async {
         let w = env.view(2).await;
