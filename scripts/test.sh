@@ -25,8 +25,11 @@ for c in rustfmt clippy; do
   rustup component list --installed 2>/dev/null | grep -q "^$c" || rustup component add "$c"
 done
 
-scripts/samba-fixture.sh start
-trap 'scripts/samba-fixture.sh stop' EXIT
+# Start the private Samba unless one is already running (then leave it running for its owner).
+if ! scripts/samba-fixture.sh status >/dev/null 2>&1; then
+  scripts/samba-fixture.sh start
+  trap 'scripts/samba-fixture.sh stop' EXIT
+fi
 set -a
 # shellcheck disable=SC1091
 . "${RDR_SAMBA_DIR:-/tmp/rdr-samba}/env"
