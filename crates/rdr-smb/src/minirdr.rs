@@ -67,6 +67,9 @@ impl Default for SmbConfig {
 pub struct SmbRdr {
     config: SmbConfig,
     breaks: BreakSink,
+    /// Every connection this mini-redirector made (weak: observability only, see
+    /// [`SmbRdr::clients`]).
+    clients: Mutex<Vec<std::sync::Weak<SmbClient>>>,
 }
 
 struct SessionSlot {
@@ -138,7 +141,16 @@ impl SmbRdr {
         SmbRdr {
             config,
             breaks: Arc::new(Mutex::new(None)),
+            clients: Mutex::new(Vec::new()),
         }
+    }
+
+    /// The connections this mini-redirector made that still exist (observability: lets tests
+    /// and diagnostics read a connection's counters, e.g. CANCELs sent).
+    pub fn clients(&self) -> Vec<Arc<SmbClient>> {
+        let mut v = self.clients.lock();
+        v.retain(|w| w.strong_count() > 0);
+        v.iter().filter_map(std::sync::Weak::upgrade).collect()
     }
 
     /// The configuration.
@@ -189,6 +201,7 @@ impl MiniRedirector for SmbRdr {
             )
             .await?;
         client.leases.share_sink(self.breaks.clone());
+        self.clients.lock().push(Arc::downgrade(&client));
         Ok(Arc::new(SmbSrvCall {
             client,
             sessions: tokio::sync::Mutex::new(HashMap::new()),

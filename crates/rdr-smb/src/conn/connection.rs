@@ -159,6 +159,10 @@ struct State {
     waiters: HashMap<u64, Waiter>,
     dead: Option<RxError>,
     sessions: HashMap<u64, Arc<dyn SessionSecurity>>,
+    /// CANCELs written (observability: tests prove a cancel reached the wire).
+    cancels_sent: u64,
+    /// Final (non-interim) responses whose status was STATUS_CANCELLED.
+    cancelled_finals: u64,
 }
 
 struct Inner {
@@ -239,6 +243,8 @@ impl Connection {
                 waiters: HashMap::new(),
                 dead: None,
                 sessions: HashMap::new(),
+                cancels_sent: 0,
+                cancelled_finals: 0,
             }),
             credit_notify: Notify::new(),
             writer: tokio::sync::Mutex::new(Some(wr)),
@@ -483,7 +489,21 @@ impl Connection {
         let frame = begin_frame(&mut buf);
         let range = encode_message(&h, &crate::proto::CancelRequest, &mut buf)?;
         let buf = self.protect(buf, frame, &[range], None, opts)?;
-        self.write_frame(buf, None).await
+        self.write_frame(buf, None).await?;
+        self.inner.state.lock().cancels_sent += 1;
+        Ok(())
+    }
+
+    /// How many SMB2 CANCELs this connection has written (observability for tests and
+    /// diagnostics: proves a cancel really went out).
+    pub fn cancels_sent(&self) -> u64 {
+        self.inner.state.lock().cancels_sent
+    }
+
+    /// How many final responses this connection received with STATUS_CANCELLED (observability:
+    /// proves the server itself completed a cancelled request).
+    pub fn cancelled_responses(&self) -> u64 {
+        self.inner.state.lock().cancelled_finals
     }
 
     fn charge_for(&self, payload: usize) -> u16 {
@@ -763,6 +783,9 @@ impl Inner {
                     w.async_id = h.async_id;
                 }
                 continue;
+            }
+            if h.status == NtStatus::STATUS_CANCELLED {
+                st.cancelled_finals += 1;
             }
             let Some(w) = st.waiters.remove(&h.message_id) else {
                 // Not ours (e.g. its Pending was dropped): nothing waits for it.
