@@ -185,7 +185,9 @@ impl Inner {
     /// A request that failed because a forced finalize orphaned its handle meanwhile (its
     /// server open was closed under it, or the finalize cancelled it) reports the orphaning.
     pub(crate) fn after_error(&self, fobx: &Fobx, caller: &RxContext, e: RxError) -> RxError {
-        let cancelled_by_force = matches!(e, RxError::Cancelled { .. })
+        // A cancellation shows either as the core's own `Cancelled` or as the server's
+        // STATUS_CANCELLED answer to the SMB2 CANCEL, whichever arrives first.
+        let cancelled_by_force = e.nt_status() == crate::status::NtStatus::STATUS_CANCELLED
             && !caller.is_cancelled()
             && fobx
                 .srv_open
