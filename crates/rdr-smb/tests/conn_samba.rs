@@ -906,16 +906,30 @@ async fn file_messages_round_trip_through_samba_on_an_anonymous_session() {
             )
             .await
             .unwrap();
-        let f = a.open("new-one", CreateDisposition::CREATE, false).await;
-        let m = p.wait().await.unwrap();
-        // Samba delays its interim STATUS_PENDING, so under load the create may land first and
-        // the notify then completes without going async; either way the event must arrive.
+        // Samba may process a CREATE sent right after the notify before it has registered the
+        // watch (a notify reports only later changes), so keep creating files until one is
+        // reported; the event must name one of them.
+        let mut waiting = Box::pin(p.wait());
+        let mut created = Vec::new();
+        let m = loop {
+            let name = format!("new-{}", created.len());
+            let f = a.open(&name, CreateDisposition::CREATE, false).await;
+            a.close(f.file_id).await;
+            created.push(name);
+            match tokio::time::timeout(Duration::from_millis(500), &mut waiting).await {
+                Ok(m) => break m.unwrap(),
+                Err(_) => assert!(created.len() < 20, "no change notification for {created:?}"),
+            }
+        };
         assert_eq!(m.header.status, NtStatus::STATUS_SUCCESS);
         let r: ChangeNotifyResponse = m.body().unwrap();
         let ev = parse_notify_information(&r.output).unwrap();
         assert_eq!(ev[0].action, NotifyAction::ADDED);
-        assert_eq!(ev[0].name, "new-one");
-        a.close(f.file_id).await;
+        assert!(
+            created.contains(&ev[0].name),
+            "{:?} not in {created:?}",
+            ev[0].name
+        );
 
         // CANCEL a pending CHANGE_NOTIFY: it completes with STATUS_CANCELLED.
         let p = a

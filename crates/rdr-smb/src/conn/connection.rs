@@ -168,6 +168,8 @@ struct State {
 struct Inner {
     state: Mutex<State>,
     credit_notify: Notify,
+    /// Woken when an interim response gives a request its AsyncId (see [`Connection::cancel`]).
+    interim_notify: Notify,
     writer: tokio::sync::Mutex<Option<OwnedWriteHalf>>,
     unsolicited_tx: mpsc::UnboundedSender<Message>,
     unsolicited_rx: Mutex<Option<mpsc::UnboundedReceiver<Message>>>,
@@ -247,6 +249,7 @@ impl Connection {
                 cancelled_finals: 0,
             }),
             credit_notify: Notify::new(),
+            interim_notify: Notify::new(),
             writer: tokio::sync::Mutex::new(Some(wr)),
             unsolicited_tx: utx,
             unsolicited_rx: Mutex::new(Some(urx)),
@@ -465,16 +468,44 @@ impl Connection {
     /// response gave one). CANCEL takes no credit and has no response: the cancelled
     /// request completes, usually with STATUS_CANCELLED.
     pub async fn cancel(&self, message_id: u64, opts: &SendOptions) -> RxResult<()> {
-        let (async_id, session_id, tree_id) = {
-            let st = self.inner.state.lock();
-            if let Some(e) = &st.dead {
-                return Err(e.clone());
-            }
-            match st.waiters.get(&message_id) {
-                Some(w) => (w.async_id, w.session_id, w.tree_id),
-                None => return Ok(()), // already answered
-            }
+        let Some((async_id, session_id, tree_id)) = self.waiter_ids(message_id)? else {
+            return Ok(()); // already answered
         };
+        self.send_cancel(message_id, async_id, session_id, tree_id, opts)
+            .await?;
+        if async_id.is_none() {
+            // A CANCEL by MessageId can reach the server before the request is registered
+            // there as cancellable, and then matches nothing: the request would pend forever.
+            // Once the interim response names its AsyncId, cancel again in the async form (a
+            // CANCEL that matches nothing is harmless).
+            let this = self.clone();
+            let opts = opts.clone();
+            tokio::spawn(async move { this.cancel_when_async(message_id, opts).await });
+        }
+        Ok(())
+    }
+
+    /// The AsyncId, SessionId and TreeId of a request still waiting for its final response.
+    fn waiter_ids(&self, message_id: u64) -> RxResult<Option<(Option<u64>, u64, u32)>> {
+        let st = self.inner.state.lock();
+        if let Some(e) = &st.dead {
+            return Err(e.clone());
+        }
+        Ok(st
+            .waiters
+            .get(&message_id)
+            .map(|w| (w.async_id, w.session_id, w.tree_id)))
+    }
+
+    /// Writes one SMB2 CANCEL (async form when `async_id` is known).
+    async fn send_cancel(
+        &self,
+        message_id: u64,
+        async_id: Option<u64>,
+        session_id: u64,
+        tree_id: u32,
+        opts: &SendOptions,
+    ) -> RxResult<()> {
         let h = Header {
             command: Command::CANCEL,
             credits: 0,
@@ -492,6 +523,27 @@ impl Connection {
         self.write_frame(buf, None).await?;
         self.inner.state.lock().cancels_sent += 1;
         Ok(())
+    }
+
+    /// Waits (at most 5 s) for the request's interim response, then sends the async CANCEL.
+    async fn cancel_when_async(&self, message_id: u64, opts: SendOptions) {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+        let (async_id, session_id, tree_id) = loop {
+            let woken = self.inner.interim_notify.notified();
+            tokio::pin!(woken);
+            woken.as_mut().enable();
+            match self.waiter_ids(message_id) {
+                Ok(Some((Some(a), s, t))) => break (a, s, t),
+                Ok(Some(_)) => {}
+                _ => return, // answered, or the connection is gone
+            }
+            if tokio::time::timeout_at(deadline, woken).await.is_err() {
+                return;
+            }
+        };
+        let _ = self
+            .send_cancel(message_id, Some(async_id), session_id, tree_id, &opts)
+            .await;
     }
 
     /// How many SMB2 CANCELs this connection has written (observability for tests and
@@ -782,6 +834,8 @@ impl Inner {
                 if let Some(w) = st.waiters.get_mut(&h.message_id) {
                     w.async_id = h.async_id;
                 }
+                drop(st);
+                self.interim_notify.notify_waiters();
                 continue;
             }
             if h.status == NtStatus::STATUS_CANCELLED {
