@@ -90,7 +90,7 @@ pub struct Negotiated {
 pub struct Pending {
     message_id: u64,
     request: Bytes,
-    rx: oneshot::Receiver<RxResult<Message>>,
+    rx: oneshot::Receiver<RxResult<Delivered>>,
 }
 
 impl Pending {
@@ -121,7 +121,11 @@ impl Pending {
     /// Waits for the final response (interim STATUS_PENDING responses are absorbed).
     pub async fn wait(self) -> RxResult<Message> {
         match self.rx.await {
-            Ok(r) => r,
+            // The signature is checked here, in the waiting task, so the reader task goes on
+            // receiving while responses are verified.
+            Ok(Ok(Delivered(m, Some(sec)))) => verify(&*sec, &m).map(|_| m),
+            Ok(Ok(Delivered(m, None))) => Ok(m),
+            Ok(Err(e)) => Err(e),
             Err(_) => Err(RxError::status(
                 NtStatus::STATUS_CONNECTION_DISCONNECTED,
                 "SMB connection closed before the response arrived",
@@ -130,8 +134,18 @@ impl Pending {
     }
 }
 
+/// A final response and the keys to verify it with (none when it came encrypted or the
+/// session has no keys yet).
+struct Delivered(Message, Option<Arc<dyn SessionSecurity>>);
+
+impl std::fmt::Debug for Delivered {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("Delivered").field(&self.0.header.command).finish()
+    }
+}
+
 struct Waiter {
-    tx: oneshot::Sender<RxResult<Message>>,
+    tx: oneshot::Sender<RxResult<Delivered>>,
     async_id: Option<u64>,
     session_id: u64,
     tree_id: u32,
@@ -320,6 +334,7 @@ impl Connection {
 
     /// Sends a WRITE with its payload kept apart: header and fixed part from one buffer, the
     /// payload from `req.data`, in one vectored write (no copy unless encrypting).
+    #[allow(clippy::single_range_in_vec_init)]
     pub async fn submit_write(
         &self,
         header: &Header,
@@ -753,10 +768,7 @@ impl Inner {
             };
             let sec = st.sessions.get(&h.session_id).cloned();
             drop(st);
-            let res = match sec {
-                Some(sec) if !encrypted => verify(&*sec, &m).map(|_| m),
-                _ => Ok(m),
-            };
+            let res = Ok(Delivered(m, if encrypted { None } else { sec }));
             let _ = w.tx.send(res);
         }
         self.credit_notify.notify_waiters();
@@ -779,11 +791,19 @@ fn verify(sec: &dyn SessionSecurity, m: &Message) -> RxResult<()> {
         }
         return Ok(());
     }
-    let mut copy = m.bytes.to_vec();
-    if let Some(s) = copy.get_mut(signature_range(0)) {
+    // Only the header is copied (to zero its Signature); the body is signed in place.
+    let Some(head) = m.bytes.get(..crate::proto::HEADER_SIZE) else {
+        return Err(RxError::status(
+            NtStatus::STATUS_INVALID_NETWORK_RESPONSE,
+            "response shorter than an SMB2 header",
+        ));
+    };
+    let mut head = head.to_vec();
+    if let Some(s) = head.get_mut(signature_range(0)) {
         s.fill(0);
     }
-    let expected = sec.sign(&[&copy])?;
+    let body = m.bytes.get(crate::proto::HEADER_SIZE..).unwrap_or(&[]);
+    let expected = sec.sign(&[&head, body])?;
     if expected != m.header.signature {
         return Err(RxError::status(
             NtStatus::STATUS_INVALID_SIGNATURE,

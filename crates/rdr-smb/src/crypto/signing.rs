@@ -132,11 +132,19 @@ impl<'a> GmacState<'a> {
             self.ghash.update(&[self.buf.into()]);
             self.filled = 0;
         }
+        // Whole blocks go to GHASH in batches, so its multi-block (pipelined) path runs.
         let mut chunks = data.chunks_exact(16);
-        for c in &mut chunks {
-            let mut b = ghash::Block::default();
-            b.copy_from_slice(c);
-            self.ghash.update(&[b]);
+        let mut batch = [ghash::Block::default(); 64];
+        loop {
+            let mut n = 0;
+            for (slot, c) in batch.iter_mut().zip(&mut chunks) {
+                slot.copy_from_slice(c);
+                n += 1;
+            }
+            if n == 0 {
+                break;
+            }
+            self.ghash.update(&batch[..n]);
         }
         let rem = chunks.remainder();
         self.buf[..rem.len()].copy_from_slice(rem);

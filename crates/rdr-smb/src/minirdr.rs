@@ -1,0 +1,432 @@
+//! `SmbRdr`: the SMB 2/3 mini-redirector behind rdr-core's [`MiniRedirector`] trait.
+//!
+//! * SrvCall = one [`SmbClient`] (TCP connection + NEGOTIATE) and its sessions;
+//! * NetRoot = the share name;
+//! * VNetRoot = a [`Session`] per identity (user, domain) on that connection — shared by the
+//!   identity's trees — plus a [`Tree`] connect;
+//! * SrvOpen = an [`Open`] (FileId + lease).
+//!
+//! `finalize_v_net_root` disconnects the tree and logs the session off with its last tree;
+//! `finalize_srv_call` closes the connection. Breaks of every connection go to the channel
+//! from [`SmbRdr::subscribe_breaks`].
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use parking_lot::Mutex;
+use rdr_core::minirdr::{
+    ChangeEvent, CreateParams, CreateResult, DirEntry, FileInfo, LockRange, MiniRedirector,
+    MrxContext, RxPath, SetInfo, SrvCallParams, VNetRootCreated, VNetRootParams, VolumeInfo,
+};
+use rdr_core::{NtStatus, RxContext, RxError, RxResult};
+use tokio::sync::mpsc;
+
+use crate::client::{ClientConfig, SmbClient};
+use crate::lease::{BreakEvent, BreakSink};
+use crate::open::Open;
+use crate::session::{Identity, Session};
+use crate::tree::Tree;
+
+/// Settings of the SMB mini-redirector. `Default` suits the daemon.
+#[derive(Debug, Clone)]
+pub struct SmbConfig {
+    /// TCP port when the connection does not name one (445).
+    pub port: u16,
+    /// How long a server connection without shares stays open for reuse (60 s).
+    pub linger: Duration,
+    /// Connection, dialect, signing and I/O settings.
+    pub client: ClientConfig,
+}
+
+impl Default for SmbConfig {
+    fn default() -> Self {
+        SmbConfig {
+            port: 445,
+            linger: Duration::from_secs(60),
+            client: ClientConfig::default(),
+        }
+    }
+}
+
+/// The SMB 2/3 mini-redirector.
+pub struct SmbRdr {
+    config: SmbConfig,
+    breaks: BreakSink,
+}
+
+struct SessionSlot {
+    session: Arc<Session>,
+    password: String,
+    trees: usize,
+}
+
+/// SrvCall context: the connection and its sessions by (user, domain).
+pub struct SmbSrvCall {
+    client: Arc<SmbClient>,
+    sessions: tokio::sync::Mutex<HashMap<(String, String), SessionSlot>>,
+}
+
+impl SmbSrvCall {
+    /// The connection.
+    pub fn client(&self) -> &Arc<SmbClient> {
+        &self.client
+    }
+}
+
+/// NetRoot context: the share.
+pub struct SmbNetRoot {
+    share: String,
+}
+
+/// VNetRoot context: one identity's tree on the share.
+pub struct SmbVNetRoot {
+    srv: Arc<SmbSrvCall>,
+    tree: Arc<Tree>,
+    key: (String, String),
+}
+
+impl SmbVNetRoot {
+    /// The tree.
+    pub fn tree(&self) -> &Arc<Tree> {
+        &self.tree
+    }
+}
+
+fn bad_context(what: &str) -> RxError {
+    RxError::status(
+        NtStatus::STATUS_INVALID_PARAMETER,
+        format!("smb: {what} context of another mini-redirector"),
+    )
+}
+
+fn srv_call(ctx: &MrxContext) -> RxResult<Arc<SmbSrvCall>> {
+    ctx.clone()
+        .downcast::<SmbSrvCall>()
+        .map_err(|_| bad_context("SrvCall"))
+}
+
+fn vnr(ctx: &MrxContext) -> RxResult<&SmbVNetRoot> {
+    (**ctx)
+        .downcast_ref::<SmbVNetRoot>()
+        .ok_or_else(|| bad_context("VNetRoot"))
+}
+
+fn open(ctx: &MrxContext) -> RxResult<&Open> {
+    (**ctx)
+        .downcast_ref::<Open>()
+        .ok_or_else(|| bad_context("SrvOpen"))
+}
+
+impl SmbRdr {
+    /// A mini-redirector with `config`.
+    pub fn new(config: SmbConfig) -> Self {
+        SmbRdr {
+            config,
+            breaks: Arc::new(Mutex::new(None)),
+        }
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &SmbConfig {
+        &self.config
+    }
+
+    /// Receives every oplock and lease break of every connection (a new call replaces the
+    /// previous subscriber). Each event is
+    /// acknowledged to the server once released or dropped (bounded by the break budget), so
+    /// the consumer can flush dirty data first; with no subscriber, breaks are acknowledged
+    /// at once.
+    pub fn subscribe_breaks(&self) -> mpsc::UnboundedReceiver<BreakEvent> {
+        let (tx, rx) = mpsc::unbounded_channel();
+        *self.breaks.lock() = Some(tx);
+        rx
+    }
+
+    /// The connection behind a SrvCall context (tests, inventory).
+    pub fn client_of(srv_call: &MrxContext) -> Option<Arc<SmbClient>> {
+        (**srv_call)
+            .downcast_ref::<SmbSrvCall>()
+            .map(|s| s.client.clone())
+    }
+}
+
+#[async_trait]
+impl MiniRedirector for SmbRdr {
+    fn name(&self) -> &'static str {
+        "smb"
+    }
+
+    fn srv_call_linger(&self) -> Duration {
+        self.config.linger
+    }
+
+    async fn create_srv_call(
+        &self,
+        params: &SrvCallParams,
+        ctx: &RxContext,
+    ) -> RxResult<MrxContext> {
+        let port = params.port.unwrap_or(self.config.port);
+        let what = format!("connect to \\\\{}", params.server);
+        let client = ctx
+            .run(
+                &what,
+                SmbClient::connect(&params.server, port, self.config.client.clone()),
+            )
+            .await?;
+        client.leases.share_sink(self.breaks.clone());
+        Ok(Arc::new(SmbSrvCall {
+            client,
+            sessions: tokio::sync::Mutex::new(HashMap::new()),
+        }))
+    }
+
+    async fn finalize_srv_call(&self, srv_call: &MrxContext, _force: bool) {
+        if let Ok(s) = self::srv_call(srv_call) {
+            s.client.shutdown().await;
+        }
+    }
+
+    async fn create_v_net_root(
+        &self,
+        srv_call: &MrxContext,
+        net_root: Option<&MrxContext>,
+        params: &VNetRootParams,
+        ctx: &RxContext,
+    ) -> RxResult<VNetRootCreated> {
+        let srv = self::srv_call(srv_call)?;
+        let c = &params.credentials;
+        let who = Identity {
+            user: c.user.clone().unwrap_or_default(),
+            domain: c.domain.clone().unwrap_or_default(),
+            password: c
+                .password
+                .as_ref()
+                .map(|p| p.expose().to_string())
+                .unwrap_or_default(),
+        };
+        let key = (who.user.to_lowercase(), who.domain.to_lowercase());
+        let unc = format!("\\\\{}\\{}", srv.client.server, params.share);
+        let work = async {
+            let session = {
+                let mut sessions = srv.sessions.lock().await;
+                match sessions.get_mut(&key) {
+                    Some(slot) if !slot.session.is_logged_off() => {
+                        if slot.password != who.password {
+                            return Err(RxError::status(
+                                NtStatus::STATUS_NETWORK_CREDENTIAL_CONFLICT,
+                                format!(
+                                    "{unc}: user {:?} is already connected to this server with another password",
+                                    who.user
+                                ),
+                            ));
+                        }
+                        slot.trees += 1;
+                        slot.session.clone()
+                    }
+                    _ => {
+                        let s = Session::setup(&srv.client, &who).await?;
+                        sessions.insert(
+                            key.clone(),
+                            SessionSlot {
+                                session: s.clone(),
+                                password: who.password.clone(),
+                                trees: 1,
+                            },
+                        );
+                        s
+                    }
+                }
+            };
+            match Tree::connect(&session, &params.share).await {
+                Ok(t) => Ok(t),
+                Err(e) => {
+                    release_session(&srv, &key).await;
+                    Err(e)
+                }
+            }
+        };
+        let tree = ctx.run(&unc, work).await?;
+        let net_root: Option<MrxContext> = match net_root {
+            Some(_) => None,
+            None => Some(Arc::new(SmbNetRoot {
+                share: params.share.clone(),
+            })),
+        };
+        Ok(VNetRootCreated {
+            net_root,
+            v_net_root: Arc::new(SmbVNetRoot { srv, tree, key }),
+        })
+    }
+
+    async fn finalize_net_root(&self, net_root: &MrxContext) {
+        let _ = (**net_root).downcast_ref::<SmbNetRoot>().map(|n| &n.share);
+    }
+
+    async fn finalize_v_net_root(&self, v_net_root: &MrxContext) {
+        let Ok(v) = vnr(v_net_root) else { return };
+        if v.srv.client.is_dead() {
+            release_session(&v.srv, &v.key).await;
+            return;
+        }
+        let _ = tokio::time::timeout(Duration::from_secs(10), v.tree.disconnect()).await;
+        release_session(&v.srv, &v.key).await;
+    }
+
+    async fn create(
+        &self,
+        v_net_root: &MrxContext,
+        path: &RxPath,
+        params: &CreateParams,
+        ctx: &RxContext,
+    ) -> RxResult<CreateResult> {
+        let v = vnr(v_net_root)?;
+        let o = ctx
+            .run(&v.tree.unc_path(path), v.tree.create(path, params))
+            .await?;
+        Ok(CreateResult {
+            info: o.info().clone(),
+            action: o.action(),
+            buffering: o.buffering(),
+            srv_open: Arc::new(o),
+        })
+    }
+
+    async fn close_srv_open(&self, srv_open: &MrxContext) -> RxResult<()> {
+        let o = open(srv_open)?;
+        match tokio::time::timeout(Duration::from_secs(30), o.close()).await {
+            Ok(r) => r,
+            Err(_) => Err(RxError::status(
+                NtStatus::STATUS_IO_TIMEOUT,
+                format!("{}: CLOSE: no answer", o.tree().unc_path(o.path())),
+            )),
+        }
+    }
+
+    async fn read(
+        &self,
+        srv_open: &MrxContext,
+        offset: u64,
+        len: u32,
+        ctx: &RxContext,
+    ) -> RxResult<Bytes> {
+        let o = open(srv_open)?;
+        ctx.run(o.path(), o.read(offset, len)).await
+    }
+
+    async fn write(
+        &self,
+        srv_open: &MrxContext,
+        offset: u64,
+        data: Bytes,
+        ctx: &RxContext,
+    ) -> RxResult<u32> {
+        let o = open(srv_open)?;
+        let n = ctx.run(o.path(), o.write(offset, data)).await?;
+        Ok(u32::try_from(n).unwrap_or(u32::MAX))
+    }
+
+    async fn flush(&self, srv_open: &MrxContext, ctx: &RxContext) -> RxResult<()> {
+        let o = open(srv_open)?;
+        ctx.run(o.path(), o.flush()).await
+    }
+
+    async fn query_info(&self, srv_open: &MrxContext, ctx: &RxContext) -> RxResult<FileInfo> {
+        let o = open(srv_open)?;
+        ctx.run(o.path(), o.query_info()).await
+    }
+
+    async fn query_path_info(
+        &self,
+        v_net_root: &MrxContext,
+        path: &RxPath,
+        ctx: &RxContext,
+    ) -> RxResult<FileInfo> {
+        let v = vnr(v_net_root)?;
+        ctx.run(path, v.tree.query_path_info(path)).await
+    }
+
+    async fn set_info(
+        &self,
+        srv_open: &MrxContext,
+        info: &SetInfo,
+        ctx: &RxContext,
+    ) -> RxResult<()> {
+        let o = open(srv_open)?;
+        ctx.run(o.path(), o.set_info(info)).await
+    }
+
+    async fn query_directory(
+        &self,
+        srv_open: &MrxContext,
+        pattern: Option<&str>,
+        restart: bool,
+        ctx: &RxContext,
+    ) -> RxResult<Vec<DirEntry>> {
+        let o = open(srv_open)?;
+        ctx.run(o.path(), o.query_directory(pattern, restart)).await
+    }
+
+    async fn notify_change(
+        &self,
+        srv_open: &MrxContext,
+        filter: u32,
+        watch_tree: bool,
+        ctx: &RxContext,
+    ) -> RxResult<Vec<ChangeEvent>> {
+        let o = open(srv_open)?;
+        o.notify_change(filter, watch_tree, ctx).await
+    }
+
+    async fn lock(
+        &self,
+        srv_open: &MrxContext,
+        range: LockRange,
+        wait: bool,
+        ctx: &RxContext,
+    ) -> RxResult<()> {
+        let o = open(srv_open)?;
+        o.lock(range, wait, ctx).await
+    }
+
+    async fn unlock(
+        &self,
+        srv_open: &MrxContext,
+        range: LockRange,
+        ctx: &RxContext,
+    ) -> RxResult<()> {
+        let o = open(srv_open)?;
+        ctx.run(o.path(), o.unlock(range)).await
+    }
+
+    async fn query_volume(&self, v_net_root: &MrxContext, ctx: &RxContext) -> RxResult<VolumeInfo> {
+        let v = vnr(v_net_root)?;
+        ctx.run(&v.tree.unc(), v.tree.query_volume()).await
+    }
+}
+
+/// Drops one tree's use of its session; logs the session off with its last tree.
+async fn release_session(srv: &SmbSrvCall, key: &(String, String)) {
+    let gone = {
+        let mut sessions = srv.sessions.lock().await;
+        let last = match sessions.get_mut(key) {
+            Some(slot) => {
+                slot.trees = slot.trees.saturating_sub(1);
+                slot.trees == 0
+            }
+            None => false,
+        };
+        if last {
+            sessions.remove(key).map(|s| s.session)
+        } else {
+            None
+        }
+    };
+    if let Some(s) = gone
+        && !srv.client.is_dead()
+    {
+        let _ = tokio::time::timeout(Duration::from_secs(10), s.logoff()).await;
+    }
+}

@@ -1,0 +1,725 @@
+//! Opens: CREATE with a lease (v2 on 3.x, v1 on 2.1) or a batch oplock (2.0.2), and every
+//! handle operation — pipelined multi-credit READ/WRITE, FLUSH, CLOSE, QUERY/SET_INFO,
+//! QUERY_DIRECTORY, CHANGE_NOTIFY and LOCK with SMB2 CANCEL when the caller gives up.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use bytes::{Bytes, BytesMut};
+use rdr_core::minirdr::{
+    BufferingState, ChangeEvent, CreateAction, CreateParams, DirEntry, FileInfo, LockRange, SetInfo,
+};
+use rdr_core::{NtStatus, RxContext, RxError, RxResult};
+
+use crate::client::check;
+use crate::conn::Pending;
+use crate::lease::LeaseEntry;
+use crate::proto::{
+    self, AccessMask, ChangeNotifyRequest, ChangeNotifyResponse, CloseRequest, CompletionFilter,
+    CreateDisposition, CreateOptions, CreateRequest, CreateResponse, Dialect, FileAllInformation,
+    FileAttributes, FileBasicInformation, FileDispositionInformation, FileEndOfFileInformation,
+    FileId, FileInfoClass, FileRenameInformation, FileTime, FlushRequest, Lease, LeaseFlags,
+    LeaseState, LeaseV2, LockElement, LockFlags, LockRequest, Message, OplockLevel,
+    QueryDirectoryFlags, QueryDirectoryRequest, QueryDirectoryResponse, QueryInfoRequest,
+    QueryInfoResponse, ReadRequest, ReadResponse, SetInfoRequest, ShareAccess, WATCH_TREE,
+    WriteRequest, WriteResponse,
+};
+use crate::tree::Tree;
+
+/// An open handle on the server.
+pub struct Open {
+    tree: Arc<Tree>,
+    file_id: FileId,
+    path: String,
+    lease: Option<Arc<LeaseEntry>>,
+    oplock: bool,
+    closed: AtomicBool,
+    info: FileInfo,
+    action: CreateAction,
+    buffering: BufferingState,
+}
+
+impl std::fmt::Debug for Open {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Open")
+            .field("path", &self.path)
+            .field("file_id", &self.file_id)
+            .field("buffering", &self.buffering)
+            .finish()
+    }
+}
+
+pub(crate) fn time(t: FileTime) -> SystemTime {
+    t.to_system_time().unwrap_or(UNIX_EPOCH)
+}
+
+pub(crate) fn file_info_from_all(a: &FileAllInformation) -> FileInfo {
+    FileInfo {
+        is_dir: a.standard.directory || a.basic.file_attributes.contains(FileAttributes::DIRECTORY),
+        size: a.standard.end_of_file,
+        allocation_size: a.standard.allocation_size,
+        created: time(a.basic.creation_time),
+        accessed: time(a.basic.last_access_time),
+        modified: time(a.basic.last_write_time),
+        changed: time(a.basic.change_time),
+        attributes: a.basic.file_attributes.bits(),
+        file_id: a.index_number,
+        nlink: a.standard.number_of_links.max(1),
+        mode: None,
+    }
+}
+
+pub(crate) fn open_error_path(tree: &Tree, path: &str, op: &str) -> String {
+    format!("{}: {op} as {:?}", tree.unc_path(path), tree.session.user)
+}
+
+fn buffering_of(state: LeaseState) -> BufferingState {
+    BufferingState {
+        read_caching: state.contains(LeaseState::READ_CACHING),
+        write_caching: state.contains(LeaseState::WRITE_CACHING),
+        handle_caching: state.contains(LeaseState::HANDLE_CACHING),
+    }
+}
+
+fn oplock_buffering(level: OplockLevel) -> BufferingState {
+    match level {
+        OplockLevel::BATCH => buffering_of(
+            LeaseState::READ_CACHING | LeaseState::WRITE_CACHING | LeaseState::HANDLE_CACHING,
+        ),
+        OplockLevel::EXCLUSIVE => {
+            buffering_of(LeaseState::READ_CACHING | LeaseState::WRITE_CACHING)
+        }
+        OplockLevel::II => buffering_of(LeaseState::READ_CACHING),
+        _ => BufferingState::default(),
+    }
+}
+
+/// Builds the CREATE request for `params` (without lease contexts).
+pub(crate) fn create_request(path: &str, params: &CreateParams) -> CreateRequest {
+    CreateRequest {
+        desired_access: AccessMask::from_bits_retain(params.access.bits()),
+        file_attributes: FileAttributes::from_bits_retain(params.attributes),
+        share_access: ShareAccess::from_bits_retain(params.share.bits()),
+        create_disposition: CreateDisposition(params.disposition as u32),
+        create_options: CreateOptions::from_bits_retain(params.options.bits()),
+        name: path.to_string(),
+        ..CreateRequest::default()
+    }
+}
+
+/// FileInfo from a CREATE response.
+pub(crate) fn file_info_from_create(c: &CreateResponse) -> FileInfo {
+    let file_id = c
+        .on_disk_id()
+        .ok()
+        .flatten()
+        .map(|d| {
+            let mut b = [0u8; 8];
+            b.copy_from_slice(&d.disk_file_id[..8]);
+            u64::from_le_bytes(b)
+        })
+        .unwrap_or(0);
+    FileInfo {
+        is_dir: c.file_attributes.contains(FileAttributes::DIRECTORY),
+        size: c.end_of_file,
+        allocation_size: c.allocation_size,
+        created: time(c.creation_time),
+        accessed: time(c.last_access_time),
+        modified: time(c.last_write_time),
+        changed: time(c.change_time),
+        attributes: c.file_attributes.bits(),
+        file_id,
+        nlink: 1,
+        mode: None,
+    }
+}
+
+pub(crate) fn create_action(a: proto::CreateAction) -> CreateAction {
+    match a {
+        proto::CreateAction::SUPERSEDED => CreateAction::Superseded,
+        proto::CreateAction::CREATED => CreateAction::Created,
+        proto::CreateAction::OVERWRITTEN => CreateAction::Overwritten,
+        _ => CreateAction::Opened,
+    }
+}
+
+impl Tree {
+    /// Opens or creates `path` (components joined by `\`, empty for the share root).
+    pub async fn create(self: &Arc<Self>, path: &str, params: &CreateParams) -> RxResult<Open> {
+        let client = &self.session.client;
+        let mut req = create_request(path, params);
+        req.contexts.push(proto::query_on_disk_id_request());
+        let wants_data = params.access.can_read() || params.access.can_write();
+        let dir = params
+            .options
+            .contains(rdr_core::minirdr::CreateOptions::DIRECTORY_FILE);
+        let mut lease = None;
+        let mut oplock = false;
+        if client.config.request_leases && wants_data && !dir {
+            if client.neg.leasing() {
+                let e = client.leases.acquire(&self.share, path);
+                let v2 = client.neg.dialect >= Dialect::SMB3_0;
+                req.requested_oplock_level = OplockLevel::LEASE;
+                req.contexts.push(
+                    Lease {
+                        key: e.key,
+                        state: LeaseState::READ_CACHING
+                            | LeaseState::WRITE_CACHING
+                            | LeaseState::HANDLE_CACHING,
+                        flags: LeaseFlags::empty(),
+                        duration: 0,
+                        v2: v2.then(LeaseV2::default),
+                    }
+                    .to_context(),
+                );
+                lease = Some(e);
+            } else {
+                req.requested_oplock_level = OplockLevel::BATCH;
+                oplock = true;
+            }
+        }
+        let res = self.send(&req).await;
+        let rsp =
+            match res.and_then(|r| check(&r, || open_error_path(self, path, "open")).map(|_| r)) {
+                Ok(r) => r,
+                Err(e) => {
+                    if let Some(l) = &lease {
+                        client.leases.release(l);
+                    }
+                    return Err(e);
+                }
+            };
+        let body: CreateResponse = match rsp.body() {
+            Ok(b) => b,
+            Err(e) => {
+                if let Some(l) = &lease {
+                    client.leases.release(l);
+                }
+                return Err(e.into());
+            }
+        };
+        let mut buffering = BufferingState::default();
+        if let Some(l) = &lease {
+            match body.lease().ok().flatten() {
+                Some(g) if body.oplock_level == OplockLevel::LEASE => {
+                    let epoch = g.v2.as_ref().map(|v| v.epoch).unwrap_or(0);
+                    l.granted(g.state, epoch, self);
+                    buffering = buffering_of(g.state);
+                }
+                _ => {
+                    client.leases.release(l);
+                    lease = None;
+                }
+            }
+        }
+        if oplock {
+            if body.oplock_level == OplockLevel::NONE {
+                oplock = false;
+            } else {
+                client
+                    .leases
+                    .add_oplock(body.file_id, body.oplock_level, self, path);
+                buffering = oplock_buffering(body.oplock_level);
+            }
+        }
+        Ok(Open {
+            tree: self.clone(),
+            file_id: body.file_id,
+            path: path.to_string(),
+            lease,
+            oplock,
+            closed: AtomicBool::new(false),
+            info: file_info_from_create(&body),
+            action: create_action(body.create_action),
+            buffering,
+        })
+    }
+}
+
+impl Open {
+    /// The SMB FileId.
+    pub fn file_id(&self) -> FileId {
+        self.file_id
+    }
+
+    /// Path in the share.
+    pub fn path(&self) -> &str {
+        &self.path
+    }
+
+    /// The tree the open belongs to.
+    pub fn tree(&self) -> &Arc<Tree> {
+        &self.tree
+    }
+
+    /// Metadata returned by CREATE.
+    pub fn info(&self) -> &FileInfo {
+        &self.info
+    }
+
+    /// What CREATE did.
+    pub fn action(&self) -> CreateAction {
+        self.action
+    }
+
+    /// What the lease or oplock lets the client cache, as granted at open.
+    pub fn buffering(&self) -> BufferingState {
+        self.buffering
+    }
+
+    /// The lease state held now (after any breaks), if a lease was granted.
+    pub fn lease_state(&self) -> Option<LeaseState> {
+        self.lease.as_ref().map(|l| l.state.lock().0)
+    }
+
+    /// The lease key, if a lease was granted.
+    pub fn lease_key(&self) -> Option<[u8; 16]> {
+        self.lease.as_ref().map(|l| l.key)
+    }
+
+    fn what(&self, op: &str) -> String {
+        format!("{}: {op}", self.tree.unc_path(&self.path))
+    }
+
+    fn check_open(&self, op: &str) -> RxResult<()> {
+        if self.closed.load(Ordering::SeqCst) {
+            return Err(RxError::HandleClosed {
+                path: self.tree.unc_path(&self.path),
+            });
+        }
+        let _ = op;
+        Ok(())
+    }
+
+    fn read_request(&self, offset: u64, len: u32) -> ReadRequest {
+        ReadRequest {
+            padding: 0x50,
+            flags: 0,
+            length: len,
+            offset,
+            file_id: self.file_id,
+            minimum_count: 0,
+            channel: 0,
+            remaining_bytes: 0,
+        }
+    }
+
+    fn read_result(&self, r: RxResult<Message>) -> RxResult<Bytes> {
+        let m = r?;
+        if m.header.status == NtStatus::STATUS_END_OF_FILE {
+            return Ok(Bytes::new());
+        }
+        check(&m, || self.what("READ"))?;
+        Ok(m.body::<ReadResponse>()?.data)
+    }
+
+    /// Reads up to `len` bytes at `offset`; large reads go as many pipelined requests. An empty
+    /// result is end of file.
+    pub async fn read(&self, offset: u64, len: u32) -> RxResult<Bytes> {
+        self.check_open("READ")?;
+        let chunk = self.tree.session.client.io_chunk_read();
+        if len <= chunk {
+            let r = self.tree.send(&self.read_request(offset, len)).await;
+            return self.read_result(r);
+        }
+        // Grown as data arrives: a large `len` on a small file must not allocate `len` up front.
+        let mut out = BytesMut::with_capacity((len as usize).min(64 << 20));
+        self.read_each(offset, u64::from(len), |_, b| {
+            out.extend_from_slice(&b);
+            Ok(())
+        })
+        .await?;
+        Ok(out.freeze())
+    }
+
+    /// Reads `len` bytes from `offset` with many requests in flight, handing each chunk (in
+    /// order) to `sink`; stops early at end of file. Returns the bytes read.
+    pub async fn read_each(
+        &self,
+        offset: u64,
+        len: u64,
+        mut sink: impl FnMut(u64, Bytes) -> RxResult<()>,
+    ) -> RxResult<u64> {
+        self.check_open("READ")?;
+        let client = &self.tree.session.client;
+        let chunk = u64::from(client.io_chunk_read());
+        let depth = client.config.io_depth.max(1);
+        let mut next = offset;
+        let end = offset.saturating_add(len);
+        let mut window: VecDeque<(u64, u32, Pending)> = VecDeque::new();
+        let mut total = 0u64;
+        loop {
+            while window.len() < depth && next < end {
+                let n = (end - next).min(chunk) as u32;
+                let p = self.tree.submit(&self.read_request(next, n)).await?;
+                window.push_back((next, n, p));
+                next += u64::from(n);
+            }
+            let Some((off, want, p)) = window.pop_front() else {
+                break;
+            };
+            let data = self.read_result(p.wait().await)?;
+            let got = data.len() as u64;
+            total += got;
+            if got > 0 {
+                sink(off, data)?;
+            }
+            if got < u64::from(want) {
+                break; // end of file
+            }
+        }
+        Ok(total)
+    }
+
+    /// Writes `data` at `offset` as pipelined requests of the negotiated size; returns the bytes
+    /// written (short only if the server wrote less).
+    pub async fn write(&self, offset: u64, data: Bytes) -> RxResult<u64> {
+        self.check_open("WRITE")?;
+        let _gate = match &self.lease {
+            Some(l) => Some(l.io_gate.read().await),
+            None => None,
+        };
+        let client = &self.tree.session.client;
+        let chunk = client.io_chunk_write() as usize;
+        let depth = client.config.io_depth.max(1);
+        let mut window: VecDeque<(usize, Pending)> = VecDeque::new();
+        let mut pos = 0usize;
+        let mut total = 0u64;
+        let h = self.tree.header(proto::Command::WRITE);
+        let opts = self.tree.opts();
+        loop {
+            while window.len() < depth && pos < data.len() {
+                let n = (data.len() - pos).min(chunk);
+                let req = WriteRequest {
+                    offset: offset + pos as u64,
+                    file_id: self.file_id,
+                    channel: 0,
+                    remaining_bytes: 0,
+                    flags: 0,
+                    data: data.slice(pos..pos + n),
+                };
+                let p = client.conn.submit_write(&h, &req, &opts).await?;
+                window.push_back((n, p));
+                pos += n;
+            }
+            let Some((want, p)) = window.pop_front() else {
+                break;
+            };
+            let m = p.wait().await?;
+            check(&m, || self.what("WRITE"))?;
+            let count = m.body::<WriteResponse>()?.count as usize;
+            total += count as u64;
+            if count < want {
+                break;
+            }
+        }
+        if data.is_empty() {
+            // A zero-length write still goes to the server (it updates times, checks access).
+            let req = WriteRequest {
+                offset,
+                file_id: self.file_id,
+                channel: 0,
+                remaining_bytes: 0,
+                flags: 0,
+                data: Bytes::new(),
+            };
+            let m = client
+                .conn
+                .submit_write(&h, &req, &opts)
+                .await?
+                .wait()
+                .await?;
+            check(&m, || self.what("WRITE"))?;
+        }
+        Ok(total)
+    }
+
+    /// Makes written data durable (SMB2 FLUSH).
+    pub async fn flush(&self) -> RxResult<()> {
+        self.check_open("FLUSH")?;
+        let m = self
+            .tree
+            .send(&FlushRequest {
+                file_id: self.file_id,
+            })
+            .await?;
+        check(&m, || self.what("FLUSH"))
+    }
+
+    /// Closes the handle; the lease key is forgotten with its last open.
+    pub async fn close(&self) -> RxResult<()> {
+        if self.closed.swap(true, Ordering::SeqCst) {
+            return Ok(());
+        }
+        let leases = &self.tree.session.client.leases;
+        let r = self
+            .tree
+            .send(&CloseRequest {
+                flags: 0,
+                file_id: self.file_id,
+            })
+            .await;
+        if let Some(l) = &self.lease {
+            leases.release(l);
+        }
+        if self.oplock {
+            leases.remove_oplock(&self.file_id);
+        }
+        check(&r?, || self.what("CLOSE"))
+    }
+
+    /// Metadata of the open file (FileAllInformation).
+    pub async fn query_info(&self) -> RxResult<FileInfo> {
+        self.check_open("QUERY_INFO")?;
+        let m = self
+            .tree
+            .send(&QueryInfoRequest::file(
+                self.file_id,
+                FileInfoClass::FileAllInformation,
+                4096,
+            ))
+            .await?;
+        check(&m, || self.what("QUERY_INFO"))?;
+        let out = m.body::<QueryInfoResponse>()?.output;
+        Ok(file_info_from_all(&FileAllInformation::parse(&out)?))
+    }
+
+    /// Changes times/attributes, size, name or delete disposition.
+    pub async fn set_info(&self, info: &SetInfo) -> RxResult<()> {
+        self.check_open("SET_INFO")?;
+        let ft =
+            |t: Option<SystemTime>| t.map(FileTime::from_system_time).unwrap_or(FileTime::ZERO);
+        let (class, buf, op) = match info {
+            SetInfo::Basic {
+                created,
+                accessed,
+                modified,
+                attributes,
+            } => (
+                FileInfoClass::FileBasicInformation,
+                FileBasicInformation {
+                    creation_time: ft(*created),
+                    last_access_time: ft(*accessed),
+                    last_write_time: ft(*modified),
+                    change_time: FileTime::ZERO,
+                    file_attributes: FileAttributes::from_bits_retain(attributes.unwrap_or(0)),
+                }
+                .encode(),
+                "set times/attributes",
+            ),
+            SetInfo::EndOfFile(n) => (
+                FileInfoClass::FileEndOfFileInformation,
+                FileEndOfFileInformation { end_of_file: *n }.encode(),
+                "set size",
+            ),
+            SetInfo::Rename { new_path, replace } => (
+                FileInfoClass::FileRenameInformation,
+                FileRenameInformation {
+                    replace_if_exists: *replace,
+                    root_directory: 0,
+                    name: new_path.clone(),
+                }
+                .encode()?,
+                "rename",
+            ),
+            SetInfo::Disposition(d) => (
+                FileInfoClass::FileDispositionInformation,
+                FileDispositionInformation { delete_pending: *d }.encode(),
+                "set delete disposition",
+            ),
+            SetInfo::Mode(_) => {
+                return Err(RxError::status(
+                    NtStatus::STATUS_NOT_SUPPORTED,
+                    self.what("set mode (SMB2 has no Unix mode bits)"),
+                ));
+            }
+        };
+        let m = self
+            .tree
+            .send(&SetInfoRequest::file(self.file_id, class, buf))
+            .await?;
+        check(&m, || self.what(op))
+    }
+
+    /// The next batch of entries of this directory ("." and ".." left out); empty when done.
+    pub async fn query_directory(
+        &self,
+        pattern: Option<&str>,
+        restart: bool,
+    ) -> RxResult<Vec<DirEntry>> {
+        self.check_open("QUERY_DIRECTORY")?;
+        let len = self.tree.session.client.neg.max_transact.min(256 * 1024);
+        let mut restart = restart;
+        loop {
+            let req = QueryDirectoryRequest {
+                info_class: FileInfoClass::FileIdBothDirectoryInformation,
+                flags: if restart {
+                    QueryDirectoryFlags::RESTART_SCANS
+                } else {
+                    QueryDirectoryFlags::empty()
+                },
+                file_index: 0,
+                file_id: self.file_id,
+                pattern: pattern.unwrap_or("*").to_string(),
+                output_buffer_length: len,
+            };
+            restart = false;
+            let m = self.tree.send(&req).await?;
+            if m.header.status == NtStatus::STATUS_NO_MORE_FILES {
+                return Ok(Vec::new());
+            }
+            check(&m, || self.what("QUERY_DIRECTORY"))?;
+            let out = m.body::<QueryDirectoryResponse>()?.output;
+            let raw = proto::parse_id_both_directory_information(&out)?;
+            if raw.is_empty() {
+                return Ok(Vec::new());
+            }
+            let v: Vec<DirEntry> = raw
+                .into_iter()
+                .filter(|e| e.info.name != "." && e.info.name != "..")
+                .map(|e| {
+                    let i = &e.info;
+                    DirEntry {
+                        name: i.name.clone(),
+                        info: FileInfo {
+                            is_dir: i.file_attributes.contains(FileAttributes::DIRECTORY),
+                            size: i.end_of_file,
+                            allocation_size: i.allocation_size,
+                            created: time(i.creation_time),
+                            accessed: time(i.last_access_time),
+                            modified: time(i.last_write_time),
+                            changed: time(i.change_time),
+                            attributes: i.file_attributes.bits(),
+                            file_id: e.file_id,
+                            nlink: 1,
+                            mode: None,
+                        },
+                    }
+                })
+                .collect();
+            if !v.is_empty() {
+                return Ok(v);
+            }
+        }
+    }
+
+    /// Sends a request that the server may hold pending; if `ctx` is cancelled first, sends
+    /// SMB2 CANCEL and waits (a little) for the server's final answer.
+    async fn pending_request(&self, p: Pending, ctx: &RxContext, op: &str) -> RxResult<Message> {
+        let mid = p.message_id();
+        let fut = p.wait();
+        tokio::pin!(fut);
+        tokio::select! {
+            r = &mut fut => r,
+            _ = ctx.cancelled() => {
+                let conn = &self.tree.session.client.conn;
+                let _ = conn.cancel(mid, &self.tree.opts()).await;
+                match tokio::time::timeout(Duration::from_secs(5), &mut fut).await {
+                    Ok(Ok(m)) if m.header.status == NtStatus::STATUS_CANCELLED => {
+                        Err(RxError::status(
+                            NtStatus::STATUS_CANCELLED,
+                            format!("{}: cancelled; the server answered STATUS_CANCELLED", self.what(op)),
+                        ))
+                    }
+                    Ok(Ok(m)) => Ok(m),
+                    _ => Err(RxError::Cancelled { what: self.what(op) }),
+                }
+            }
+        }
+    }
+
+    /// Waits for a change under this directory (CHANGE_NOTIFY). An empty result means "too
+    /// many changes; enumerate again" (STATUS_NOTIFY_ENUM_DIR).
+    pub async fn notify_change(
+        &self,
+        filter: u32,
+        watch_tree: bool,
+        ctx: &RxContext,
+    ) -> RxResult<Vec<ChangeEvent>> {
+        self.check_open("CHANGE_NOTIFY")?;
+        let req = ChangeNotifyRequest {
+            flags: if watch_tree { WATCH_TREE } else { 0 },
+            output_buffer_length: self.tree.session.client.neg.max_transact.min(64 * 1024),
+            file_id: self.file_id,
+            completion_filter: CompletionFilter::from_bits_retain(filter),
+        };
+        let p = self.tree.submit(&req).await?;
+        let m = self.pending_request(p, ctx, "CHANGE_NOTIFY").await?;
+        if m.header.status == NtStatus::STATUS_NOTIFY_ENUM_DIR {
+            return Ok(Vec::new());
+        }
+        check(&m, || self.what("CHANGE_NOTIFY"))?;
+        let out = m.body::<ChangeNotifyResponse>()?.output;
+        Ok(proto::parse_notify_information(&out)?
+            .into_iter()
+            .map(|n| ChangeEvent {
+                action: n.action.0,
+                name: n.name,
+            })
+            .collect())
+    }
+
+    /// Takes a byte-range lock; `wait` lets the server hold the request until granted (or `ctx`
+    /// is cancelled → SMB2 CANCEL).
+    pub async fn lock(&self, range: LockRange, wait: bool, ctx: &RxContext) -> RxResult<()> {
+        self.check_open("LOCK")?;
+        let mut flags = if range.exclusive {
+            LockFlags::EXCLUSIVE
+        } else {
+            LockFlags::SHARED
+        };
+        if !wait {
+            flags |= LockFlags::FAIL_IMMEDIATELY;
+        }
+        let req = LockRequest {
+            lock_sequence: 0,
+            file_id: self.file_id,
+            locks: vec![LockElement {
+                offset: range.offset,
+                length: range.length,
+                flags,
+            }],
+        };
+        let p = self.tree.submit(&req).await?;
+        let m = self.pending_request(p, ctx, "LOCK").await?;
+        check(&m, || {
+            self.what(&format!("LOCK {}+{}", range.offset, range.length))
+        })
+    }
+
+    /// Releases a byte-range lock.
+    pub async fn unlock(&self, range: LockRange) -> RxResult<()> {
+        self.check_open("UNLOCK")?;
+        let req = LockRequest {
+            lock_sequence: 0,
+            file_id: self.file_id,
+            locks: vec![LockElement {
+                offset: range.offset,
+                length: range.length,
+                flags: LockFlags::UNLOCK,
+            }],
+        };
+        let m = self.tree.send(&req).await?;
+        check(&m, || {
+            self.what(&format!("UNLOCK {}+{}", range.offset, range.length))
+        })
+    }
+}
+
+impl Drop for Open {
+    fn drop(&mut self) {
+        // A handle dropped without close: forget its lease use (the server handle goes with the
+        // tree or session).
+        if !self.closed.load(Ordering::SeqCst) {
+            let leases = &self.tree.session.client.leases;
+            if let Some(l) = &self.lease {
+                leases.release(l);
+            }
+            if self.oplock {
+                leases.remove_oplock(&self.file_id);
+            }
+        }
+    }
+}
