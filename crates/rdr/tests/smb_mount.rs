@@ -305,6 +305,11 @@ fn smb_delete_with_a_file_open_each_force_level() {
     let mut content = b"quarterly numbers ".to_vec();
     content.resize(10_000, b'x');
     std::fs::write(smb.server_path(&name), &content).unwrap();
+    std::fs::set_permissions(
+        smb.server_path(&name),
+        std::fs::Permissions::from_mode(0o666),
+    )
+    .unwrap();
     smb_use(&mut env, &smb, &mp, 0);
     let mps = mp.to_str().unwrap().to_string();
     let mut holder = Holder::open(&mp.join(&name));
@@ -622,7 +627,6 @@ fn smb_timeout_bounds_a_delete_on_a_hung_server() {
     let pw = password_file(&env, &smb.users[0].1, None);
     let pw2 = password_file(&env, &smb.users[1].1, None);
     let mount = |env: &mut Env, mp: &Path, who: usize| {
-        let pw = if who == 0 { &pw } else { &pw2 };
         let o = env.rdr(&[
             "use",
             mp.to_str().unwrap(),
@@ -636,9 +640,31 @@ fn smb_timeout_bounds_a_delete_on_a_hung_server() {
         env.mounts.push(mp.to_path_buf());
     };
     let mp = env.dir.path().join("hung-mnt");
-    let mp2 = env.dir.path().join("hung2-mnt");
     mount(&mut env, &mp, 0);
-    mount(&mut env, &mp2, 1);
+    // A second connection, with nothing open, by another local user (one view per user and
+    // share).
+    let (users, ids) = Users::create(1);
+    let _users = users;
+    let (uid, gid) = ids[0];
+    let mp2 = env.dir.path().join("hung2-mnt");
+    std::fs::create_dir(&mp2).unwrap();
+    std::os::unix::fs::chown(&mp2, Some(uid), Some(gid)).unwrap();
+    std::os::unix::fs::chown(&pw2, Some(uid), Some(gid)).unwrap();
+    let o = env.rdr_as(
+        uid,
+        gid,
+        &[
+            "use",
+            mp2.to_str().unwrap(),
+            &remote,
+            "--user",
+            &smb.users[1].0,
+            "--password-file",
+            pw2.to_str().unwrap(),
+        ],
+    );
+    assert!(o.status.success(), "{}\n{}", stderr(&o), env.log());
+    env.mounts.push(mp2.clone());
     std::fs::write(mp.join("held.txt"), b"held").unwrap();
     let mut holder = Holder::open(&mp.join("held.txt"));
     assert_eq!(holder.read(), "data held");
@@ -649,10 +675,9 @@ fn smb_timeout_bounds_a_delete_on_a_hung_server() {
     // Without force, nothing open: the core has to talk to the hung server; the timeout
     // bounds it.
     let t = Instant::now();
-    let o = run_bounded(
-        env.cmd(&["use", mp2.to_str().unwrap(), "--delete", "--timeout", "3"]),
-        Duration::from_secs(20),
-    );
+    let mut c = env.cmd(&["use", mp2.to_str().unwrap(), "--delete", "--timeout", "3"]);
+    c.uid(uid).gid(gid).current_dir("/");
+    let o = run_bounded(c, Duration::from_secs(20));
     eprintln!(
         "non-force delete, nothing open, hung server: exit {:?} after {:?}: {}{}",
         o.status.code(),
