@@ -9,6 +9,18 @@
 //! `finalize_v_net_root` disconnects the tree and logs the session off with its last tree;
 //! `finalize_srv_call` closes the connection. Breaks of every connection go to the channel
 //! from [`SmbRdr::subscribe_breaks`].
+//!
+//! How the daemon uses it:
+//! ```no_run
+//! # async fn demo() {
+//! use std::sync::Arc;
+//! use rdr_smb::{SmbConfig, SmbRdr};
+//! let smb = Arc::new(SmbRdr::new(SmbConfig::default())); // port 445, linger 60 s, SMB 2.0.2–3.1.1
+//! let mut breaks = smb.subscribe_breaks(); // optional: flush on W loss, then drop the event
+//! tokio::spawn(async move { while let Some(ev) = breaks.recv().await { drop(ev) } });
+//! let rdbss = rdr_core::Rdbss::new(smb, rdr_core::RdbssConfig::default());
+//! # let _ = rdbss; }
+//! ```
 
 use std::collections::HashMap;
 use std::sync::Arc;

@@ -140,7 +140,9 @@ struct Delivered(Message, Option<Arc<dyn SessionSecurity>>);
 
 impl std::fmt::Debug for Delivered {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_tuple("Delivered").field(&self.0.header.command).finish()
+        f.debug_tuple("Delivered")
+            .field(&self.0.header.command)
+            .finish()
     }
 }
 
