@@ -124,7 +124,7 @@ run ls "$D"
 say "Dry run: what a forced delete would close"
 run_rc "$RDR" use "$M" --delete --dry-run
 
-say "Lazy delete (0xff): the mount leaves the namespace now, the holder keeps its file"
+say "Lazy delete (DetachOnClose): the mount leaves the namespace now, the holder keeps its file"
 run_rc "$RDR" use "$M" --delete --lazy
 mountpoint -q "$M" && echo "still mounted?!" || echo "$M is no longer a mount point"
 holder_read

@@ -368,6 +368,24 @@ fn smb_delete_with_a_file_open_each_force_level() {
         smb.open_files()
     );
     assert!(wait_until(Duration::from_secs(10), || list_len(&env) == 0));
+
+    // Mapped again after the lazy delete: a forced delete reports the one file open now.
+    smb_use(&mut env, &smb, &mp, 0);
+    let mut holder = Holder::open(&mp.join(&name));
+    assert_eq!(holder.read(), first64);
+    let o = env.rdr(&["files", &mps, "--json"]);
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v[0]["handles"].as_array().unwrap().len(), 1, "{v}");
+    let o = env.rdr(&["use", &mps, "--delete", "--force"]);
+    assert_eq!(o.status.code(), Some(0), "stderr: {}", stderr(&o));
+    assert_eq!(stdout(&o).matches("closed: ").count(), 1, "{}", stdout(&o));
+    assert_eq!(holder.read(), format!("err {}", libc::EIO));
+    assert_eq!(holder.close(), "closed ok");
+    assert!(
+        wait_until(Duration::from_secs(10), || !smb.open_files().contains(&name)),
+        "server still holds {name}:\n{}",
+        smb.open_files()
+    );
 }
 
 #[test]
