@@ -31,13 +31,14 @@ RDR=$PWD/target/release/rdr
 W=$(mktemp -d /tmp/rdr-demo.XXXXXX)
 M=$W/mnt
 export RDR_SOCKET=$W/rdr.sock RDR_STATE_DIR=$W/state
-STARTED_SAMBA=0 DAEMON= HOLDER=
+STARTED_SAMBA=0 DAEMON= HOLDER= SERVER_SUB=
 cleanup() {
   set +e
   [ -n "$HOLDER" ] && kill "$HOLDER" 2>/dev/null
   mountpoint -q "$M" && "$RDR" use "$M" --delete --force --close-transport >/dev/null 2>&1
   [ -n "$DAEMON" ] && { kill "$DAEMON" 2>/dev/null; wait "$DAEMON" 2>/dev/null; }
   mountpoint -q "$M" && umount -l "$M"
+  [ -n "$SERVER_SUB" ] && rm -rf "$SERVER_SUB"
   [ "$STARTED_SAMBA" = 1 ] && scripts/samba-fixture.sh stop >/dev/null 2>&1
   rm -rf "$W"
 }
@@ -87,6 +88,13 @@ if [ "$MODE" = smb ]; then
     MODE=local
   fi
 fi
+# In SMB mode the demo works in its own directory of the share, removed at the end.
+D=$M
+if [ "$MODE" = smb ]; then
+  SUB=rdr-demo-$$ D=$M/rdr-demo-$$
+  SERVER_SUB=${RDR_SAMBA_DIR:-/tmp/rdr-samba}/$RDR_SMB_SHARE/$SUB
+  run mkdir "$D"
+fi
 if [ "$MODE" = local ]; then
   mkdir -p "$W/share"
   REMOTE="local:$W/share" USE_ARGS=()
@@ -96,27 +104,27 @@ fi
 
 say "Copy files in and out with ordinary tools"
 head -c 3000000 /dev/urandom > "$W/blob.bin"
-run cp "$W/blob.bin" "$M/blob.bin"
-run mkdir "$M/reports"
-run sh -c "printf 'quarterly figures\n' > '$M/reports/report.txt'"
-run ls -l "$M" "$M/reports"
-run cp "$M/blob.bin" "$W/blob.back"
+run cp "$W/blob.bin" "$D/blob.bin"
+run mkdir "$D/reports"
+run sh -c "printf 'quarterly figures\n' > '$D/reports/report.txt'"
+run ls -l "$D" "$D/reports"
+run cp "$D/blob.bin" "$W/blob.back"
 run cmp "$W/blob.bin" "$W/blob.back"
 echo "(identical)"
 
 say "The connection list and the open-file inventory"
 run "$RDR" use
-hold "$M/reports/report.txt"
+hold "$D/reports/report.txt"
 run "$RDR" files "$M"
 
 say "Delete without force: refused while a file is open, the mount keeps working"
 run_rc "$RDR" use "$M" --delete </dev/null
-run ls "$M"
+run ls "$D"
 
 say "Dry run: what a forced delete would close"
 run_rc "$RDR" use "$M" --delete --dry-run
 
-say "Lazy delete (0xff): the mount leaves the namespace now, the holder keeps its file"
+say "Lazy delete (DetachOnClose): the mount leaves the namespace now, the holder keeps its file"
 run_rc "$RDR" use "$M" --delete --lazy
 mountpoint -q "$M" && echo "still mounted?!" || echo "$M is no longer a mount point"
 holder_read
@@ -126,7 +134,7 @@ run "$RDR" use
 
 say "Map again and delete with force: the holder's handle is orphaned (EIO), nothing hangs"
 run "$RDR" use "$M" "$REMOTE" "${USE_ARGS[@]}"
-hold "$M/reports/report.txt"
+hold "$D/reports/report.txt"
 holder_read
 run_rc "$RDR" use "$M" --delete --force
 holder_read

@@ -136,6 +136,30 @@ impl FsProbe {
     pub fn inodes(&self) -> Vec<u64> {
         self.0.inodes.lock().inodes()
     }
+
+    /// Close in the core every handle the kernel never released. When a lazily detached
+    /// mount loses its last user, the kernel tears the connection down right after queueing
+    /// the last RELEASEs, which may never reach us; without this the server would keep those
+    /// opens (and the view its tree) for good. Call from a plain thread after the session ends.
+    pub fn close_leftovers(&self) {
+        let left: Vec<Arc<Handle>> = {
+            let mut h = self.0.handles.lock();
+            h.drain().map(|(_, v)| v).collect()
+        };
+        if left.is_empty() {
+            return;
+        }
+        self.0
+            .stats
+            .open_handles
+            .fetch_sub(left.len(), Ordering::Relaxed);
+        let rdbss = self.0.rdbss.clone();
+        self.0.rt.block_on(async move {
+            for h in left {
+                let _ = rdbss.close(&h.fobx).await;
+            }
+        });
+    }
 }
 
 impl RdrFs {

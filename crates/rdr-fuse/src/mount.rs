@@ -251,9 +251,12 @@ pub fn mount_fd(
     let notifier = session.notifier();
     let ended = Arc::new(Ended::default());
     let e2 = ended.clone();
+    let probe2 = probe.clone();
     let name = format!("rdr-fuse {}", mountpoint.display());
     let spawned = std::thread::Builder::new().name(name).spawn(move || {
         let r = session.run().map_err(|e| e.to_string());
+        // RELEASEs the kernel dropped when it tore the connection down.
+        probe2.close_leftovers();
         *e2.done.lock() = Some(r);
         e2.cv.notify_all();
     });

@@ -1,5 +1,5 @@
 //! Which mini-redirector serves a REMOTE, chosen by its form: `local:/dir` → rdr-local's
-//! `LocalRdr`; `//host/share`, `\\host\share`, `smb://…` → SMB (not available yet).
+//! `LocalRdr`; `//host/share`, `\\host\share`, `smb://…` → rdr-smb's `SmbRdr`.
 
 use rdr_core::minirdr::MiniRedirector;
 use rdr_core::name::RemoteName;
@@ -96,6 +96,54 @@ impl LocalBackend {
     }
 }
 
+/// Serves every SMB remote: one `Rdbss` over one `SmbRdr`, so one SrvCall (one TCP
+/// connection) per server carries the sessions of every local user.
+pub struct SmbBackend {
+    /// The redirector over `SmbRdr`.
+    pub rdbss: Rdbss,
+}
+
+impl SmbBackend {
+    /// A backend whose scavenger (delayed close, dormant transports) runs on the current
+    /// tokio runtime. `RDR_SMB_WRITE_BEHIND` (bytes) turns on the core's write-behind.
+    pub fn new() -> Self {
+        let rdr = Arc::new(rdr_smb::SmbRdr::new(rdr_smb::SmbConfig::default()));
+        let m: Arc<dyn MiniRedirector> = rdr;
+        let cfg = RdbssConfig {
+            write_behind_limit: std::env::var("RDR_SMB_WRITE_BEHIND")
+                .ok()
+                .and_then(|s| s.parse().ok())
+                .unwrap_or(0),
+            ..RdbssConfig::default()
+        };
+        let rdbss = Rdbss::new(m, cfg);
+        rdbss.spawn_scavenger(std::time::Duration::from_secs(1));
+        SmbBackend { rdbss }
+    }
+
+    /// Parse an SMB REMOTE; `port` (from `--port`) overrides a port in the name, `user`
+    /// (from `--user`) overrides `smb://user@…`. A one-line error names what is wrong.
+    pub fn remote_name(
+        s: &str,
+        port: Option<u16>,
+        user: Option<&str>,
+    ) -> Result<RemoteName, String> {
+        let mut n = RemoteName::parse(s).map_err(|e| format!("{s}: {e}"))?;
+        if !n.path.is_empty() {
+            return Err(format!(
+                "{s}: name a share, not a path inside it (like //host/share)"
+            ));
+        }
+        if port.is_some() {
+            n.port = port;
+        }
+        if let Some(u) = user {
+            n.user = Some(u.to_string());
+        }
+        Ok(n)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -114,5 +162,20 @@ mod tests {
             Ok(Remote::Smb(_))
         ));
         assert!(Remote::parse("/just/a/path").is_err());
+    }
+
+    #[test]
+    fn smb_names() {
+        let n = SmbBackend::remote_name("smb://bob@h:4455/s", None, None).unwrap();
+        assert_eq!(
+            (n.server.as_str(), n.port, n.share.as_str()),
+            ("h", Some(4455), "s")
+        );
+        assert_eq!(n.user.as_deref(), Some("bob"));
+        let n = SmbBackend::remote_name("//h/s", Some(99), Some("al")).unwrap();
+        assert_eq!((n.port, n.user.as_deref()), (Some(99), Some("al")));
+        let n = SmbBackend::remote_name("\\\\h\\s", None, None).unwrap();
+        assert_eq!((n.server.as_str(), n.share.as_str()), ("h", "s"));
+        assert!(SmbBackend::remote_name("//h/s/sub", None, None).is_err());
     }
 }

@@ -6,7 +6,7 @@
 //! without saying goodbye (SIGKILL), the guard detaches them, so no dead "Transport endpoint is
 //! not connected" mount is left. The next daemon start also repairs any it finds in its state.
 
-use crate::backend::{LocalBackend, Remote};
+use crate::backend::{LocalBackend, Remote, SmbBackend};
 use crate::proto::{Force, Request, Response, socket_path, state_dir};
 use crate::report;
 use rdr_core::inventory::{FinalizeOutcome, Inventory};
@@ -70,6 +70,7 @@ pub struct Daemon {
     /// releases the last one, so a lazy unmount is never a limbo nobody can see.
     detached: parking_lot::Mutex<Vec<Arc<Conn>>>,
     local: LocalBackend,
+    smb: SmbBackend,
     state: PathBuf,
     guard: parking_lot::Mutex<Option<Guard>>,
     ops: tokio::sync::Mutex<()>,
@@ -147,6 +148,7 @@ async fn async_main() -> i32 {
         conns: parking_lot::Mutex::new(Vec::new()),
         detached: parking_lot::Mutex::new(Vec::new()),
         local: LocalBackend::new(),
+        smb: SmbBackend::new(),
         state: state.clone(),
         guard: parking_lot::Mutex::new(None),
         ops: tokio::sync::Mutex::new(()),
@@ -615,18 +617,23 @@ impl Daemon {
                 Some("STATUS_OBJECT_PATH_INVALID"),
             );
         }
-        let dir = match &remote {
-            Remote::Local(dir) => dir.clone(),
-            Remote::Smb(s) => {
-                // When rdr-smb lands: an `SmbBackend` like `LocalBackend` (one Rdbss over the
-                // SMB mini-redirector), `RemoteName::parse(s)` with `port` applied, and the
-                // same path from `add_connection` on, without the local directory checks.
-                return Response::err(
-                    format!("{s}: SMB not available yet (STATUS_NOT_SUPPORTED)"),
-                    Some("STATUS_NOT_SUPPORTED"),
-                );
-            }
+        let smb_name = match &remote {
+            Remote::Local(_) => None,
+            Remote::Smb(s) => match SmbBackend::remote_name(s, port, user.as_deref()) {
+                Ok(n) => Some(n),
+                Err(e) => return Response::err(e, Some("STATUS_OBJECT_NAME_INVALID")),
+            },
         };
+        let user = match &smb_name {
+            Some(n) => n.user.clone(),
+            None => user,
+        };
+        if smb_name.is_some() && user.is_none() {
+            return Response::err(
+                format!("{remote_arg}: no user name; give --user NAME or smb://NAME@host/share"),
+                Some("STATUS_LOGON_FAILURE"),
+            );
+        }
         let display = remote.display();
         if let Some(c) = self
             .conns
@@ -657,10 +664,14 @@ impl Daemon {
         }
         // Check the directory and the mount point off the runtime (they may be on mounts).
         let mp = mountpoint.clone();
-        let d2 = dir.clone();
-        let checked = tokio::task::spawn_blocking(move || prepare_mountpoint(uid, gid, &mp, &d2))
-            .await
-            .unwrap_or_else(|e| Err(format!("internal error: {e}")));
+        let d2 = match &remote {
+            Remote::Local(dir) => Some(dir.clone()),
+            Remote::Smb(_) => None,
+        };
+        let checked =
+            tokio::task::spawn_blocking(move || prepare_mountpoint(uid, gid, &mp, d2.as_deref()))
+                .await
+                .unwrap_or_else(|e| Err(format!("internal error: {e}")));
         let (created, mp_fd, dir) = match checked {
             Ok(p) => (p.created, p.fd, p.dir),
             Err(e) => return Response::err(e, Some("STATUS_OBJECT_PATH_INVALID")),
@@ -670,14 +681,20 @@ impl Daemon {
                 let _ = std::fs::remove_dir(mp);
             }
         };
-        let rname = match self.local.remote_for(&dir) {
-            Ok(n) => n,
-            Err(e) => {
+        let (rname, rdbss) = match (&smb_name, dir) {
+            (Some(n), _) => (n.clone(), self.smb.rdbss.clone()),
+            (None, Some(dir)) => match self.local.remote_for(&dir) {
+                Ok(n) => (n, self.local.rdbss.clone()),
+                Err(e) => {
+                    undo(created, &mountpoint);
+                    return Response::err(e, Some("STATUS_BAD_NETWORK_NAME"));
+                }
+            },
+            (None, None) => {
                 undo(created, &mountpoint);
-                return Response::err(e, Some("STATUS_BAD_NETWORK_NAME"));
+                return Response::err("internal error: no directory", None);
             }
         };
-        let rdbss = self.local.rdbss.clone();
         let creds = Credentials {
             logon_id: uid,
             user: user.clone(),
@@ -1145,20 +1162,28 @@ impl Mode0600 for std::fs::OpenOptions {
 struct Prepared {
     created: bool,
     fd: std::os::fd::OwnedFd,
-    dir: PathBuf,
+    dir: Option<PathBuf>,
 }
 
 /// Validate the local directory and the mount point for `uid`; create the mount point if
 /// missing (owned by the caller); pin it as a handle whose owner is checked again, so the mount
 /// lands on exactly what was checked.
-fn prepare_mountpoint(uid: u32, gid: u32, mp: &Path, dir: &Path) -> Result<Prepared, String> {
-    let dir = std::fs::canonicalize(dir).map_err(|_| {
-        format!(
-            "local:{}: no such directory (STATUS_BAD_NETWORK_NAME)",
-            dir.display()
-        )
-    })?;
-    let created = prepare_path(uid, gid, mp, &dir)?;
+fn prepare_mountpoint(
+    uid: u32,
+    gid: u32,
+    mp: &Path,
+    dir: Option<&Path>,
+) -> Result<Prepared, String> {
+    let dir = match dir {
+        Some(dir) => Some(std::fs::canonicalize(dir).map_err(|_| {
+            format!(
+                "local:{}: no such directory (STATUS_BAD_NETWORK_NAME)",
+                dir.display()
+            )
+        })?),
+        None => None,
+    };
+    let created = prepare_path(uid, gid, mp, dir.as_deref())?;
     let undo = || {
         if created {
             let _ = std::fs::remove_dir(mp);
@@ -1188,23 +1213,25 @@ fn prepare_mountpoint(uid: u32, gid: u32, mp: &Path, dir: &Path) -> Result<Prepa
     Ok(Prepared { created, fd, dir })
 }
 
-fn prepare_path(uid: u32, gid: u32, mp: &Path, dir: &Path) -> Result<bool, String> {
-    match std::fs::metadata(dir) {
-        Ok(m) if m.is_dir() => {}
-        Ok(_) => {
-            return Err(format!(
-                "local:{}: not a directory (STATUS_BAD_NETWORK_NAME)",
-                dir.display()
-            ));
+fn prepare_path(uid: u32, gid: u32, mp: &Path, dir: Option<&Path>) -> Result<bool, String> {
+    if let Some(dir) = dir {
+        match std::fs::metadata(dir) {
+            Ok(m) if m.is_dir() => {}
+            Ok(_) => {
+                return Err(format!(
+                    "local:{}: not a directory (STATUS_BAD_NETWORK_NAME)",
+                    dir.display()
+                ));
+            }
+            Err(_) => {
+                return Err(format!(
+                    "local:{}: no such directory (STATUS_BAD_NETWORK_NAME)",
+                    dir.display()
+                ));
+            }
         }
-        Err(_) => {
-            return Err(format!(
-                "local:{}: no such directory (STATUS_BAD_NETWORK_NAME)",
-                dir.display()
-            ));
-        }
+        access_ok_dir_for(uid, dir).map_err(|e| format!("local:{e}"))?;
     }
-    access_ok_dir_for(uid, dir).map_err(|e| format!("local:{e}"))?;
     if rdr_fuse::is_mount_point(mp) {
         return Err(format!(
             "{}: already a mount point (STATUS_OBJECT_NAME_COLLISION)",

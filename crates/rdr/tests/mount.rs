@@ -384,14 +384,14 @@ fn bad_input_is_one_line_exit_1_and_nothing_half_made() {
     ]);
     check(&o, "not a directory");
     assert!(!is_mounted(&back) && !is_mounted(&link));
-    // Not a remote name, and SMB (not there yet).
+    // Not a remote name, and SMB without a user name.
     check(
         &env.rdr(&["use", mp.to_str().unwrap(), "nonsense"]),
         "not a remote name",
     );
     check(
         &env.rdr(&["use", mp.to_str().unwrap(), "//127.0.0.1/share"]),
-        "SMB not available yet",
+        "no user name",
     );
     assert!(!mp.exists());
     // Already mounted.

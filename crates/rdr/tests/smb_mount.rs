@@ -1,0 +1,823 @@
+//! End-to-end tests of `rdr use` against a real Samba (scripts/samba-fixture.sh, whose
+//! settings scripts/test.sh exports as RDR_SMB_*): real daemon, real FUSE mounts over SMB,
+//! real processes holding files open, real Linux users. Without the fixture: skip (fail
+//! under CI).
+
+mod common;
+
+use common::*;
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// Not a test: the body of the holder process (`Holder`), active only with RDR_HOLDER_FILE.
+#[test]
+fn holder_main() {
+    holder_body();
+}
+
+/// The fixture's settings.
+#[derive(Clone)]
+struct Smb {
+    host: String,
+    port: u16,
+    users: [(String, String); 2],
+    share: String,
+    samba_dir: PathBuf,
+    conf: String,
+}
+
+impl Smb {
+    fn get(test: &str) -> Option<Smb> {
+        if !can_run(test) {
+            return None;
+        }
+        let v = |k: &str| std::env::var(k).ok();
+        let got = (|| {
+            Some(Smb {
+                host: v("RDR_SMB_HOST")?,
+                port: v("RDR_SMB_PORT")?.parse().ok()?,
+                users: [
+                    (v("RDR_SMB_USER1")?, v("RDR_SMB_PASS1")?),
+                    (v("RDR_SMB_USER2")?, v("RDR_SMB_PASS2")?),
+                ],
+                share: v("RDR_SMB_SHARE")?,
+                samba_dir: v("RDR_SAMBA_DIR")?.into(),
+                conf: v("RDR_SAMBA_CONF")?,
+            })
+        })();
+        if got.is_none() {
+            let why = "RDR_SMB_* not set (run scripts/samba-fixture.sh start; set -a; . /tmp/rdr-samba/env; set +a)";
+            if std::env::var_os("CI").is_some() {
+                panic!("{test}: cannot run: {why} (CI is set, so this is a failure)");
+            }
+            eprintln!("{test}: SKIPPED: {why}");
+        }
+        got
+    }
+
+    fn remote(&self) -> String {
+        format!("//{}:{}/{}", self.host, self.port, self.share)
+    }
+
+    /// The share's directory on the server.
+    fn server_path(&self, name: &str) -> PathBuf {
+        self.samba_dir.join(&self.share).join(name)
+    }
+
+    /// `smbstatus -L` (open files and locks) as text.
+    fn open_files(&self) -> String {
+        let mut c = Command::new("smbstatus");
+        c.args(["-s", &self.conf, "-L"]);
+        let o = run_bounded(c, Duration::from_secs(30));
+        stdout(&o)
+    }
+}
+
+/// A unique name in the share.
+fn unique(tag: &str) -> String {
+    static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    format!(
+        "{tag}-{}-{}",
+        std::process::id(),
+        N.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+    )
+}
+
+/// Removes server-side paths when dropped.
+struct ServerFiles(Vec<PathBuf>);
+
+impl Drop for ServerFiles {
+    fn drop(&mut self) {
+        for p in &self.0 {
+            let _ = std::fs::remove_dir_all(p);
+            let _ = std::fs::remove_file(p);
+        }
+    }
+}
+
+/// A 0600 password file owned by `owner` in the env's temp dir.
+fn password_file(env: &Env, pass: &str, owner: Option<(u32, u32)>) -> PathBuf {
+    let p = env.dir.path().join(unique("pw"));
+    std::fs::write(&p, format!("{pass}\n")).unwrap();
+    std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o600)).unwrap();
+    if let Some((u, g)) = owner {
+        std::os::unix::fs::chown(&p, Some(u), Some(g)).unwrap();
+    }
+    p
+}
+
+/// `rdr use MP REMOTE --user U --password-file F`, asserting success.
+fn smb_use(env: &mut Env, smb: &Smb, mp: &Path, who: usize) {
+    let pw = password_file(env, &smb.users[who].1, None);
+    let o = env.rdr(&[
+        "use",
+        mp.to_str().unwrap(),
+        &smb.remote(),
+        "--user",
+        &smb.users[who].0,
+        "--password-file",
+        pw.to_str().unwrap(),
+    ]);
+    assert!(
+        o.status.success(),
+        "rdr use failed: {}\n{}\nlog:\n{}",
+        stdout(&o),
+        stderr(&o),
+        env.log()
+    );
+    assert!(is_mounted(mp), "{} is not mounted", mp.display());
+    env.mounts.push(mp.to_path_buf());
+}
+
+/// TCP connections of process `pid` to 127.0.0.1:`port` (socket inodes in /proc/PID/fd
+/// matched against /proc/net/tcp).
+fn sockets_to(pid: i32, port: u16) -> usize {
+    let mut inodes = std::collections::HashSet::new();
+    if let Ok(rd) = std::fs::read_dir(format!("/proc/{pid}/fd")) {
+        for e in rd.flatten() {
+            if let Ok(l) = std::fs::read_link(e.path()) {
+                let l = l.to_string_lossy().into_owned();
+                if let Some(i) = l.strip_prefix("socket:[").and_then(|s| s.strip_suffix(']')) {
+                    inodes.insert(i.to_string());
+                }
+            }
+        }
+    }
+    let want = format!(":{port:04X}");
+    let mut n = 0;
+    for f in ["/proc/net/tcp", "/proc/net/tcp6"] {
+        let t = std::fs::read_to_string(f).unwrap_or_default();
+        for l in t.lines().skip(1) {
+            let c: Vec<&str> = l.split_whitespace().collect();
+            // rem_address is column 2, st column 3 (01 = ESTABLISHED), inode column 9.
+            if c.len() > 9 && c[2].ends_with(&want) && c[3] == "01" && inodes.contains(c[9]) {
+                n += 1;
+            }
+        }
+    }
+    n
+}
+
+fn pattern(n: usize, seed: u8) -> Vec<u8> {
+    (0..n)
+        .map(|i| (i as u32).wrapping_mul(2654435761).rotate_left(seed as u32) as u8)
+        .collect()
+}
+
+fn sh(script: &str, limit: Duration) -> std::process::Output {
+    let mut c = Command::new("sh");
+    c.args(["-c", script]);
+    run_bounded(c, limit)
+}
+
+fn list_len(env: &Env) -> usize {
+    let o = env.rdr(&["use", "--json"]);
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    v.as_array().unwrap().len()
+}
+
+#[test]
+fn smb_files_roundtrip_through_the_mount() {
+    let Some(smb) = Smb::get("smb_files_roundtrip_through_the_mount") else {
+        return;
+    };
+    let mut env = Env::new();
+    let mp = env.dir.path().join("rt-mnt");
+    let dir = unique("rdr-rt");
+    let _clean = ServerFiles(vec![smb.server_path(&dir)]);
+    smb_use(&mut env, &smb, &mp, 0);
+    let d = mp.join(&dir);
+    std::fs::create_dir(&d).unwrap();
+    assert!(smb.server_path(&dir).is_dir(), "mkdir reached the server");
+
+    // Write through the mount; compare on the server and back through the mount.
+    for (i, size) in [
+        0usize,
+        1,
+        4095,
+        4096,
+        65_537,
+        131_073,
+        (1 << 20) + 3,
+        9 << 20,
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let data = pattern(size, i as u8);
+        let f = d.join(format!("f{i}.bin"));
+        std::fs::write(&f, &data).unwrap();
+        assert_eq!(
+            std::fs::read(smb.server_path(&format!("{dir}/f{i}.bin"))).unwrap(),
+            data,
+            "server copy of f{i} ({size} bytes)"
+        );
+        assert_eq!(std::fs::read(&f).unwrap(), data, "mount f{i}");
+        assert_eq!(std::fs::metadata(&f).unwrap().len(), size as u64);
+    }
+    // A file made on the server appears in the mount.
+    let outside = pattern(300_000, 9);
+    std::fs::write(smb.server_path(&format!("{dir}/outside.bin")), &outside).unwrap();
+    assert_eq!(std::fs::read(d.join("outside.bin")).unwrap(), outside);
+
+    // The shell's tools: cp, cat, ls -l, mv, rm, mkdir, truncate, append.
+    let ds = d.to_str().unwrap();
+    let o = sh(
+        &format!(
+            "set -e; cd '{ds}'; printf 'hello\\n' > a.txt; cp a.txt b.txt; printf 'more\\n' >> b.txt; \
+             cat b.txt; mkdir sub; mv b.txt sub/c.txt; truncate -s 3 a.txt; truncate -s 10000 sub/c.txt; \
+             ls -l a.txt sub/c.txt | awk '{{print $5, $9}}'; rm a.txt; ls"
+        ),
+        Duration::from_secs(60),
+    );
+    assert!(o.status.success(), "{}\n{}", stdout(&o), stderr(&o));
+    let out = stdout(&o);
+    assert!(
+        out.starts_with("hello\nmore\n3 a.txt\n10000 sub/c.txt\n"),
+        "{out}"
+    );
+    assert!(out.ends_with("outside.bin\nsub\n"), "{out}");
+    assert!(!smb.server_path(&format!("{dir}/a.txt")).exists());
+    let mut c = b"hello\nmore\n".to_vec();
+    c.resize(10_000, 0);
+    assert_eq!(
+        std::fs::read(smb.server_path(&format!("{dir}/sub/c.txt"))).unwrap(),
+        c
+    );
+
+    // 1 GiB: a sparse source copied in, compared on the server and read back through the mount.
+    let src = env.dir.path().join("big.src");
+    let o = sh(
+        &format!(
+            "truncate -s 1G '{s}' && printf head | dd of='{s}' conv=notrunc status=none && \
+             printf tail | dd of='{s}' bs=1 seek=1073741820 conv=notrunc status=none",
+            s = src.display()
+        ),
+        Duration::from_secs(30),
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let t = Instant::now();
+    let o = sh(
+        &format!("cp '{}' '{ds}/big.bin'", src.display()),
+        Duration::from_secs(600),
+    );
+    assert!(o.status.success(), "cp 1 GiB: {}", stderr(&o));
+    eprintln!("1 GiB cp into the mount: {:?}", t.elapsed());
+    let server_big = smb.server_path(&format!("{dir}/big.bin"));
+    assert_eq!(std::fs::metadata(&server_big).unwrap().len(), 1 << 30);
+    let t = Instant::now();
+    let o = sh(
+        &format!(
+            "cmp '{}' '{ds}/big.bin' && cmp '{}' '{}'",
+            src.display(),
+            src.display(),
+            server_big.display()
+        ),
+        Duration::from_secs(600),
+    );
+    assert!(
+        o.status.success(),
+        "1 GiB differs: {}{}",
+        stdout(&o),
+        stderr(&o)
+    );
+    eprintln!("1 GiB cmp through the mount: {:?}", t.elapsed());
+    std::fs::remove_file(d.join("big.bin")).unwrap();
+    assert!(!server_big.exists());
+
+    let o = env.rdr(&["use", mp.to_str().unwrap(), "--delete"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(!is_mounted(&mp));
+}
+
+#[test]
+fn smb_delete_with_a_file_open_each_force_level() {
+    let Some(smb) = Smb::get("smb_delete_with_a_file_open_each_force_level") else {
+        return;
+    };
+    let mut env = Env::new();
+    let mp = env.dir.path().join("fl-mnt");
+    let name = unique("rdr-report");
+    let _clean = ServerFiles(vec![smb.server_path(&name)]);
+    let mut content = b"quarterly numbers ".to_vec();
+    content.resize(10_000, b'x');
+    std::fs::write(smb.server_path(&name), &content).unwrap();
+    std::fs::set_permissions(
+        smb.server_path(&name),
+        std::fs::Permissions::from_mode(0o666),
+    )
+    .unwrap();
+    smb_use(&mut env, &smb, &mp, 0);
+    let mps = mp.to_str().unwrap().to_string();
+    let mut holder = Holder::open(&mp.join(&name));
+    let first64 = format!("data {}", String::from_utf8_lossy(&content[..64]));
+    assert_eq!(holder.read(), first64);
+    assert!(smb.open_files().contains(&name), "{}", smb.open_files());
+
+    // No force: exit 2, the net-use-like line, the mount keeps working.
+    let o = env.rdr(&["use", &mps, "--delete"]);
+    assert_eq!(o.status.code(), Some(2), "stderr: {}", stderr(&o));
+    assert_eq!(
+        stderr(&o).trim_end(),
+        format!("rdr: {mps}: 1 file open: {mps}/{name} (STATUS_FILES_OPEN)")
+    );
+    assert!(is_mounted(&mp));
+    assert_eq!(holder.read(), first64);
+
+    // Force: succeeds, reports what it closed; EIO after; the server holds nothing of it.
+    let o = env.rdr(&["use", &mps, "--delete", "--force", "--timeout", "20"]);
+    assert_eq!(o.status.code(), Some(0), "stderr: {}", stderr(&o));
+    assert!(
+        stdout(&o).contains(&format!("closed: {mps}/{name}")),
+        "{}",
+        stdout(&o)
+    );
+    assert_eq!(holder.read(), format!("err {}", libc::EIO));
+    assert_eq!(holder.close(), "closed ok");
+    assert!(wait_until(Duration::from_secs(10), || !is_mounted(&mp)));
+    assert!(
+        wait_until(Duration::from_secs(10), || !smb
+            .open_files()
+            .contains(&name)),
+        "server still holds {name}:\n{}",
+        smb.open_files()
+    );
+    assert_eq!(std::fs::read(smb.server_path(&name)).unwrap(), content);
+    assert!(wait_until(Duration::from_secs(10), || list_len(&env) == 0));
+
+    // Mapped again: a forced delete reports exactly the one file open now.
+    smb_use(&mut env, &smb, &mp, 0);
+    let mut holder = Holder::open(&mp.join(&name));
+    assert_eq!(holder.read(), first64);
+    let o = env.rdr(&["files", &mps, "--json"]);
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v[0]["handles"].as_array().unwrap().len(), 1, "{v}");
+    let o = env.rdr(&["use", &mps, "--delete", "--force"]);
+    assert_eq!(o.status.code(), Some(0), "stderr: {}", stderr(&o));
+    assert_eq!(stdout(&o).matches("closed: ").count(), 1, "{}", stdout(&o));
+    assert_eq!(holder.read(), format!("err {}", libc::EIO));
+    assert_eq!(holder.close(), "closed ok");
+    assert!(
+        wait_until(Duration::from_secs(10), || !smb
+            .open_files()
+            .contains(&name)),
+        "server still holds {name}:\n{}",
+        smb.open_files()
+    );
+}
+
+#[test]
+fn smb_two_users_share_one_transport_and_reach_only_their_own() {
+    let Some(smb) = Smb::get("smb_two_users_share_one_transport_and_reach_only_their_own") else {
+        return;
+    };
+    let (users, ids) = Users::create(2);
+    let _users = users;
+    let mut env = Env::new();
+    let mut mps = vec![];
+    for (i, (uid, gid)) in ids.iter().enumerate() {
+        let mp = env.dir.path().join(format!("u{i}-mnt"));
+        std::fs::create_dir(&mp).unwrap();
+        std::os::unix::fs::chown(&mp, Some(*uid), Some(*gid)).unwrap();
+        let pw = password_file(&env, &smb.users[i].1, Some((*uid, *gid)));
+        let o = env.rdr_as(
+            *uid,
+            *gid,
+            &[
+                "use",
+                mp.to_str().unwrap(),
+                &smb.remote(),
+                "--user",
+                &smb.users[i].0,
+                "--password-file",
+                pw.to_str().unwrap(),
+            ],
+        );
+        assert!(
+            o.status.success(),
+            "user {i} use: {}\n{}",
+            stderr(&o),
+            env.log()
+        );
+        env.mounts.push(mp.clone());
+        mps.push(mp);
+    }
+    // One TCP connection carries both sessions.
+    assert_eq!(sockets_to(env.daemon_pid(), smb.port), 1);
+    let (a, b) = (ids[0], ids[1]);
+    // Each lists only their own; each Samba user is shown.
+    let o = env.rdr_as(a.0, a.1, &["use", "--json"]);
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v.as_array().unwrap().len(), 1, "{v}");
+    assert_eq!(v[0]["local"], mps[0].display().to_string());
+    assert_eq!(v[0]["user"], smb.users[0].0.as_str(), "{v}");
+    // Both users write through their own mount; the server sees each user's file.
+    let name = unique("rdr-two");
+    let _clean = ServerFiles(vec![smb.server_path(&name)]);
+    let write_as = |uid: u32, gid: u32, p: &Path, text: &str| {
+        let mut c = Command::new("sh");
+        c.args(["-c", &format!("printf '{text}' > '{}'", p.display())]);
+        c.uid(uid).gid(gid).current_dir("/");
+        run_bounded(c, Duration::from_secs(30))
+    };
+    let o = write_as(a.0, a.1, &mps[0].join(&name), "from a");
+    assert!(o.status.success(), "{}", stderr(&o));
+    // The other user cannot read through a's mount, nor list it.
+    let mut c = Command::new("cat");
+    c.arg(mps[0].join(&name)).uid(b.0).gid(b.1).current_dir("/");
+    let o = run_bounded(c, Duration::from_secs(30));
+    assert!(!o.status.success(), "b read through a's mount");
+    let mut c = Command::new("ls");
+    c.arg(&mps[0]).uid(b.0).gid(b.1).current_dir("/");
+    let o = run_bounded(c, Duration::from_secs(30));
+    assert!(!o.status.success(), "b listed a's mount: {}", stdout(&o));
+    // b reads the file through b's own mount (the same share, b's own session).
+    let mut c = Command::new("cat");
+    c.arg(mps[1].join(&name)).uid(b.0).gid(b.1).current_dir("/");
+    let o = run_bounded(c, Duration::from_secs(30));
+    assert_eq!(stdout(&o), "from a", "{}", stderr(&o));
+    // b cannot delete a's connection.
+    let o = env.rdr_as(
+        b.0,
+        b.1,
+        &["use", mps[0].to_str().unwrap(), "--delete", "--force"],
+    );
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(is_mounted(&mps[0]));
+    // Each deletes their own; the transport lingers for reuse until asked to close.
+    for (i, (uid, gid)) in ids.iter().enumerate() {
+        let o = env.rdr_as(*uid, *gid, &["use", mps[i].to_str().unwrap(), "--delete"]);
+        assert!(o.status.success(), "{}", stderr(&o));
+    }
+    assert_eq!(list_len(&env), 0);
+}
+
+#[test]
+fn smb_bad_input_is_one_line_exit_1_and_nothing_half_made() {
+    let Some(smb) = Smb::get("smb_bad_input_is_one_line_exit_1_and_nothing_half_made") else {
+        return;
+    };
+    let env = Env::new();
+    let mp = env.dir.path().join("bad-mnt");
+    let good = password_file(&env, &smb.users[0].1, None);
+    let wrong = password_file(&env, "not-the-password", None);
+    // A closed port on 127.0.0.1: bind one, note the port, close it.
+    let closed = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let cases = [
+        (
+            format!("//{}:{}/no-such-share", smb.host, smb.port),
+            good.clone(),
+            "STATUS_BAD_NETWORK_NAME",
+        ),
+        (smb.remote(), wrong.clone(), "STATUS_LOGON_FAILURE"),
+        (
+            format!("//127.0.0.1:{closed}/{}", smb.share),
+            good.clone(),
+            "STATUS_CONNECTION_REFUSED",
+        ),
+    ];
+    for (remote, pw, status) in cases {
+        let o = env.rdr(&[
+            "use",
+            mp.to_str().unwrap(),
+            &remote,
+            "--user",
+            &smb.users[0].0,
+            "--password-file",
+            pw.to_str().unwrap(),
+        ]);
+        let err = stderr(&o);
+        assert_eq!(o.status.code(), Some(1), "{remote}: {err}");
+        assert_eq!(err.trim_end().lines().count(), 1, "{remote}: {err}");
+        assert!(err.contains(status), "{remote}: want {status}: {err}");
+        assert!(!is_mounted(&mp), "{remote}: left a mount");
+        assert!(!mp.exists(), "{remote}: left the mount point it created");
+        assert_eq!(list_len(&env), 0, "{remote}: left a connection");
+    }
+    // No user at all: named.
+    let o = env.rdr(&[
+        "use",
+        mp.to_str().unwrap(),
+        &smb.remote(),
+        "--password-file",
+        good.to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(stderr(&o).contains("--user"), "{}", stderr(&o));
+}
+
+#[test]
+fn smb_close_transport_closes_it_and_without_it_the_transport_is_reused() {
+    let Some(smb) =
+        Smb::get("smb_close_transport_closes_it_and_without_it_the_transport_is_reused")
+    else {
+        return;
+    };
+    let mut env = Env::new();
+    let mp = env.dir.path().join("ct-mnt");
+    let pid = env.daemon_pid();
+    smb_use(&mut env, &smb, &mp, 0);
+    assert_eq!(sockets_to(pid, smb.port), 1);
+    let o = env.rdr(&["use", mp.to_str().unwrap(), "--delete"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    // The transport lingers, and the next use of the server reuses it.
+    assert_eq!(sockets_to(pid, smb.port), 1);
+    smb_use(&mut env, &smb, &mp, 1);
+    assert_eq!(sockets_to(pid, smb.port), 1);
+    let o = env.rdr(&["use", mp.to_str().unwrap(), "--delete", "--close-transport"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        wait_until(Duration::from_secs(10), || sockets_to(pid, smb.port) == 0),
+        "the transport is still open"
+    );
+}
+
+/// A second, private smbd (its own config, state and port; the fixture's users), in its own
+/// process group so the test can stop and kill it and its children by that id.
+struct PrivateSmbd {
+    dir: tempfile::TempDir,
+    port: u16,
+    group: KillGroup,
+    child: std::process::Child,
+}
+
+impl PrivateSmbd {
+    fn start(smb: &Smb) -> PrivateSmbd {
+        let dir = open_tempdir();
+        let port = {
+            let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            l.local_addr().unwrap().port()
+        };
+        let b = dir.path();
+        for d in [
+            "private", "lock", "state", "cache", "pid", "ncalrpc", "log", "data",
+        ] {
+            std::fs::create_dir_all(b.join(d)).unwrap();
+        }
+        std::fs::set_permissions(b.join("data"), std::fs::Permissions::from_mode(0o777)).unwrap();
+        // The fixture's password database, copied (read-only use).
+        for f in std::fs::read_dir(smb.samba_dir.join("private"))
+            .unwrap()
+            .flatten()
+        {
+            if f.path().is_file() {
+                let _ = std::fs::copy(f.path(), b.join("private").join(f.file_name()));
+            }
+        }
+        let conf = format!(
+            "[global]\n server role = standalone server\n smb ports = {port}\n interfaces = 127.0.0.1\n \
+             bind interfaces only = yes\n disable netbios = yes\n private dir = {b}/private\n \
+             lock directory = {b}/lock\n state directory = {b}/state\n cache directory = {b}/cache\n \
+             pid directory = {b}/pid\n ncalrpc dir = {b}/ncalrpc\n log file = {b}/log/log.%m\n \
+             load printers = no\n printing = bsd\n printcap name = /dev/null\n disable spoolss = yes\n \
+             server min protocol = SMB2_02\n[data]\n path = {b}/data\n read only = no\n",
+            b = b.display()
+        );
+        std::fs::write(b.join("smb.conf"), conf).unwrap();
+        let mut c = Command::new("smbd");
+        c.args(["--foreground", "--no-process-group", "-s"])
+            .arg(b.join("smb.conf"))
+            .arg("-l")
+            .arg(b.join("log"))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .process_group(0);
+        let mut child = c.spawn().expect("start smbd");
+        let group = KillGroup(child.id() as i32);
+        let listening = wait_until(Duration::from_secs(20), || {
+            std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+        });
+        if !listening {
+            drop(group);
+            let _ = child.wait();
+            panic!("the private smbd did not listen on {port}");
+        }
+        PrivateSmbd {
+            dir,
+            port,
+            group,
+            child,
+        }
+    }
+
+    fn signal(&self, sig: i32) {
+        // SAFETY: the process group of the smbd this test started.
+        unsafe { libc::kill(-self.group.0, sig) };
+    }
+}
+
+impl Drop for PrivateSmbd {
+    fn drop(&mut self) {
+        self.signal(libc::SIGCONT);
+        self.signal(libc::SIGKILL);
+        let _ = self.child.wait();
+        // The temp dir goes with `dir`; KillGroup makes sure of the group.
+        let _ = self.dir.path();
+    }
+}
+
+#[test]
+fn smb_timeout_bounds_a_delete_on_a_hung_server() {
+    let Some(smb) = Smb::get("smb_timeout_bounds_a_delete_on_a_hung_server") else {
+        return;
+    };
+    let srv = PrivateSmbd::start(&smb);
+    let mut env = Env::new();
+    let remote = format!("//127.0.0.1:{}/data", srv.port);
+    let pw = password_file(&env, &smb.users[0].1, None);
+    let pw2 = password_file(&env, &smb.users[1].1, None);
+    let mount = |env: &mut Env, mp: &Path, who: usize| {
+        let o = env.rdr(&[
+            "use",
+            mp.to_str().unwrap(),
+            &remote,
+            "--user",
+            &smb.users[who].0,
+            "--password-file",
+            pw.to_str().unwrap(),
+        ]);
+        assert!(o.status.success(), "{}\n{}", stderr(&o), env.log());
+        env.mounts.push(mp.to_path_buf());
+    };
+    let mp = env.dir.path().join("hung-mnt");
+    mount(&mut env, &mp, 0);
+    // A second connection, with nothing open, by another local user (one view per user and
+    // share).
+    let (users, ids) = Users::create(1);
+    let _users = users;
+    let (uid, gid) = ids[0];
+    let mp2 = env.dir.path().join("hung2-mnt");
+    std::fs::create_dir(&mp2).unwrap();
+    std::os::unix::fs::chown(&mp2, Some(uid), Some(gid)).unwrap();
+    std::os::unix::fs::chown(&pw2, Some(uid), Some(gid)).unwrap();
+    let o = env.rdr_as(
+        uid,
+        gid,
+        &[
+            "use",
+            mp2.to_str().unwrap(),
+            &remote,
+            "--user",
+            &smb.users[1].0,
+            "--password-file",
+            pw2.to_str().unwrap(),
+        ],
+    );
+    assert!(o.status.success(), "{}\n{}", stderr(&o), env.log());
+    env.mounts.push(mp2.clone());
+    std::fs::write(mp.join("held.txt"), b"held").unwrap();
+    let mut holder = Holder::open(&mp.join("held.txt"));
+    assert_eq!(holder.read(), "data held");
+    let mps = mp.to_str().unwrap().to_string();
+
+    // The server hangs (stopped, connection still up).
+    srv.signal(libc::SIGSTOP);
+    // Without force, nothing open: the core has to talk to the hung server; the timeout
+    // bounds it.
+    let t = Instant::now();
+    let mut c = env.cmd(&["use", mp2.to_str().unwrap(), "--delete", "--timeout", "3"]);
+    c.uid(uid).gid(gid).current_dir("/");
+    let o = run_bounded(c, Duration::from_secs(20));
+    eprintln!(
+        "non-force delete, nothing open, hung server: exit {:?} after {:?}: {}{}",
+        o.status.code(),
+        t.elapsed(),
+        stdout(&o),
+        stderr(&o).trim_end()
+    );
+    assert!(
+        matches!(o.status.code(), Some(0) | Some(4)),
+        "{}",
+        stderr(&o)
+    );
+    if o.status.code() == Some(4) {
+        assert!(stderr(&o).contains("STATUS_CANCELLED"), "{}", stderr(&o));
+    }
+    // Without force, a file open: answered at once from the core's own state.
+    let o = run_bounded(
+        env.cmd(&["use", &mps, "--delete", "--timeout", "3"]),
+        Duration::from_secs(20),
+    );
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    // Force with a bound: finishes within the bound with a report.
+    let t = Instant::now();
+    let o = run_bounded(
+        env.cmd(&["use", &mps, "--delete", "--force", "--timeout", "3"]),
+        Duration::from_secs(20),
+    );
+    eprintln!(
+        "forced delete on a hung server: exit {:?} after {:?}:\n{}{}",
+        o.status.code(),
+        t.elapsed(),
+        stdout(&o),
+        stderr(&o)
+    );
+    assert!(
+        matches!(o.status.code(), Some(0) | Some(4)),
+        "{}",
+        stderr(&o)
+    );
+    assert!(!stdout(&o).is_empty() || !stderr(&o).is_empty());
+    if o.status.code() == Some(0) {
+        assert_eq!(holder.read(), format!("err {}", libc::EIO));
+    }
+    let _ = holder.close();
+    srv.signal(libc::SIGCONT);
+}
+
+#[test]
+fn smb_lazy_delete_detaches_at_once_and_the_last_close_releases_the_server_handle() {
+    let Some(smb) =
+        Smb::get("smb_lazy_delete_detaches_at_once_and_the_last_close_releases_the_server_handle")
+    else {
+        return;
+    };
+    let mut env = Env::new();
+    let mp = env.dir.path().join("lz-mnt");
+    let name = unique("rdr-lazy");
+    let _clean = ServerFiles(vec![smb.server_path(&name)]);
+    std::fs::write(smb.server_path(&name), b"still here").unwrap();
+    std::fs::set_permissions(
+        smb.server_path(&name),
+        std::fs::Permissions::from_mode(0o666),
+    )
+    .unwrap();
+    let mps = mp.to_str().unwrap().to_string();
+    let first64 = "data still here".to_string();
+    // Lazy: gone from the namespace at once, the holder keeps reading; closing it releases the
+    // server's handle.
+    smb_use(&mut env, &smb, &mp, 0);
+    let mut holder = Holder::open(&mp.join(&name));
+    assert_eq!(holder.read(), first64);
+    let o = env.rdr(&["use", &mps, "--delete", "--lazy"]);
+    assert_eq!(o.status.code(), Some(0), "stderr: {}", stderr(&o));
+    assert!(!is_mounted(&mp));
+    assert_eq!(holder.read(), first64);
+    assert_eq!(holder.read(), first64);
+    assert!(smb.open_files().contains(&name));
+    assert_eq!(holder.close(), "closed ok");
+    assert!(
+        wait_until(Duration::from_secs(15), || !smb
+            .open_files()
+            .contains(&name)),
+        "server still holds {name} after the last close:\n{}",
+        smb.open_files()
+    );
+    assert!(wait_until(Duration::from_secs(10), || list_len(&env) == 0));
+}
+
+/// Found by this suite and fixed in rdr-fuse (`FsProbe::close_leftovers`): when a lazily
+/// detached mount loses its last user the kernel may drop the last RELEASE, and the server kept
+/// the handle (and the tree) open. This sequence lost it every time.
+#[test]
+fn smb_lazy_after_a_forced_delete_releases_the_server_handle() {
+    let Some(smb) = Smb::get("smb_lazy_after_a_forced_delete_releases_the_server_handle") else {
+        return;
+    };
+    let mut env = Env::new();
+    let mp = env.dir.path().join("fz-mnt");
+    let name = unique("rdr-fz");
+    let _clean = ServerFiles(vec![smb.server_path(&name)]);
+    std::fs::write(smb.server_path(&name), b"still here").unwrap();
+    std::fs::set_permissions(
+        smb.server_path(&name),
+        std::fs::Permissions::from_mode(0o666),
+    )
+    .unwrap();
+    let mps = mp.to_str().unwrap().to_string();
+    let first64 = "data still here".to_string();
+    smb_use(&mut env, &smb, &mp, 0);
+    let mut holder = Holder::open(&mp.join(&name));
+    assert_eq!(holder.read(), first64);
+    let o = env.rdr(&["use", &mps, "--delete", "--force"]);
+    assert_eq!(o.status.code(), Some(0), "stderr: {}", stderr(&o));
+    assert_eq!(holder.close(), "closed ok");
+    assert!(wait_until(Duration::from_secs(10), || list_len(&env) == 0));
+    // Lazy: gone from the namespace at once, the holder keeps reading; closing it releases the
+    // server's handle.
+    smb_use(&mut env, &smb, &mp, 0);
+    let mut holder = Holder::open(&mp.join(&name));
+    assert_eq!(holder.read(), first64);
+    let o = env.rdr(&["use", &mps, "--delete", "--lazy"]);
+    assert_eq!(o.status.code(), Some(0), "stderr: {}", stderr(&o));
+    assert!(!is_mounted(&mp));
+    assert_eq!(holder.read(), first64);
+    assert_eq!(holder.read(), first64);
+    assert!(smb.open_files().contains(&name));
+    assert_eq!(holder.close(), "closed ok");
+    assert!(
+        wait_until(Duration::from_secs(15), || !smb
+            .open_files()
+            .contains(&name)),
+        "server still holds {name} after the last close:\n{}",
+        smb.open_files()
+    );
+    assert!(wait_until(Duration::from_secs(10), || list_len(&env) == 0));
+}
