@@ -28,7 +28,7 @@ done
 # Start the private Samba unless one is already running (then leave it running for its owner).
 if ! scripts/samba-fixture.sh status >/dev/null 2>&1; then
   scripts/samba-fixture.sh start
-  trap 'scripts/samba-fixture.sh stop' EXIT
+  trap 'scripts/samba-fixture.sh stop >/dev/null 2>&1' EXIT   # quiet: the summary stays last
 fi
 set -a
 # shellcheck disable=SC1091
@@ -39,7 +39,14 @@ echo "== cargo fmt --check"
 cargo fmt --all -- --check
 echo "== cargo clippy"
 cargo clippy --workspace --all-targets --quiet -- -D warnings
-echo "== cargo test"
-cargo test --workspace --no-fail-fast
 # Benchmarks are not run here (speed lives in `cargo bench` and bench/*.sh); clippy
 # --all-targets above already compiles every bench target.
+echo "== cargo test"
+log=$(mktemp /tmp/rdr-test.XXXXXX)
+status=0
+cargo test --workspace --no-fail-fast 2>&1 | tee "$log" || status=$?
+# One closing line for the whole run (cargo's own last line is the last crate's doc-tests).
+awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^passed/) p += $i; if ($(i+1) ~ /^failed/) f += $i } }
+     END { printf "tests: %d passed, %d failed\n", p, f }' "$log"
+rm -f "$log"
+exit "$status"
