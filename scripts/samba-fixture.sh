@@ -78,7 +78,7 @@ start() {
     path = $B/ro
     read only = yes
 CONF
-  : > "$B/users.created"
+  touch "$B/users.created"   # kept until stop: users made by an earlier, unstopped start too
   for u in "$USER1:$PASS1" "$USER2:$PASS2"; do
     name=${u%%:*} pass=${u#*:}
     if ! id -u "$name" >/dev/null 2>&1; then
