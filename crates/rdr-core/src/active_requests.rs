@@ -123,7 +123,7 @@ impl RequestGuard {
         now: Instant,
     ) -> RequestGuard {
         let ctx = parent.child();
-        let mut r = ActiveRequest {
+        let r = ActiveRequest {
             kind,
             path: path.to_string(),
             started: now,
@@ -131,14 +131,16 @@ impl RequestGuard {
             fobx,
             notify_only: false,
         };
-        let mut regs = vec![(view.clone(), view.requests.insert(r.clone()))];
-        if let Some(fv) = fcb_view
-            && kind == RequestKind::NotifyChange
-            && fv.id != view.id
-        {
-            r.notify_only = true;
-            regs.push((fv.clone(), fv.requests.insert(r)));
-        }
+        // A change notification is also found through the view that created the directory's
+        // FCB (§5.1); every other request (the READ/WRITE hot path) registers once, uncopied.
+        let also = fcb_view.filter(|fv| kind == RequestKind::NotifyChange && fv.id != view.id);
+        let copy = also.map(|fv| {
+            let mut n = r.clone();
+            n.notify_only = true;
+            (fv.clone(), fv.requests.insert(n))
+        });
+        let mut regs = vec![(view.clone(), view.requests.insert(r))];
+        regs.extend(copy);
         RequestGuard { regs, ctx }
     }
 }
