@@ -32,6 +32,8 @@ pub(crate) struct ActiveRequest {
 #[derive(Default)]
 pub(crate) struct ActiveRequests {
     entries: Mutex<BTreeMap<u64, ActiveRequest>>,
+    /// Woken whenever a request deregisters.
+    removed: tokio::sync::Notify,
 }
 
 static NEXT: AtomicU64 = AtomicU64::new(1);
@@ -53,6 +55,26 @@ impl ActiveRequests {
 
     pub(crate) fn remove(&self, id: u64) {
         self.entries.lock().remove(&id);
+        self.removed.notify_waiters();
+    }
+
+    /// Waits until every cancelled request of this view has ended, or until `deadline`.
+    /// A forced finalize does this before it closes the handles, so that the server answers a
+    /// cancelled request (STATUS_CANCELLED) instead of cleaning it up with the handle.
+    pub(crate) async fn cancelled_settled(&self, deadline: tokio::time::Instant) {
+        loop {
+            let removed = self.removed.notified();
+            tokio::pin!(removed);
+            removed.as_mut().enable();
+            let busy = self
+                .entries
+                .lock()
+                .values()
+                .any(|r| r.ctx.is_cancelled() && r.kind != RequestKind::Close);
+            if !busy || tokio::time::timeout_at(deadline, removed).await.is_err() {
+                return;
+            }
+        }
     }
 
     /// The requests of this view, for the inventory.

@@ -14,7 +14,9 @@
 //!    reference kept (decision 7). Everything is acquired before anything changes, so an abort
 //!    is clean (requests a `Yes` already cancelled stay cancelled; no object is finalized).
 //! 3. The FCB-table lock is taken for the walk only (never across an await). Before it, with
-//!    `Yes`, held writes of the view's opens are sent, bounded by the caller's deadline or
+//!    `Yes`, the cancelled requests are given up to `CANCEL_SETTLE` (or the caller's deadline)
+//!    to end, so the server answers them STATUS_CANCELLED rather than cleaning them up with the
+//!    handle, and held writes of the view's opens are sent, bounded by the caller's deadline or
 //!    `drain_timeout`; what cannot be sent is reported, and the force still succeeds (decision 8).
 //! 4. The walk over the FCBs the view *created* (`Fcb.VNetRoot == V`, including the share root,
 //!    decision 3), unless `ConnectionFinalizationDone`: without force an FCB with open handles is
@@ -48,7 +50,11 @@ use crate::status::NtStatus;
 use crate::v_net_root::VNetRoot;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::time::Instant;
+use std::time::{Duration, Instant};
+
+/// How long a forced finalize waits for the requests it cancelled to end before it closes
+/// their handles (a server that does not answer a CANCEL must not hold the delete up).
+const CANCEL_SETTLE: Duration = Duration::from_secs(2);
 
 fn outcome(status: NtStatus) -> FinalizeOutcome {
     FinalizeOutcome {
@@ -235,6 +241,14 @@ impl Inner {
             // No-wait: the first time; otherwise requests that started meanwhile.
             v.force_pending.store(true, Ordering::SeqCst);
             self.cancel_all(v, &mut cancelled);
+        }
+        if yes && !cancelled.is_empty() {
+            // Let the cancelled requests end (bounded) before their handles close.
+            let cap = tokio::time::Instant::now() + CANCEL_SETTLE;
+            let deadline = ctx
+                .deadline()
+                .map_or(cap, |d| cap.min(tokio::time::Instant::from_std(d)));
+            v.requests.cancelled_settled(deadline).await;
         }
         let open_handles = handles_of(v);
 

@@ -146,12 +146,11 @@ async fn pending_notify_no_force_is_files_open_and_force_gets_the_servers_status
             c > cancels && s > cancelled
         })
         .await;
+        // One answer; a second CANCEL (async form) goes out only if the interim response had
+        // not named the AsyncId yet when the first one was written.
         let (c, s) = wire_counters(&rdr);
-        assert_eq!(
-            (c - cancels, s - cancelled),
-            (1, 1),
-            "one CANCEL, one answer"
-        );
+        assert!((1..=2).contains(&(c - cancels)), "{} CANCELs", c - cancels);
+        assert_eq!(s - cancelled, 1, "one STATUS_CANCELLED answer");
         wait_for("the server still holds the watch", || {
             !smbstatus(&env, "-N").contains(&watch)
         })
