@@ -60,6 +60,35 @@ fn take_dirty(so: &SrvOpen) -> u64 {
         .sum()
 }
 
+/// Write all of `data` at `offset` (the server may write less per call). On failure: where the
+/// unwritten rest starts, the rest, and the error.
+async fn write_all(
+    minirdr: &dyn crate::minirdr::MiniRedirector,
+    so: &SrvOpen,
+    mut offset: u64,
+    mut data: Bytes,
+    ctx: &RxContext,
+) -> Result<(), (u64, Bytes, RxError)> {
+    while !data.is_empty() {
+        match minirdr.write(&so.context, offset, data.clone(), ctx).await {
+            Ok(0) => {
+                let e = RxError::status(
+                    NtStatus::STATUS_DISK_FULL,
+                    format!("{}: the server wrote nothing", so.fcb.path),
+                );
+                return Err((offset, data, e));
+            }
+            Ok(n) => {
+                let n = (n as usize).min(data.len());
+                data = data.slice(n..);
+                offset += n as u64;
+            }
+            Err(e) => return Err((offset, data, e)),
+        }
+    }
+    Ok(())
+}
+
 /// Run an aftermath from a synchronous `Drop`: on the current runtime if there is one.
 pub(crate) fn spawn_settle(inner: &Arc<Inner>, am: Aftermath) {
     if am.is_empty() {
@@ -223,7 +252,8 @@ impl Inner {
         )
     }
 
-    /// Send the held writes of one SrvOpen, in order. On failure the unsent chunks stay held.
+    /// Bring the dirty data of one SrvOpen to the server: wait for its background writes, then
+    /// send what is held after a failure, in order. On failure the unsent chunks stay held.
     pub(crate) async fn send_dirty(&self, so: &SrvOpen, ctx: &RxContext) -> RxResult<()> {
         if so.write_behind.lock().chunks.is_empty() {
             return Ok(());
@@ -233,33 +263,44 @@ impl Inner {
                 Ok(so.flush_lock.lock().await)
             })
             .await?;
-        let chunks = so.write_behind.lock().take();
-        for (i, c) in chunks.iter().enumerate() {
-            let mut data = c.data.clone();
-            let mut offset = c.offset;
-            while !data.is_empty() {
-                match self
-                    .minirdr
-                    .write(&so.context, offset, data.clone(), ctx)
-                    .await
-                {
-                    Ok(0) => {
-                        let e = RxError::status(
-                            NtStatus::STATUS_DISK_FULL,
-                            format!("{}: the server wrote nothing", so.fcb.path),
-                        );
-                        return Err(self.restore_from(so, &chunks, i, data, offset, e));
-                    }
-                    Ok(n) => {
-                        let n = (n as usize).min(data.len());
-                        data = data.slice(n..);
-                        offset += n as u64;
-                    }
-                    Err(e) => return Err(self.restore_from(so, &chunks, i, data, offset, e)),
+        ctx.run("waiting for background writes", async {
+            loop {
+                let done = so.write_done.notified();
+                tokio::pin!(done);
+                done.as_mut().enable();
+                if so.write_behind.lock().in_flight() == 0 {
+                    return Ok(());
                 }
+                done.await;
+            }
+        })
+        .await?;
+        let chunks = so.write_behind.lock().take_held();
+        for (i, c) in chunks.iter().enumerate() {
+            if let Err((offset, rest, e)) =
+                write_all(&*self.minirdr, so, c.offset, c.data.clone(), ctx).await
+            {
+                return Err(self.restore_from(so, &chunks, i, rest, offset, e));
             }
         }
         Ok(())
+    }
+
+    /// Start a background write of `data` (already counted dirty as `id`).
+    fn spawn_write(self: &Arc<Self>, so: &Arc<SrvOpen>, id: u64, offset: u64, data: Bytes) {
+        let (inner, so) = (self.clone(), so.clone());
+        tokio::spawn(async move {
+            let ctx = so.background.clone();
+            let r = write_all(&*inner.minirdr, &so, offset, data, &ctx).await;
+            {
+                let mut wb = so.write_behind.lock();
+                match r {
+                    Ok(()) => wb.complete(id),
+                    Err((offset, rest, _)) => wb.fail(id, offset, rest),
+                }
+            }
+            so.write_done.notify_waiters();
+        });
     }
 
     fn restore_from(
@@ -274,9 +315,9 @@ impl Inner {
         let mut back = Vec::new();
         if let Some(first) = chunks.get(i) {
             back.push(crate::write_behind::DirtyChunk {
-                fobx: first.fobx,
                 offset,
                 data: rest,
+                ..first.clone()
             });
         }
         back.extend(chunks.iter().skip(i + 1).cloned());
@@ -304,7 +345,7 @@ impl Inner {
     fn may_delay_close(&self, so: &SrvOpen) -> bool {
         if self.config.delayed_close.is_zero()
             || self.config.max_delayed_close == 0
-            || !so.buffering.handle_caching
+            || !so.buffering().handle_caching
             || so.is_dir
             || so.is_orphaned()
             || so.dirty_bytes() > 0
@@ -562,8 +603,9 @@ impl Rdbss {
         r.map_err(|e| inner.after_error(fobx, ctx, e))
     }
 
-    /// Write through a handle. With write caching granted and `write_behind_limit > 0` the data
-    /// is held (decision 8) and sent when the limit is exceeded, on flush, close, or a read.
+    /// Write through a handle. With write caching granted and `write_behind_limit > 0` the write
+    /// is answered at once and sent in the background (decision 8, `write_behind.rs`); its
+    /// failure is reported by the next write, flush or close of the open.
     pub async fn write(
         &self,
         fobx: &Arc<Fobx>,
@@ -582,33 +624,72 @@ impl Rdbss {
         let req = inner.begin(fobx, RequestKind::Write, ctx)?;
         let limit = inner.config.write_behind_limit as u64;
         let r = async {
-            if !so.buffering.write_caching || limit == 0 {
-                return inner
-                    .minirdr
-                    .write(&so.context, offset, data, &req.ctx)
-                    .await;
+            enum Next {
+                Sent(u64),
+                Through,
+                SendHeld,
+                Wait,
             }
-            // Make room first, so a failed write never leaves its own data held.
-            if so.dirty_bytes() + u64::from(len) > limit {
-                inner.send_dirty(so, &req.ctx).await?;
+            loop {
+                let done = so.write_done.notified();
+                tokio::pin!(done);
+                done.as_mut().enable();
+                let next = {
+                    let mut wb = so.write_behind.lock();
+                    // Checked under the lock: orphaning sets the flag, then takes what is held.
+                    if so.is_orphaned() {
+                        return Err(RxError::Orphaned {
+                            path: so.fcb.path.clone(),
+                        });
+                    }
+                    let caching = so.buffering().write_caching && limit > 0;
+                    if wb.has_held() {
+                        Next::SendHeld
+                    } else if wb.overlaps_in_flight(offset, u64::from(len)) {
+                        Next::Wait
+                    } else if caching && wb.bytes + u64::from(len) <= limit {
+                        Next::Sent(wb.push_in_flight(fobx.id, offset, data.clone()))
+                    } else if wb.chunks.is_empty() {
+                        // Write-through: no caching, or larger than the whole window.
+                        Next::Through
+                    } else {
+                        Next::Wait
+                    }
+                };
+                match next {
+                    Next::Sent(id) => {
+                        inner.spawn_write(so, id, offset, data);
+                        return Ok(len);
+                    }
+                    Next::Through => break,
+                    // Surfaces the error of a failed background write (or clears it).
+                    Next::SendHeld => inner.send_dirty(so, &req.ctx).await?,
+                    // Room comes back as background writes end.
+                    Next::Wait => {
+                        req.ctx
+                            .run("waiting for write-behind room", async {
+                                done.await;
+                                Ok(())
+                            })
+                            .await?
+                    }
+                }
             }
-            if u64::from(len) > limit {
-                return inner
-                    .minirdr
-                    .write(&so.context, offset, data, &req.ctx)
-                    .await;
-            }
-            let mut wb = so.write_behind.lock();
-            // Checked under the lock: orphaning sets the flag, then takes what is held.
-            if so.is_orphaned() {
-                return Err(RxError::Orphaned {
-                    path: so.fcb.path.clone(),
-                });
-            }
-            wb.push(fobx.id, offset, data);
-            Ok(len)
+            inner
+                .minirdr
+                .write(&so.context, offset, data, &req.ctx)
+                .await
         }
         .await;
+        r.map_err(|e| inner.after_error(fobx, ctx, e))
+    }
+
+    /// Bring this open's dirty data to the server, without asking the server to make it durable:
+    /// what close(2) needs (cifs reports write-behind errors at close; fsync is `flush`).
+    pub async fn write_back(&self, fobx: &Arc<Fobx>, ctx: &RxContext) -> RxResult<()> {
+        let inner = &self.inner;
+        let req = inner.begin(fobx, RequestKind::Flush, ctx)?;
+        let r = inner.send_dirty(&fobx.srv_open, &req.ctx).await;
         r.map_err(|e| inner.after_error(fobx, ctx, e))
     }
 

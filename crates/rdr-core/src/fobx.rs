@@ -67,7 +67,7 @@ impl Fobx {
     }
     /// What may be cached for this open (drives FOPEN_DIRECT_IO / KEEP_CACHE in the mount).
     pub fn buffering(&self) -> BufferingState {
-        self.srv_open.buffering
+        self.srv_open.buffering()
     }
     /// True after a forced delete of the connection.
     pub fn is_orphaned(&self) -> bool {

@@ -14,6 +14,7 @@
 //! * delayed close and dormant servers — `scavenger.rs` (§2.6, decision 9);
 //! * outstanding requests and cancellation — `active_requests.rs` (§5);
 //! * write-behind — `write_behind.rs` (decision 8);
+//! * lease and oplock breaks (the buffering manager) — `buffering.rs`;
 //! * `RxFinalizeConnection` — `finalize.rs` (§3).
 //!
 //! Lock order: name table → FCB table → FCB / SrvOpen / Fobx state → scavenger; the object
@@ -23,6 +24,7 @@
 #![warn(missing_docs)]
 
 pub(crate) mod active_requests;
+pub mod buffering;
 pub mod clock;
 pub mod condition;
 pub mod error;
@@ -47,6 +49,7 @@ pub mod status;
 pub mod v_net_root;
 pub(crate) mod write_behind;
 
+pub use buffering::BufferingChange;
 pub use error::{RxError, RxResult};
 pub use force::ForceLevel;
 pub use rdbss::{Rdbss, RdbssConfig};

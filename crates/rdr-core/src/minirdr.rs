@@ -414,6 +414,13 @@ pub trait MiniRedirector: Send + Sync + 'static {
         Duration::from_secs(60)
     }
 
+    /// The key a server's break names this open by (`SRV_OPEN.Key`: SMB lease key, or the
+    /// FileId for an oplock), so breaks reach `Rdbss::change_buffering_state`. `None`: the
+    /// mini-redirector has no breaks.
+    fn srv_open_key(&self, _srv_open: &MrxContext) -> Option<Vec<u8>> {
+        None
+    }
+
     /// Connect to a server (`MRxCreateSrvCall`): transport + protocol negotiation.
     async fn create_srv_call(
         &self,

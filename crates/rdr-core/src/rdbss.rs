@@ -68,6 +68,18 @@ pub struct Rdbss {
     pub(crate) inner: Arc<Inner>,
 }
 
+/// A handle on an [`Rdbss`] that does not keep it alive (for background tasks that should end
+/// with it, such as a break handler).
+#[derive(Clone)]
+pub struct WeakRdbss(std::sync::Weak<Inner>);
+
+impl WeakRdbss {
+    /// The redirector, if it still exists.
+    pub fn upgrade(&self) -> Option<Rdbss> {
+        self.0.upgrade().map(|inner| Rdbss { inner })
+    }
+}
+
 impl Inner {
     pub(crate) fn srv_call_linger(&self) -> Duration {
         self.config
@@ -511,6 +523,11 @@ impl Rdbss {
         })
     }
 
+    /// A handle that does not keep this redirector alive.
+    pub fn downgrade(&self) -> WeakRdbss {
+        WeakRdbss(Arc::downgrade(&self.inner))
+    }
+
     /// Close the transport to `server` now if no share uses it (decision 9's explicit option).
     /// Returns whether a dormant transport was closed.
     pub async fn close_transport(&self, server: &str) -> bool {
@@ -546,7 +563,7 @@ pub(crate) fn handle_info(f: &Arc<crate::fobx::Fobx>) -> HandleInfo {
         share: so.share.bits(),
         locks,
         dirty_bytes: so.write_behind.lock().bytes_of(f.id),
-        buffering: so.buffering,
+        buffering: so.buffering(),
         orphaned: so.is_orphaned(),
     }
 }

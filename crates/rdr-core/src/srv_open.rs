@@ -33,7 +33,10 @@ pub struct SrvOpen {
     pub(crate) share: ShareAccess,
     pub(crate) options: CreateOptions,
     pub(crate) is_dir: bool,
-    pub(crate) buffering: BufferingState,
+    /// What may be cached for this open; a break of the lease or oplock lowers it. Changed with
+    /// the `write_behind` lock held (lock order: `write_behind`, then `buffering`), so a write
+    /// either becomes dirty before a break looks or sees the lowered state.
+    pub(crate) buffering: Mutex<BufferingState>,
     /// Metadata returned by the create that opened it (fallback for a reusing open).
     pub(crate) info: FileInfo,
     /// The mini-redirector's open (SMB FileId + lease, or a local fd).
@@ -45,6 +48,10 @@ pub struct SrvOpen {
     pub(crate) write_behind: Mutex<WriteBehind>,
     /// Serialises sending held writes so they reach the server in order.
     pub(crate) flush_lock: tokio::sync::Mutex<()>,
+    /// Woken whenever a background write ends.
+    pub(crate) write_done: tokio::sync::Notify,
+    /// The context of background writes; cancelled when the open is orphaned.
+    pub(crate) background: crate::rx_context::RxContext,
 }
 
 /// The counted part of a SrvOpen; changed under the FCB-table lock.
@@ -84,7 +91,7 @@ impl SrvOpen {
             share,
             options,
             is_dir,
-            buffering,
+            buffering: Mutex::new(buffering),
             info,
             context,
             orphaned: AtomicBool::new(false),
@@ -99,7 +106,14 @@ impl SrvOpen {
             }),
             write_behind: Mutex::new(WriteBehind::default()),
             flush_lock: tokio::sync::Mutex::new(()),
+            write_done: tokio::sync::Notify::new(),
+            background: crate::rx_context::RxContext::new(),
         }
+    }
+
+    /// What may be cached for this open now.
+    pub fn buffering(&self) -> BufferingState {
+        *self.buffering.lock()
     }
 
     /// `SRVOPEN_FLAG_ORPHANED`.
@@ -225,6 +239,7 @@ impl SrvOpen {
         if self.orphaned.swap(true, Ordering::SeqCst) {
             return;
         }
+        self.background.cancel();
         let left = self.write_behind.lock().take();
         let lost: u64 = left.iter().map(|c| c.data.len() as u64).sum();
         if lost > 0 {

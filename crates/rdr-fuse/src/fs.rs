@@ -981,21 +981,17 @@ impl Filesystem for RdrFs {
         _lock_owner: LockOwner,
         reply: ReplyEmpty,
     ) {
-        // close(2): push data held back by write-behind, so errors surface at close (cifs
-        // semantics). Without write caching, or with write-behind off in the core, nothing is
-        // dirty and no round trip is needed (the core's flush also makes the data durable on
-        // the server, which close does not promise; fsync does).
+        // close(2): wait for this handle's writes still on their way to the server
+        // (write-behind), so their errors surface at close (cifs semantics). No SMB FLUSH:
+        // close does not promise durability; fsync does. Nothing dirty, no round trip.
         let inner = self.inner.clone();
         self.spawn(async move {
             let r = async {
                 let h = inner.handle(fh)?;
-                if h.wrote.swap(false, Ordering::Relaxed)
-                    && h.fobx.buffering().write_caching
-                    && inner.rdbss.config().write_behind_limit > 0
-                {
+                if h.wrote.swap(false, Ordering::Relaxed) {
                     inner
                         .rdbss
-                        .flush(&h.fobx, &RxContext::new())
+                        .write_back(&h.fobx, &RxContext::new())
                         .await
                         .map_err(|e| err(&e))?;
                 }

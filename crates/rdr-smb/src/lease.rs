@@ -56,6 +56,22 @@ pub struct BreakEvent {
 }
 
 impl BreakEvent {
+    /// The key of the opens this break concerns (`MiniRedirector::srv_open_key`).
+    pub fn srv_open_key(&self) -> Vec<u8> {
+        match &self.kind {
+            BreakKind::Lease { key, .. } => key.to_vec(),
+            BreakKind::Oplock { file_id, .. } => crate::open::file_id_key(file_id),
+        }
+    }
+
+    /// What those opens may still cache after the break.
+    pub fn new_buffering(&self) -> rdr_core::minirdr::BufferingState {
+        match &self.kind {
+            BreakKind::Lease { to, .. } => crate::open::buffering_of(*to),
+            BreakKind::Oplock { to, .. } => crate::open::oplock_buffering(*to),
+        }
+    }
+
     /// Lets the acknowledgment go (same as dropping the event).
     pub fn release(mut self) {
         if let Some(d) = self.done.take() {

@@ -187,6 +187,10 @@ impl MiniRedirector for SmbRdr {
         self.config.linger
     }
 
+    fn srv_open_key(&self, srv_open: &MrxContext) -> Option<Vec<u8>> {
+        open(srv_open).ok()?.break_key()
+    }
+
     async fn create_srv_call(
         &self,
         params: &SrvCallParams,

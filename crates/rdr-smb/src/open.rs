@@ -75,7 +75,14 @@ pub(crate) fn open_error_path(tree: &Tree, path: &str, op: &str) -> String {
     format!("{}: {op} as {:?}", tree.unc_path(path), tree.session.user)
 }
 
-fn buffering_of(state: LeaseState) -> BufferingState {
+/// The bytes of a FileId as a break key (persistent then volatile, little-endian).
+pub(crate) fn file_id_key(id: &FileId) -> Vec<u8> {
+    let mut k = id.persistent.to_le_bytes().to_vec();
+    k.extend_from_slice(&id.volatile.to_le_bytes());
+    k
+}
+
+pub(crate) fn buffering_of(state: LeaseState) -> BufferingState {
     BufferingState {
         read_caching: state.contains(LeaseState::READ_CACHING),
         write_caching: state.contains(LeaseState::WRITE_CACHING),
@@ -83,7 +90,7 @@ fn buffering_of(state: LeaseState) -> BufferingState {
     }
 }
 
-fn oplock_buffering(level: OplockLevel) -> BufferingState {
+pub(crate) fn oplock_buffering(level: OplockLevel) -> BufferingState {
     match level {
         OplockLevel::BATCH => buffering_of(
             LeaseState::READ_CACHING | LeaseState::WRITE_CACHING | LeaseState::HANDLE_CACHING,
@@ -272,6 +279,15 @@ impl Open {
     /// The lease state held now (after any breaks), if a lease was granted.
     pub fn lease_state(&self) -> Option<LeaseState> {
         self.lease.as_ref().map(|l| l.state.lock().0)
+    }
+
+    /// The key a break names this open by: its lease key, or its FileId under an oplock
+    /// (`BreakEvent::srv_open_key` of a break that concerns it).
+    pub fn break_key(&self) -> Option<Vec<u8>> {
+        if let Some(l) = &self.lease {
+            return Some(l.key.to_vec());
+        }
+        self.oplock.then(|| file_id_key(&self.file_id))
     }
 
     /// The lease key, if a lease was granted.

@@ -592,3 +592,88 @@ pub async fn rename_and_delete_close_delayed_opens_and_stop_collapsing(mk: MakeE
     env.rdbss.close(&h).await.unwrap();
     env.assert_server_opens(0, "renamed and delete-pending opens are not delayed");
 }
+
+fn break_env(mk: MakeEnv) -> Env {
+    let env = mk(RdbssConfig {
+        write_behind_limit: 1 << 20,
+        ..Default::default()
+    });
+    *env.probe.grant.lock() = BufferingState {
+        read_caching: true,
+        write_caching: true,
+        handle_caching: true,
+    };
+    env
+}
+
+/// Scenario: a break of write caching flushes dirty data before it may be acknowledged, and
+/// later writes go straight to the server.
+pub async fn a_break_of_write_caching_flushes_before_the_ack_then_writes_go_through(mk: MakeEnv) {
+    let env = break_env(mk);
+    let v = env.view(1).await;
+    let f = env.open(&v, "f").await;
+    env.probe.write_gate.close();
+    env.rdbss
+        .write(&f, 0, bytes::Bytes::from_static(b"HE"), &RxContext::new())
+        .await
+        .unwrap();
+    env.probe.write_gate.wait_entered(1).await;
+    let brk = {
+        let r = env.rdbss.clone();
+        tokio::spawn(async move {
+            r.change_buffering_state(b"f", BufferingState::default(), &RxContext::new())
+                .await
+        })
+    };
+    tokio::task::yield_now().await;
+    assert!(!brk.is_finished(), "the break waits for the dirty write");
+    assert_eq!(env.content("f").unwrap(), b"hello");
+    env.probe.write_gate.open();
+    let change = bounded(brk).await.unwrap();
+    assert_eq!(change.opens, 1);
+    assert_eq!(change.paths, vec!["f".to_string()]);
+    assert!(change.unflushed.is_empty());
+    assert_eq!(
+        env.content("f").unwrap(),
+        b"HEllo",
+        "on the server before the ack"
+    );
+    assert!(!f.buffering().write_caching && !f.buffering().read_caching);
+    // Write-through now: when write returns, the server has the data.
+    env.rdbss
+        .write(&f, 2, bytes::Bytes::from_static(b"LL"), &RxContext::new())
+        .await
+        .unwrap();
+    assert_eq!(env.content("f").unwrap(), b"HELLo");
+    assert_eq!(env.rdbss.inventory(&v).handles[0].dirty_bytes, 0);
+    // A break for a key no open has changes nothing.
+    let none = env
+        .rdbss
+        .change_buffering_state(b"nothing", BufferingState::default(), &RxContext::new())
+        .await;
+    assert_eq!(none.opens, 0);
+    env.rdbss.close(&f).await.unwrap();
+}
+
+/// Scenario: a break of handle caching closes the file's delayed closes.
+pub async fn a_break_of_handle_caching_closes_delayed_closes(mk: MakeEnv) {
+    let env = break_env(mk);
+    let v = env.view(1).await;
+    let f = env.open(&v, "f").await;
+    let g = env.open(&v, "g").await;
+    env.rdbss.close(&f).await.unwrap();
+    env.rdbss.close(&g).await.unwrap();
+    env.assert_server_opens(2, "both closes are delayed");
+    let keep_rw = BufferingState {
+        read_caching: true,
+        write_caching: true,
+        handle_caching: false,
+    };
+    let change = env
+        .rdbss
+        .change_buffering_state(b"f", keep_rw, &RxContext::new())
+        .await;
+    assert_eq!((change.opens, change.closed_delayed), (1, 1));
+    env.assert_server_opens(1, "only g's delayed close is left");
+    assert_eq!(v.net_root().srv_call().number_of_close_delayed_files(), 1);
+}

@@ -296,6 +296,8 @@ macro_rules! connection_model_tests {
             spawn_scavenger_runs_passes_periodically,
             a_sharing_violation_closes_our_delayed_closes_and_retries_once,
             rename_and_delete_close_delayed_opens_and_stop_collapsing,
+            a_break_of_write_caching_flushes_before_the_ack_then_writes_go_through,
+            a_break_of_handle_caching_closes_delayed_closes,
         );
     };
 }

@@ -96,6 +96,8 @@ pub struct Probe {
     pub create_gate: Gate,
     /// Held `set_info`.
     pub set_info_gate: Gate,
+    /// Held `write` (a write on its way to the server).
+    pub write_gate: Gate,
     /// Fail create_srv_call with this status.
     pub fail_srv_call: Mutex<Option<NtStatus>>,
     /// Fail create_v_net_root with this status.
@@ -133,6 +135,7 @@ impl Probe {
             v_net_root_gate: Gate::default(),
             create_gate: Gate::default(),
             set_info_gate: Gate::default(),
+            write_gate: Gate::default(),
             fail_srv_call: Mutex::default(),
             fail_v_net_root: Mutex::default(),
             fail_writes: AtomicBool::new(false),
@@ -162,6 +165,13 @@ impl MiniRedirector for Probe {
         self.linger
             .lock()
             .unwrap_or_else(|| self.inner.srv_call_linger())
+    }
+    /// Breaks name an open by its lower-case path (as one lease key per file would).
+    fn srv_open_key(&self, s: &MrxContext) -> Option<Vec<u8>> {
+        self.opens
+            .lock()
+            .get(&key(s))
+            .map(|p| p.clone().into_bytes())
     }
     async fn create_srv_call(&self, p: &SrvCallParams, ctx: &RxContext) -> RxResult<MrxContext> {
         self.counters
@@ -261,6 +271,7 @@ impl MiniRedirector for Probe {
         data: Bytes,
         ctx: &RxContext,
     ) -> RxResult<u32> {
+        self.write_gate.pass(ctx).await?;
         if self.hang_writes.load(Ordering::SeqCst) {
             ctx.cancelled().await;
             return Err(RxError::Cancelled {

@@ -575,30 +575,60 @@ pub async fn decision8_held_writes_are_sent_on_flush_and_before_a_forced_close(m
     let env = write_behind_env(mk);
     let v = env.view(1).await;
     let f = env.open(&v, "f").await;
-    env.rdbss
-        .write(&f, 0, Bytes::from_static(b"HE"), &RxContext::new())
-        .await
-        .unwrap();
+    // A write is answered at once; it stays dirty until the server has it.
+    env.probe.write_gate.close();
+    bounded(
+        env.rdbss
+            .write(&f, 0, Bytes::from_static(b"HE"), &RxContext::new()),
+    )
+    .await
+    .unwrap();
+    env.probe.write_gate.wait_entered(1).await;
     assert_eq!(env.rdbss.inventory(&v).handles[0].dirty_bytes, 2);
     assert_eq!(env.content("f").unwrap(), b"hello");
-    env.rdbss.flush(&f, &RxContext::new()).await.unwrap();
+    let flush = {
+        let (r, f) = (env.rdbss.clone(), f.clone());
+        tokio::spawn(async move { r.flush(&f, &RxContext::new()).await })
+    };
+    tokio::task::yield_now().await;
+    assert!(!flush.is_finished(), "flush waits for the write");
+    env.probe.write_gate.open();
+    bounded(flush).await.unwrap().unwrap();
     assert_eq!(env.content("f").unwrap(), b"HEllo");
+    assert_eq!(env.rdbss.inventory(&v).handles[0].dirty_bytes, 0);
+    // A read sees dirty writes.
+    env.probe.write_gate.close();
     env.rdbss
         .write(&f, 2, Bytes::from_static(b"LL"), &RxContext::new())
         .await
         .unwrap();
-    // A read sees held writes.
-    assert_eq!(
-        env.rdbss.read(&f, 0, 5, &RxContext::new()).await.unwrap(),
-        "HELLo"
-    );
+    env.probe.write_gate.wait_entered(2).await;
+    let read = {
+        let (r, f) = (env.rdbss.clone(), f.clone());
+        tokio::spawn(async move { r.read(&f, 0, 5, &RxContext::new()).await })
+    };
+    tokio::task::yield_now().await;
+    env.probe.write_gate.open();
+    assert_eq!(bounded(read).await.unwrap().unwrap(), "HELLo");
+    // A forced close waits for dirty data before it orphans the handle.
+    env.probe.write_gate.close();
     env.rdbss
         .write(&f, 4, Bytes::from_static(b"O"), &RxContext::new())
         .await
         .unwrap();
-    let o = fin(&env, &v, ForceLevel::Yes).await;
+    env.probe.write_gate.wait_entered(3).await;
+    let fin = {
+        let (r, v) = (env.rdbss.clone(), v.clone());
+        tokio::spawn(async move {
+            r.finalize_connection(&v.net_root(), Some(&v), ForceLevel::Yes, &RxContext::new())
+                .await
+        })
+    };
+    tokio::task::yield_now().await;
+    env.probe.write_gate.open();
+    let o = bounded(fin).await.unwrap();
     assert_eq!(o.status, NtStatus::STATUS_SUCCESS);
-    assert!(o.unwritten.is_empty());
+    assert!(o.unwritten.is_empty(), "{:?}", o.unwritten);
     assert_eq!(env.content("f").unwrap(), b"HELLO");
     env.rdbss.close(&f).await.unwrap();
 }
@@ -609,6 +639,10 @@ pub async fn decision8_writes_that_cannot_be_sent_are_reported_and_the_force_suc
     let v = env.view(1).await;
     let f = env.open(&v, "f").await;
     let g = env.open(&v, "g").await;
+    env.probe
+        .fail_writes
+        .store(true, std::sync::atomic::Ordering::SeqCst);
+    // Answered at once; the background writes fail and their data stays held.
     env.rdbss
         .write(&f, 0, Bytes::from_static(b"abc"), &RxContext::new())
         .await
@@ -617,9 +651,6 @@ pub async fn decision8_writes_that_cannot_be_sent_are_reported_and_the_force_suc
         .write(&g, 0, Bytes::from_static(b"12345"), &RxContext::new())
         .await
         .unwrap();
-    env.probe
-        .fail_writes
-        .store(true, std::sync::atomic::Ordering::SeqCst);
     let o = fin(&env, &v, ForceLevel::Yes).await;
     assert_eq!(o.status, NtStatus::STATUS_SUCCESS);
     let mut lost: Vec<_> = o
@@ -639,13 +670,13 @@ pub async fn decision8_a_dead_server_with_a_deadline_still_lets_the_force_succee
     let env = write_behind_env(mk);
     let v = env.view(1).await;
     let f = env.open(&v, "f").await;
+    env.probe
+        .hang_writes
+        .store(true, std::sync::atomic::Ordering::SeqCst);
     env.rdbss
         .write(&f, 0, Bytes::from_static(b"abc"), &RxContext::new())
         .await
         .unwrap();
-    env.probe
-        .hang_writes
-        .store(true, std::sync::atomic::Ordering::SeqCst);
     let ctx = RxContext::new().with_timeout(Duration::from_millis(50));
     let o = bounded(
         env.rdbss
@@ -664,13 +695,13 @@ pub async fn decision8_close_reports_writes_it_could_not_send(mk: MakeEnv) {
     let env = write_behind_env(mk);
     let v = env.view(1).await;
     let f = env.open(&v, "f").await;
+    env.probe
+        .fail_writes
+        .store(true, std::sync::atomic::Ordering::SeqCst);
     env.rdbss
         .write(&f, 0, Bytes::from_static(b"abc"), &RxContext::new())
         .await
         .unwrap();
-    env.probe
-        .fail_writes
-        .store(true, std::sync::atomic::Ordering::SeqCst);
     let e = env.rdbss.close(&f).await.unwrap_err();
     assert!(e.to_string().contains("3 written bytes"), "{e}");
     env.assert_server_opens(0, "server opens");

@@ -96,6 +96,12 @@ impl LocalBackend {
     }
 }
 
+/// Bytes a writer may have on their way to the server per open (write-behind window).
+const DEFAULT_WRITE_BEHIND: usize = 16 << 20;
+
+/// How long a break may take before it is acknowledged anyway (servers wait 35 s).
+const BREAK_BUDGET: std::time::Duration = std::time::Duration::from_secs(30);
+
 /// Serves every SMB remote: one `Rdbss` over one `SmbRdr`, so one SrvCall (one TCP
 /// connection) per server carries the sessions of every local user.
 pub struct SmbBackend {
@@ -104,20 +110,44 @@ pub struct SmbBackend {
 }
 
 impl SmbBackend {
-    /// A backend whose scavenger (delayed close, dormant transports) runs on the current
-    /// tokio runtime. `RDR_SMB_WRITE_BEHIND` (bytes) turns on the core's write-behind.
+    /// A backend whose scavenger (delayed close, dormant transports) and break handler run on
+    /// the current tokio runtime. Writes under a write-caching lease go to the server in the
+    /// background, at most `RDR_SMB_WRITE_BEHIND` bytes per open at a time (default 16 MiB;
+    /// 0 = every write waits for the server).
     pub fn new() -> Self {
         let rdr = Arc::new(rdr_smb::SmbRdr::new(rdr_smb::SmbConfig::default()));
+        let mut breaks = rdr.subscribe_breaks();
         let m: Arc<dyn MiniRedirector> = rdr;
         let cfg = RdbssConfig {
             write_behind_limit: std::env::var("RDR_SMB_WRITE_BEHIND")
                 .ok()
                 .and_then(|s| s.parse().ok())
-                .unwrap_or(0),
+                .unwrap_or(DEFAULT_WRITE_BEHIND),
             ..RdbssConfig::default()
         };
         let rdbss = Rdbss::new(m, cfg);
         rdbss.spawn_scavenger(std::time::Duration::from_secs(1));
+        // Every lease or oplock break: lower the opens' buffering state and flush their dirty
+        // data, then let rdr-smb acknowledge (releasing the event), within the break budget.
+        let weak = rdbss.downgrade();
+        tokio::spawn(async move {
+            while let Some(ev) = breaks.recv().await {
+                let Some(rdbss) = weak.upgrade() else { break };
+                tokio::spawn(async move {
+                    let ctx = rdr_core::RxContext::new().with_timeout(BREAK_BUDGET);
+                    let change = rdbss
+                        .change_buffering_state(&ev.srv_open_key(), ev.new_buffering(), &ctx)
+                        .await;
+                    for u in &change.unflushed {
+                        eprintln!(
+                            "rdr: {}: lease break acknowledged before {} written bytes reached the server ({})",
+                            u.path, u.bytes, u.error
+                        );
+                    }
+                    ev.release();
+                });
+            }
+        });
         SmbBackend { rdbss }
     }
 

@@ -75,8 +75,14 @@ pub struct Signer {
 #[derive(Clone)]
 enum Kind {
     Hmac(Hmac<Sha256>),
-    Cmac(Cmac<Aes128>),
-    Gmac(Aes128),
+    Cmac(Box<Cmac<Aes128>>),
+    /// ring's AES-GCM key (aggregated GHASH), and the RustCrypto cipher as a fallback.
+    Gmac(std::sync::Arc<GmacKey>),
+}
+
+struct GmacKey {
+    ring: Option<ring::aead::LessSafeKey>,
+    aes: Aes128,
 }
 
 impl std::fmt::Debug for Signer {
@@ -174,7 +180,30 @@ impl<'a> GmacState<'a> {
 }
 
 /// AES-128-GMAC of `aad` (the whole message) with a 12-byte nonce: GCM with no plaintext.
+/// ring's aggregated GHASH (polyval 0.6 reduces every block: about 1.7 ms per MiB here), else
+/// the block-by-block reference.
 pub fn aes128_gmac(key: &[u8; 16], nonce: &[u8; 12], parts: &[&[u8]]) -> [u8; 16] {
+    let k = ring::aead::UnboundKey::new(&ring::aead::AES_128_GCM, key)
+        .ok()
+        .map(ring::aead::LessSafeKey::new);
+    k.and_then(|k| ring_gmac(&k, nonce, &parts.concat()))
+        .unwrap_or_else(|| aes128_gmac_streaming(key, nonce, parts))
+}
+
+/// GMAC with ring: AES-GCM sealing nothing, the message as AAD.
+fn ring_gmac(key: &ring::aead::LessSafeKey, nonce: &[u8; 12], aad: &[u8]) -> Option<[u8; 16]> {
+    let tag = key
+        .seal_in_place_separate_tag(
+            ring::aead::Nonce::assume_unique_for_key(*nonce),
+            ring::aead::Aad::from(aad),
+            &mut [],
+        )
+        .ok()?;
+    <[u8; 16]>::try_from(tag.as_ref()).ok()
+}
+
+/// AES-128-GMAC with RustCrypto's GHASH, block by block (the reference for the fast path).
+pub fn aes128_gmac_streaming(key: &[u8; 16], nonce: &[u8; 12], parts: &[&[u8]]) -> [u8; 16] {
     let cipher = Aes128::new(key.into());
     let mut st = GmacState::new(&cipher);
     for p in parts {
@@ -208,11 +237,17 @@ impl Signer {
             }
             SigningAlgorithm::AesCmac => {
                 let k = key16(key, "AES-128-CMAC signing")?;
-                Kind::Cmac(<Cmac<Aes128> as KeyInit>::new(&k.into()))
+                Kind::Cmac(Box::new(<Cmac<Aes128> as KeyInit>::new(&k.into())))
             }
             SigningAlgorithm::AesGmac => {
                 let k = key16(key, "AES-128-GMAC signing")?;
-                Kind::Gmac(Aes128::new(&k.into()))
+                let ring = ring::aead::UnboundKey::new(&ring::aead::AES_128_GCM, &k)
+                    .ok()
+                    .map(ring::aead::LessSafeKey::new);
+                Kind::Gmac(std::sync::Arc::new(GmacKey {
+                    ring,
+                    aes: Aes128::new(&k.into()),
+                }))
             }
         };
         Ok(Signer { kind })
@@ -248,7 +283,7 @@ impl Signer {
                 out.copy_from_slice(&m.finalize().into_bytes()[..16]);
             }
             Kind::Cmac(m) => {
-                let mut m = m.clone();
+                let mut m = (**m).clone();
                 for p in all {
                     m.update(p);
                 }
@@ -260,11 +295,28 @@ impl Signer {
                     info.flags & FLAGS_SERVER_TO_REDIR != 0,
                     info.command == COMMAND_CANCEL,
                 );
-                let mut st = GmacState::new(c);
-                for p in all {
-                    st.update(p);
-                }
-                out = st.finalize(&nonce);
+                out = match &c.ring {
+                    Some(k) => {
+                        // ring hashes one contiguous AAD: join the pieces (one copy).
+                        let total = all.clone().map(<[u8]>::len).sum();
+                        let mut msg = Vec::with_capacity(total);
+                        for p in all {
+                            msg.extend_from_slice(p);
+                        }
+                        ring_gmac(k, &nonce, &msg).unwrap_or_else(|| {
+                            let mut st = GmacState::new(&c.aes);
+                            st.update(&msg);
+                            st.finalize(&nonce)
+                        })
+                    }
+                    None => {
+                        let mut st = GmacState::new(&c.aes);
+                        for p in all {
+                            st.update(p);
+                        }
+                        st.finalize(&nonce)
+                    }
+                };
             }
         }
         Ok(out)

@@ -472,14 +472,25 @@ impl Users {
         let mut ids = vec![];
         for i in 0..n {
             let name = format!("rdrt{}{}", std::process::id() % 100000, i);
-            let o = run_bounded(
-                {
-                    let mut c = Command::new("useradd");
-                    c.args(["-M", "-s", "/usr/sbin/nologin", &name]);
-                    c
-                },
-                Duration::from_secs(30),
-            );
+            // Another process (a parallel test binary) may hold /etc/passwd's lock: retry.
+            let mut o = None;
+            for _ in 0..20 {
+                let r = run_bounded(
+                    {
+                        let mut c = Command::new("useradd");
+                        c.args(["-M", "-s", "/usr/sbin/nologin", &name]);
+                        c
+                    },
+                    Duration::from_secs(30),
+                );
+                let locked = String::from_utf8_lossy(&r.stderr).contains("lock");
+                o = Some(r);
+                if !locked {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(250));
+            }
+            let o = o.expect("useradd ran");
             assert!(o.status.success(), "useradd {name}: {:?}", o);
             u.names.push(name.clone());
             let id = |flag: &str| -> u32 {
