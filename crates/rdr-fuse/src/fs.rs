@@ -137,6 +137,11 @@ impl FsProbe {
         self.0.inodes.lock().inodes()
     }
 
+    /// The inodes of these share paths (for cache invalidation after a break).
+    pub fn inodes_of(&self, paths: &[String]) -> Vec<u64> {
+        self.0.inodes.lock().inodes_of(paths)
+    }
+
     /// Close in the core every handle the kernel never released. When a lazily detached
     /// mount loses its last user, the kernel tears the connection down right after queueing
     /// the last RELEASEs, which may never reach us; without this the server would keep those

@@ -130,6 +130,22 @@ impl InodeTable {
         self.by_ino.keys().copied().collect()
     }
 
+    /// The inodes of `paths` (share paths as the core names them; `/` or `\\` separated,
+    /// compared without case, as the server does).
+    pub fn inodes_of(&self, paths: &[String]) -> Vec<u64> {
+        let norm = |p: &str| {
+            p.trim_matches(['/', '\\'])
+                .replace('/', "\\")
+                .to_lowercase()
+        };
+        let want: Vec<String> = paths.iter().map(|p| norm(p)).collect();
+        self.by_path
+            .iter()
+            .filter(|(p, _)| want.contains(&norm(p)))
+            .map(|(_, &ino)| ino)
+            .collect()
+    }
+
     /// Number of inodes known (root included).
     pub fn len(&self) -> usize {
         self.by_ino.len()

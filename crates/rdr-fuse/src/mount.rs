@@ -325,6 +325,17 @@ impl MountHandle {
         }
     }
 
+    /// Drop the kernel's cached pages and attributes of the files at these share paths (the
+    /// server took their read caching away). Same rules as [`MountHandle::invalidate_all`].
+    pub fn invalidate_paths(&self, paths: &[String]) {
+        if self.has_ended() {
+            return;
+        }
+        for ino in self.probe.inodes_of(paths) {
+            let _ = self.notifier.inval_inode(INodeNo(ino), 0, 0);
+        }
+    }
+
     /// Whether the session has ended (the kernel released the filesystem).
     pub fn has_ended(&self) -> bool {
         self.ended.done.lock().is_some()

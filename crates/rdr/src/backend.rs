@@ -107,7 +107,13 @@ const BREAK_BUDGET: std::time::Duration = std::time::Duration::from_secs(30);
 pub struct SmbBackend {
     /// The redirector over `SmbRdr`.
     pub rdbss: Rdbss,
+    /// Called (on a blocking thread, before the break is acknowledged) with the share paths
+    /// whose read caching a break took away: the mounts drop their kernel pages.
+    invalidate: Invalidator,
 }
+
+/// Who drops kernel caches for share paths after a break.
+type Invalidator = Arc<parking_lot::Mutex<Option<Arc<dyn Fn(Vec<String>) + Send + Sync>>>>;
 
 impl SmbBackend {
     /// A backend whose scavenger (delayed close, dormant transports) and break handler run on
@@ -130,14 +136,23 @@ impl SmbBackend {
         // Every lease or oplock break: lower the opens' buffering state and flush their dirty
         // data, then let rdr-smb acknowledge (releasing the event), within the break budget.
         let weak = rdbss.downgrade();
+        let invalidate: Invalidator = Arc::default();
+        let inval = invalidate.clone();
         tokio::spawn(async move {
             while let Some(ev) = breaks.recv().await {
                 let Some(rdbss) = weak.upgrade() else { break };
+                let inval = inval.lock().clone();
                 tokio::spawn(async move {
                     let ctx = rdr_core::RxContext::new().with_timeout(BREAK_BUDGET);
+                    let new = ev.new_buffering();
                     let change = rdbss
-                        .change_buffering_state(&ev.srv_open_key(), ev.new_buffering(), &ctx)
+                        .change_buffering_state(&ev.srv_open_key(), new, &ctx)
                         .await;
+                    // Purge: pages cached under R are stale once the other client may write.
+                    if let Some(f) = inval.filter(|_| !new.read_caching && change.opens > 0) {
+                        let paths = change.paths.clone();
+                        let _ = tokio::task::spawn_blocking(move || f(paths)).await;
+                    }
                     for u in &change.unflushed {
                         eprintln!(
                             "rdr: {}: lease break acknowledged before {} written bytes reached the server ({})",
@@ -148,7 +163,12 @@ impl SmbBackend {
                 });
             }
         });
-        SmbBackend { rdbss }
+        SmbBackend { rdbss, invalidate }
+    }
+
+    /// Set who drops kernel caches after a break took read caching away (the daemon's mounts).
+    pub fn on_read_caching_lost(&self, f: impl Fn(Vec<String>) + Send + Sync + 'static) {
+        *self.invalidate.lock() = Some(Arc::new(f));
     }
 
     /// Parse an SMB REMOTE; `port` (from `--port`) overrides a port in the name, `user`

@@ -156,6 +156,19 @@ async fn async_main() -> i32 {
         rt: tokio::runtime::Handle::current(),
         attr_ttl,
     });
+    // A break that takes read caching away drops those files' kernel pages on every mount
+    // (a path unknown to a mount, or a local mount, costs nothing).
+    {
+        let w = Arc::downgrade(&d);
+        d.smb.on_read_caching_lost(move |paths| {
+            let Some(d) = w.upgrade() else { return };
+            let mut all: Vec<Arc<Conn>> = d.conns.lock().clone();
+            all.extend(d.detached.lock().iter().cloned());
+            for c in all {
+                c.mount.invalidate_paths(&paths);
+            }
+        });
+    }
     // Repair mounts a killed daemon left behind, then start the guard and restore persistent
     // connections.
     let st = state.clone();

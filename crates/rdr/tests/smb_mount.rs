@@ -821,3 +821,89 @@ fn smb_lazy_after_a_forced_delete_releases_the_server_handle() {
     );
     assert!(wait_until(Duration::from_secs(10), || list_len(&env) == 0));
 }
+
+/// Runs `smbclient //host/share -U user%pass -c CMD` as the second Samba user (another client
+/// on another connection, so the server breaks rdr's lease for it); asserts success.
+fn smbclient(smb: &Smb, cmd: &str) {
+    let mut c = Command::new("smbclient");
+    c.args([
+        &format!("//{}/{}", smb.host, smb.share),
+        "-p",
+        &smb.port.to_string(),
+        "-U",
+        &format!("{}%{}", smb.users[1].0, smb.users[1].1),
+        "-c",
+        cmd,
+    ]);
+    let o = run_bounded(c, Duration::from_secs(60));
+    assert!(
+        o.status.success(),
+        "smbclient {cmd}: {}{}",
+        stdout(&o),
+        stderr(&o)
+    );
+}
+
+#[test]
+fn smb_another_clients_write_breaks_the_lease_and_drops_cached_pages() {
+    let Some(smb) = Smb::get("smb_another_clients_write_breaks_the_lease_and_drops_cached_pages")
+    else {
+        return;
+    };
+    use std::io::{Read, Seek, SeekFrom, Write};
+    let mut env = Env::new();
+    let mp = env.dir.path().join("coh-mnt");
+    let name = unique("coh");
+    let _clean = ServerFiles(vec![smb.server_path(&name)]);
+    smb_use(&mut env, &smb, &mp, 0);
+    let old = pattern(64 * 1024, 1);
+    let new = pattern(64 * 1024, 2);
+    std::fs::write(mp.join(&name), &old).unwrap();
+    // The second user must be able to overwrite the file on the server.
+    std::fs::set_permissions(
+        smb.server_path(&name),
+        std::fs::Permissions::from_mode(0o666),
+    )
+    .unwrap();
+
+    // A reader holds the file open under a read-caching lease: its pages are in the kernel.
+    let mut f = std::fs::File::open(mp.join(&name)).unwrap();
+    let mut got = Vec::new();
+    f.read_to_end(&mut got).unwrap();
+    assert_eq!(got, old);
+
+    // Another client overwrites it (same size, so no size change gives the update away).
+    let local = env.dir.path().join("new.bin");
+    std::fs::write(&local, &new).unwrap();
+    let t0 = std::time::Instant::now();
+    smbclient(&smb, &format!("put {} {name}", local.display()));
+    assert!(
+        t0.elapsed() < Duration::from_secs(20),
+        "the break was acknowledged promptly (a missed ack stalls the other client 35 s)"
+    );
+    assert_eq!(std::fs::read(smb.server_path(&name)).unwrap(), new);
+
+    // The same open now reads the server's bytes, not stale cached pages.
+    f.seek(SeekFrom::Start(0)).unwrap();
+    let mut again = Vec::new();
+    f.read_to_end(&mut again).unwrap();
+    assert!(
+        again == new,
+        "the open read stale cached pages after the break"
+    );
+    drop(f);
+
+    // Writes through the mount reach the server before another client's read is answered.
+    let mut w = std::fs::OpenOptions::new()
+        .write(true)
+        .open(mp.join(&name))
+        .unwrap();
+    w.write_all(&old).unwrap();
+    let back = env.dir.path().join("back.bin");
+    smbclient(&smb, &format!("get {name} {}", back.display()));
+    assert!(
+        std::fs::read(&back).unwrap() == old,
+        "smbclient read what rdr wrote"
+    );
+    drop(w);
+}

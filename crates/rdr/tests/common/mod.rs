@@ -470,8 +470,11 @@ impl Users {
     pub fn create(n: usize) -> (Users, Vec<(u32, u32)>) {
         let mut u = Users { names: vec![] };
         let mut ids = vec![];
-        for i in 0..n {
-            let name = format!("rdrt{}{}", std::process::id() % 100000, i);
+        for _ in 0..n {
+            // Unique within the process too: several tests of one binary make users at once.
+            static SEQ: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+            let seq = SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let name = format!("rdrt{}x{seq}", std::process::id() % 100000);
             // Another process (a parallel test binary) may hold /etc/passwd's lock: retry.
             let mut o = None;
             for _ in 0..20 {
