@@ -63,6 +63,7 @@ fn outcome(status: NtStatus) -> FinalizeOutcome {
         cancelled: Vec::new(),
         unwritten: Vec::new(),
         view_removed: false,
+        unconfirmed: Vec::new(),
     }
 }
 
@@ -103,6 +104,7 @@ impl Rdbss {
             all.open_handles.extend(o.open_handles);
             all.cancelled.extend(o.cancelled);
             all.unwritten.extend(o.unwritten);
+            all.unconfirmed.extend(o.unconfirmed);
             all.view_removed &= o.view_removed;
             let abort = matches!(
                 o.status,
@@ -383,13 +385,14 @@ impl Inner {
         drop(gate);
         v.force_pending.store(false, Ordering::SeqCst);
 
-        self.settle_bounded(am, ctx).await;
+        let unconfirmed = self.settle_bounded(am, ctx).await;
         FinalizeOutcome {
             status,
             open_handles,
             cancelled,
             unwritten,
             view_removed: v.is_finalized(),
+            unconfirmed,
         }
     }
 
@@ -443,6 +446,7 @@ impl Inner {
             cancelled,
             unwritten: Vec::new(),
             view_removed: v.is_finalized(),
+            unconfirmed: Vec::new(),
         }
     }
 
@@ -487,23 +491,33 @@ impl Inner {
     /// Run the aftermath; when the caller has a deadline (or at most `drain_timeout`), stop
     /// waiting for the server then and let the rest finish in the background: a dead server
     /// must not keep a forced delete from returning.
-    async fn settle_bounded(self: &Arc<Self>, mut am: Aftermath, ctx: &RxContext) {
+    /// Returns the server steps that had not finished when it stopped waiting (they go on in
+    /// the background).
+    async fn settle_bounded(self: &Arc<Self>, mut am: Aftermath, ctx: &RxContext) -> Vec<String> {
         // The reference changes are local and happen now; only the server calls may be slow.
         {
             let now = self.clock.now();
             let mut names = self.names.lock();
             crate::refcount::apply_derefs(&mut names, &mut am, now);
         }
+        let track = Arc::new(parking_lot::Mutex::new(Vec::new()));
         let inner = self.clone();
-        let task = tokio::spawn(async move { inner.settle(am).await });
+        let t = track.clone();
+        let task = tokio::spawn(async move { inner.settle_tracked(am, Some(&t)).await });
         let bound = ctx
             .deadline()
             .map(|d| d.saturating_duration_since(Instant::now()))
             .unwrap_or(self.config.drain_timeout)
             .min(self.config.drain_timeout);
         if tokio::time::timeout(bound, task).await.is_err() {
-            tracing::warn!("the server did not answer the closes of a finalize in time");
+            let left = track.lock().clone();
+            tracing::warn!(
+                ?left,
+                "the server did not answer the teardown of a finalize in time"
+            );
+            return left;
         }
+        Vec::new()
     }
 }
 

@@ -81,6 +81,11 @@ pub struct FinalizeOutcome {
     pub unwritten: Vec<Unwritten>,
     /// The view was removed from the name table (new opens cannot reach it).
     pub view_removed: bool,
+    /// Server steps of the teardown (closes, tree disconnect) that had not finished when the
+    /// caller's deadline came: they go on in the background, and the server may still hold
+    /// these until they do. Empty when the teardown finished.
+    #[serde(default)]
+    pub unconfirmed: Vec<String>,
 }
 
 impl FinalizeOutcome {

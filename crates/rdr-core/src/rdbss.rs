@@ -89,7 +89,17 @@ impl Inner {
 
     /// Apply queued dereferences under the name-table lock, then make the mini-redirector calls
     /// with no lock held (see `refcount.rs`). Loops until nothing is left.
-    pub(crate) async fn settle(&self, mut am: Aftermath) {
+    pub(crate) async fn settle(&self, am: Aftermath) {
+        self.settle_tracked(am, None).await
+    }
+
+    /// [`Inner::settle`], keeping in `track` what is still to be done on the server (the step
+    /// running and those queued), so a caller that stops waiting can say what is left.
+    pub(crate) async fn settle_tracked(
+        &self,
+        mut am: Aftermath,
+        track: Option<&Mutex<Vec<String>>>,
+    ) {
         loop {
             if !am.derefs.is_empty() {
                 let now = self.clock.now();
@@ -99,6 +109,12 @@ impl Inner {
             let Some(t) = am.teardown.pop_front() else {
                 break;
             };
+            if let Some(tr) = track {
+                *tr.lock() = std::iter::once(&t)
+                    .chain(am.teardown.iter())
+                    .map(Teardown::describe)
+                    .collect();
+            }
             match t {
                 Teardown::CloseSrvOpen(so) => {
                     if let Err(e) = self.minirdr.close_srv_open(&so.context).await {
@@ -112,6 +128,9 @@ impl Inner {
             if am.is_empty() {
                 break;
             }
+        }
+        if let Some(tr) = track {
+            tr.lock().clear();
         }
     }
 

@@ -38,6 +38,20 @@ pub(crate) enum Teardown {
     FinalizeSrvCall(MrxContext),
 }
 
+impl Teardown {
+    /// What this step does on the server, for a report of what is left.
+    pub(crate) fn describe(&self) -> String {
+        match self {
+            Teardown::CloseSrvOpen(so) => format!("close of {}", so.fcb.path),
+            Teardown::FinalizeNetRoot(_) => "release of the share".into(),
+            Teardown::FinalizeVNetRoot(_) => {
+                "disconnect of the connection (tree and session)".into()
+            }
+            Teardown::FinalizeSrvCall(_) => "close of the transport".into(),
+        }
+    }
+}
+
 /// What a structural change leaves to do after its locks are released.
 #[derive(Default)]
 pub(crate) struct Aftermath {

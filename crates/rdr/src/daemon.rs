@@ -933,6 +933,7 @@ impl Daemon {
                     cancelled: vec![],
                     unwritten: vec![],
                     view_removed: false,
+                    unconfirmed: vec![],
                 },
             },
             None => fin.await,
@@ -961,6 +962,11 @@ impl Daemon {
             (_, NtStatus::STATUS_SUCCESS) => {
                 let m = c.clone();
                 let forced = force == Force::Yes;
+                // Within what is left of --timeout: the delete as a whole is bounded.
+                let linger = timeout.map_or(Duration::from_secs(2), |t| {
+                    t.saturating_sub(started.elapsed())
+                        .min(Duration::from_secs(2))
+                });
                 let _ = tokio::task::spawn_blocking(move || {
                     if forced {
                         // Orphaned handles must not keep reading cached pages.
@@ -971,7 +977,7 @@ impl Daemon {
                         // gone, so take the mount out of the namespace.
                         let _ = m.mount.detach();
                     }
-                    m.mount.wait_ended(Duration::from_secs(2))
+                    m.mount.wait_ended(linger)
                 })
                 .await;
                 self.forget_conn(&c);
@@ -980,11 +986,19 @@ impl Daemon {
                     self.detached.lock().push(c.clone());
                 }
                 self.after_delete(&c, close_transport).await;
-                Response::ok(report::deleted(
-                    &c.mountpoint,
-                    &outcome,
-                    force == Force::Yes,
-                ))
+                let done = report::deleted(&c.mountpoint, &outcome, force == Force::Yes);
+                if outcome.unconfirmed.is_empty() {
+                    return Response::ok(done);
+                }
+                // Deleted here, but the server never confirmed: not a clean finish.
+                let st = status_name(NtStatus::STATUS_CANCELLED);
+                let secs = started.elapsed().as_secs_f64();
+                let mut r = Response::err(
+                    report::unconfirmed(&c.mountpoint, &outcome, secs, &st),
+                    Some(&st),
+                );
+                r.stdout = done;
+                r
             }
             (_, NtStatus::STATUS_FILES_OPEN) | (_, NtStatus::STATUS_CONNECTION_IN_USE) => {
                 let st = status_name(status);
@@ -1025,6 +1039,7 @@ impl Daemon {
                 cancelled: vec![],
                 unwritten: vec![],
                 view_removed: true,
+                unconfirmed: vec![],
             };
             let msg = format!(
                 "{} (detaching; --force closes them)",

@@ -20,7 +20,8 @@ Exit codes:
   1  any other error (the message names the NTSTATUS)
   2  STATUS_FILES_OPEN: files are open on the connection
   3  STATUS_CONNECTION_IN_USE: the connection is in use through another view
-  4  STATUS_CANCELLED: cancelled or --timeout ran out
+  4  STATUS_CANCELLED: cancelled, or --timeout ran out before the server confirmed the
+     teardown (the connection is deleted here; the message lists what the server may hold)
   5  STATUS_LOCK_NOT_GRANTED: a lock was busy and the caller asked not to wait
 
 Environment: RDR_SOCKET (control socket, default /run/rdr/rdr.sock), RDR_PASSWORD,

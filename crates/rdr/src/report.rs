@@ -235,6 +235,24 @@ pub fn deleted(mp: &Path, o: &FinalizeOutcome, forced: bool) -> String {
     s
 }
 
+/// The connection was deleted here, but the server had not confirmed its teardown when the
+/// deadline came (a hung server): what it may still hold.
+pub fn unconfirmed(mp: &Path, o: &FinalizeOutcome, secs: f64, status: &str) -> String {
+    let left: Vec<String> = o
+        .unconfirmed
+        .iter()
+        .map(|u| match u.strip_prefix("close of ") {
+            Some(p) => format!("close of {}", local_path(mp, p)),
+            None => u.clone(),
+        })
+        .collect();
+    format!(
+        "{}: deleted here, but the server did not answer within {secs:.1}s ({status}); it may still hold what these were to release: {}",
+        mp.display(),
+        left.join(", ")
+    )
+}
+
 /// The report of `--lazy`.
 pub fn lazy(mp: &Path, o: &FinalizeOutcome) -> String {
     if o.open_handles.is_empty() {
@@ -337,6 +355,7 @@ mod tests {
             cancelled: vec![],
             unwritten: vec![],
             view_removed: false,
+            unconfirmed: vec![],
         };
         assert_eq!(
             files_open(Path::new("/mnt/x"), &o, "STATUS_FILES_OPEN"),
@@ -357,7 +376,13 @@ mod tests {
                 error: "server gone".into(),
             }],
             view_removed: true,
+            unconfirmed: vec!["close of d\\b.txt".into(), "release of the share".into()],
         };
+        let u = unconfirmed(mp, &o, 3.0, "STATUS_CANCELLED");
+        assert!(
+            u.ends_with("may still hold what these were to release: close of /mnt/x/d/b.txt, release of the share"),
+            "{u}"
+        );
         let d = deleted(mp, &o, true);
         assert!(d.contains("closed: /mnt/x/a.txt (read)"), "{d}");
         assert!(d.contains("closed: /mnt/x/d/b.txt (read)"), "{d}");
