@@ -34,6 +34,9 @@ pub struct Conn {
     gid: u32,
     mountpoint: PathBuf,
     remote: String,
+    /// What makes two connections the same share: the core's share key (server, port and
+    /// share, without case) for SMB, the directory for local.
+    share_key: String,
     remote_arg: String,
     user: Option<String>,
     port: Option<u16>,
@@ -648,6 +651,9 @@ impl Daemon {
             );
         }
         let display = remote.display();
+        let share_key = smb_name
+            .as_ref()
+            .map_or_else(|| display.clone(), |n| n.key());
         if let Some(c) = self
             .conns
             .lock()
@@ -665,7 +671,7 @@ impl Daemon {
             .conns
             .lock()
             .iter()
-            .find(|c| c.uid == uid && c.remote == display)
+            .find(|c| c.uid == uid && c.share_key == share_key)
         {
             return Response::err(
                 format!(
@@ -779,6 +785,7 @@ impl Daemon {
             gid,
             mountpoint: mountpoint.clone(),
             remote: display.clone(),
+            share_key,
             remote_arg: remote_arg.clone(),
             user: user.clone(),
             port,
