@@ -25,7 +25,9 @@ Exit codes:
   5  STATUS_LOCK_NOT_GRANTED: a lock was busy and the caller asked not to wait
 
 Environment: RDR_SOCKET (control socket, default /run/rdr/rdr.sock), RDR_PASSWORD,
-RDR_STATE_DIR, RDR_ACTIMEO (attribute cache seconds, default 1).";
+RDR_STATE_DIR, RDR_ACTIMEO (attribute cache seconds, default 1), RDR_SMB_WRITE_BEHIND (bytes
+a writer may have on their way to the server per open under a write-caching lease, default
+16 MiB; 0: every write waits for the server).";
 
 #[derive(Parser, Debug)]
 #[command(name = "rdr", version, about = "A network redirector for Linux: map shares, delete them with graded force", after_help = EXIT_CODES)]
