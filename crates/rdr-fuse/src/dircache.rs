@@ -1,0 +1,288 @@
+//! What the daemon remembers about directories for the attribute TTL (cifs `actimeo`), so the
+//! kernel's questions after every create or unlink need no round trip:
+//!
+//! - a directory's attributes, as the server last reported them (lookup, getattr, readdirplus,
+//!   mkdir): the kernel drops a directory's attributes after each change inside it and asks
+//!   again for its permission check (`default_permissions`);
+//! - a directory's complete list of names, when this mount has seen all of it (a READDIR read to
+//!   the end, or a directory it just created) and kept up to date with its own creates, mkdirs,
+//!   unlinks, rmdirs and renames: a LOOKUP of a name not in it is answered "no such file".
+//!
+//! Both expire `ttl` after the server told us (never refreshed by our own changes), so a change
+//! made by another client shows within the TTL, as with cifs; a TTL of zero keeps nothing. A
+//! stale "no such file" before a create costs nothing: the create's disposition is resolved on
+//! the server (`O_EXCL` → EEXIST, otherwise open-if). Files' attributes are not kept here (our
+//! own writes change their size). Keys and names compare case-insensitively, as SMB servers
+//! do; that only ever makes a negative answer rarer.
+
+use rdr_core::minirdr::FileInfo;
+use std::collections::{HashMap, HashSet};
+use std::time::{Duration, Instant};
+
+use parking_lot::Mutex;
+
+/// Directory knowledge, by share path.
+pub struct DirCache {
+    ttl: Duration,
+    dirs: Mutex<HashMap<String, Dir>>,
+}
+
+#[derive(Default)]
+struct Dir {
+    /// Attributes and when the server reported them.
+    attr: Option<(FileInfo, Instant)>,
+    /// Every name (folded) and when the server listed them.
+    names: Option<(HashSet<String>, Instant)>,
+    /// Bumped by each change this mount makes inside the directory: a listing read while one
+    /// happened may lack it and is not kept.
+    epoch: u64,
+    /// A reader is reading the listing again.
+    relisting: bool,
+}
+
+/// How to fold a name or path for comparison.
+fn fold(s: &str) -> String {
+    s.to_lowercase()
+}
+
+/// The parent path and the name of a share path (`a\b\c` → (`a\b`, `c`)).
+pub fn split(path: &str) -> (&str, &str) {
+    match path.rfind('\\') {
+        Some(i) => (&path[..i], &path[i + 1..]),
+        None => ("", path),
+    }
+}
+
+impl DirCache {
+    /// A cache whose entries live `ttl` (zero: nothing is kept).
+    pub fn new(ttl: Duration) -> Self {
+        DirCache {
+            ttl,
+            dirs: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn fresh(&self, at: Instant) -> Option<Duration> {
+        let age = at.elapsed();
+        (age < self.ttl).then(|| self.ttl - age)
+    }
+
+    /// The attributes of directory `path` if the server reported them less than the TTL ago,
+    /// with how long they stay valid.
+    pub fn attr(&self, path: &str) -> Option<(FileInfo, Duration)> {
+        let dirs = self.dirs.lock();
+        let (info, at) = dirs.get(&fold(path))?.attr.as_ref()?;
+        self.fresh(*at).map(|left| (info.clone(), left))
+    }
+
+    /// The server reported `info` for `path` at `at` (only directories are kept).
+    pub fn set_attr(&self, path: &str, info: &FileInfo, at: Instant) {
+        if self.ttl.is_zero() || !info.is_dir {
+            return;
+        }
+        let mut dirs = self.dirs.lock();
+        let d = dirs.entry(fold(path)).or_default();
+        if d.attr.as_ref().is_none_or(|(_, old)| *old <= at) {
+            d.attr = Some((info.clone(), at));
+        }
+    }
+
+    /// Forget the attributes of `path` (changed by this mount).
+    pub fn drop_attr(&self, path: &str) {
+        if let Some(d) = self.dirs.lock().get_mut(&fold(path)) {
+            d.attr = None;
+        }
+    }
+
+    /// A token to pass to [`DirCache::set_listing`]: read it before asking the server.
+    pub fn epoch(&self, dir: &str) -> u64 {
+        self.dirs.lock().get(&fold(dir)).map_or(0, |d| d.epoch)
+    }
+
+    /// The server listed every name of `dir` at `at`; kept unless this mount changed the
+    /// directory since `epoch` was read.
+    pub fn set_listing<'a>(
+        &self,
+        dir: &str,
+        names: impl IntoIterator<Item = &'a str>,
+        at: Instant,
+        epoch: u64,
+    ) {
+        if self.ttl.is_zero() {
+            return;
+        }
+        let mut dirs = self.dirs.lock();
+        let d = dirs.entry(fold(dir)).or_default();
+        if d.epoch != epoch {
+            return;
+        }
+        d.names = Some((names.into_iter().map(fold).collect(), at));
+    }
+
+    /// True when `name` is known not to exist in `dir`: a listing younger than the TTL lacks it.
+    pub fn absent(&self, dir: &str, name: &str) -> bool {
+        let dirs = self.dirs.lock();
+        let Some((names, at)) = dirs.get(&fold(dir)).and_then(|d| d.names.as_ref()) else {
+            return false;
+        };
+        self.fresh(*at).is_some() && !names.contains(&fold(name))
+    }
+
+    /// Number of names of an expired listing of `dir` (a candidate for reading it again).
+    pub fn expired_len(&self, dir: &str) -> Option<usize> {
+        let dirs = self.dirs.lock();
+        let (names, at) = dirs.get(&fold(dir))?.names.as_ref()?;
+        self.fresh(*at).is_none().then_some(names.len())
+    }
+
+    /// `name` now exists in `dir` (created or renamed there by this mount, or seen by a lookup).
+    pub fn added(&self, dir: &str, name: &str) {
+        let mut dirs = self.dirs.lock();
+        let d = dirs.entry(fold(dir)).or_default();
+        d.epoch += 1;
+        if let Some((names, _)) = d.names.as_mut() {
+            names.insert(fold(name));
+        }
+    }
+
+    /// The server said `name` exists in `dir` (a lookup): it joins a listing being kept. No
+    /// change of ours, so a listing being read stays acceptable.
+    pub fn seen(&self, dir: &str, name: &str) {
+        let mut dirs = self.dirs.lock();
+        if let Some((names, _)) = dirs.get_mut(&fold(dir)).and_then(|d| d.names.as_mut()) {
+            names.insert(fold(name));
+        }
+    }
+
+    /// Claim the right to read `dir`'s listing again; false when another reader has it.
+    pub fn begin_relist(&self, dir: &str) -> bool {
+        let mut dirs = self.dirs.lock();
+        let d = dirs.entry(fold(dir)).or_default();
+        !std::mem::replace(&mut d.relisting, true)
+    }
+
+    /// The reading claimed by [`DirCache::begin_relist`] ended.
+    pub fn end_relist(&self, dir: &str) {
+        if let Some(d) = self.dirs.lock().get_mut(&fold(dir)) {
+            d.relisting = false;
+        }
+    }
+
+    /// `name` no longer exists in `dir`.
+    pub fn removed(&self, dir: &str, name: &str) {
+        let mut dirs = self.dirs.lock();
+        let d = dirs.entry(fold(dir)).or_default();
+        d.epoch += 1;
+        if let Some((names, _)) = d.names.as_mut() {
+            names.remove(&fold(name));
+        }
+    }
+
+    /// `path` was removed or renamed: forget it and everything below it. Their epochs move on,
+    /// so a listing being read meanwhile is not kept either.
+    pub fn forget_tree(&self, path: &str) {
+        let key = fold(path);
+        let prefix = format!("{key}\\");
+        let mut dirs = self.dirs.lock();
+        dirs.entry(key.clone()).or_default();
+        for (k, d) in dirs.iter_mut() {
+            if *k == key || k.starts_with(&prefix) {
+                d.attr = None;
+                d.names = None;
+                d.epoch += 1;
+            }
+        }
+    }
+
+    /// A directory this mount just created at `at`: it is empty.
+    pub fn created_dir(&self, path: &str, info: &FileInfo, at: Instant) {
+        if self.ttl.is_zero() {
+            return;
+        }
+        self.forget_tree(path);
+        let epoch = self.epoch(path);
+        self.set_attr(path, info, at);
+        self.set_listing(path, std::iter::empty(), at, epoch);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::SystemTime;
+
+    fn dir_info() -> FileInfo {
+        FileInfo {
+            is_dir: true,
+            size: 0,
+            allocation_size: 0,
+            created: SystemTime::UNIX_EPOCH,
+            accessed: SystemTime::UNIX_EPOCH,
+            modified: SystemTime::UNIX_EPOCH,
+            changed: SystemTime::UNIX_EPOCH,
+            attributes: 0x10,
+            file_id: 7,
+            nlink: 1,
+            mode: None,
+        }
+    }
+
+    #[test]
+    fn listing_answers_absent_names_until_it_expires() {
+        let c = DirCache::new(Duration::from_secs(60));
+        assert!(!c.absent("d", "x"), "nothing known yet");
+        let e = c.epoch("d");
+        c.set_listing("d", ["A", "b"], Instant::now(), e);
+        assert!(c.absent("d", "x"));
+        assert!(!c.absent("d", "a"), "names compare case-insensitively");
+        assert!(!c.absent("D", "B"));
+        c.added("d", "x");
+        assert!(!c.absent("d", "x"));
+        c.removed("d", "A");
+        assert!(c.absent("d", "a"));
+        c.forget_tree("d");
+        assert!(!c.absent("d", "zz"));
+
+        let old = Instant::now() - Duration::from_secs(61);
+        let e = c.epoch("d");
+        c.set_listing("d", ["a"], old, e);
+        assert!(!c.absent("d", "x"), "an expired listing says nothing");
+        assert_eq!(c.expired_len("d"), Some(1));
+    }
+
+    #[test]
+    fn a_listing_read_during_a_change_is_not_kept() {
+        let c = DirCache::new(Duration::from_secs(60));
+        c.created_dir("d", &dir_info(), Instant::now());
+        let e = c.epoch("d");
+        c.added("d", "new"); // our create finished while the listing was being read
+        c.set_listing("d", ["old"], Instant::now(), e);
+        assert!(!c.absent("d", "new"));
+        assert!(
+            c.absent("d", "other"),
+            "the mkdir's empty listing was kept up to date"
+        );
+    }
+
+    #[test]
+    fn directory_attributes_expire_and_zero_ttl_keeps_nothing() {
+        let c = DirCache::new(Duration::from_secs(60));
+        c.set_attr("d", &dir_info(), Instant::now());
+        assert!(c.attr("D").is_some());
+        c.drop_attr("d");
+        assert!(c.attr("d").is_none());
+        c.set_attr("d", &dir_info(), Instant::now() - Duration::from_secs(61));
+        assert!(c.attr("d").is_none());
+        let mut f = dir_info();
+        f.is_dir = false;
+        c.set_attr("f", &f, Instant::now());
+        assert!(c.attr("f").is_none(), "files are not kept");
+
+        let z = DirCache::new(Duration::ZERO);
+        z.created_dir("d", &dir_info(), Instant::now());
+        assert!(z.attr("d").is_none());
+        assert!(!z.absent("d", "x"));
+        assert_eq!(split("a\\b\\c"), ("a\\b", "c"));
+        assert_eq!(split("c"), ("", "c"));
+    }
+}
