@@ -17,6 +17,7 @@
 
 use rdr_core::minirdr::FileInfo;
 use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
@@ -25,7 +26,15 @@ use parking_lot::Mutex;
 pub struct DirCache {
     ttl: Duration,
     dirs: Mutex<HashMap<String, Dir>>,
+    /// Source of epochs: unique across entries, so a token read from a dropped entry never
+    /// matches a new one.
+    stamps: AtomicU64,
+    /// Entry count above which expired entries are dropped.
+    prune_at: std::sync::atomic::AtomicUsize,
 }
+
+/// Fewest entries before expired ones are dropped.
+const PRUNE_MIN: usize = 256;
 
 #[derive(Default)]
 struct Dir {
@@ -59,7 +68,33 @@ impl DirCache {
         DirCache {
             ttl,
             dirs: Mutex::new(HashMap::new()),
+            stamps: AtomicU64::new(1),
+            prune_at: std::sync::atomic::AtomicUsize::new(PRUNE_MIN),
         }
+    }
+
+    fn stamp(&self) -> u64 {
+        self.stamps.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// The entry of `key`, made if missing; when the table grew past its mark, entries that
+    /// hold nothing current are dropped first (the table stays near the live set).
+    fn entry<'a>(&self, dirs: &'a mut HashMap<String, Dir>, key: String) -> &'a mut Dir {
+        if dirs.len() >= self.prune_at.load(Ordering::Relaxed) && !dirs.contains_key(&key) {
+            let ttl = self.ttl;
+            let live = |at: &Instant| at.elapsed() < ttl;
+            dirs.retain(|_, d| {
+                d.relisting
+                    || d.attr.as_ref().is_some_and(|(_, at)| live(at))
+                    || d.names.as_ref().is_some_and(|(_, at)| live(at))
+            });
+            self.prune_at
+                .store((dirs.len() * 2).max(PRUNE_MIN), Ordering::Relaxed);
+        }
+        dirs.entry(key).or_insert_with(|| Dir {
+            epoch: self.stamps.fetch_add(1, Ordering::Relaxed),
+            ..Dir::default()
+        })
     }
 
     fn fresh(&self, at: Instant) -> Option<Duration> {
@@ -81,7 +116,7 @@ impl DirCache {
             return;
         }
         let mut dirs = self.dirs.lock();
-        let d = dirs.entry(fold(path)).or_default();
+        let d = self.entry(&mut dirs, fold(path));
         if d.attr.as_ref().is_none_or(|(_, old)| *old <= at) {
             d.attr = Some((info.clone(), at));
         }
@@ -96,7 +131,11 @@ impl DirCache {
 
     /// A token to pass to [`DirCache::set_listing`]: read it before asking the server.
     pub fn epoch(&self, dir: &str) -> u64 {
-        self.dirs.lock().get(&fold(dir)).map_or(0, |d| d.epoch)
+        if self.ttl.is_zero() {
+            return 0;
+        }
+        let mut dirs = self.dirs.lock();
+        self.entry(&mut dirs, fold(dir)).epoch
     }
 
     /// The server listed every name of `dir` at `at`; kept unless this mount changed the
@@ -112,7 +151,7 @@ impl DirCache {
             return;
         }
         let mut dirs = self.dirs.lock();
-        let d = dirs.entry(fold(dir)).or_default();
+        let d = self.entry(&mut dirs, fold(dir));
         if d.epoch != epoch {
             return;
         }
@@ -128,18 +167,22 @@ impl DirCache {
         self.fresh(*at).is_some() && !names.contains(&fold(name))
     }
 
-    /// Number of names of an expired listing of `dir` (a candidate for reading it again).
-    pub fn expired_len(&self, dir: &str) -> Option<usize> {
+    /// Number of names of an expired listing of `dir` that lacks `name` (reading the listing
+    /// again may answer the lookup and the next ones).
+    pub fn expired_without(&self, dir: &str, name: &str) -> Option<usize> {
         let dirs = self.dirs.lock();
         let (names, at) = dirs.get(&fold(dir))?.names.as_ref()?;
-        self.fresh(*at).is_none().then_some(names.len())
+        (self.fresh(*at).is_none() && !names.contains(&fold(name))).then_some(names.len())
     }
 
     /// `name` now exists in `dir` (created or renamed there by this mount, or seen by a lookup).
     pub fn added(&self, dir: &str, name: &str) {
+        if self.ttl.is_zero() {
+            return;
+        }
         let mut dirs = self.dirs.lock();
-        let d = dirs.entry(fold(dir)).or_default();
-        d.epoch += 1;
+        let d = self.entry(&mut dirs, fold(dir));
+        d.epoch = self.stamp();
         if let Some((names, _)) = d.names.as_mut() {
             names.insert(fold(name));
         }
@@ -157,7 +200,7 @@ impl DirCache {
     /// Claim the right to read `dir`'s listing again; false when another reader has it.
     pub fn begin_relist(&self, dir: &str) -> bool {
         let mut dirs = self.dirs.lock();
-        let d = dirs.entry(fold(dir)).or_default();
+        let d = self.entry(&mut dirs, fold(dir));
         !std::mem::replace(&mut d.relisting, true)
     }
 
@@ -170,9 +213,12 @@ impl DirCache {
 
     /// `name` no longer exists in `dir`.
     pub fn removed(&self, dir: &str, name: &str) {
+        if self.ttl.is_zero() {
+            return;
+        }
         let mut dirs = self.dirs.lock();
-        let d = dirs.entry(fold(dir)).or_default();
-        d.epoch += 1;
+        let d = self.entry(&mut dirs, fold(dir));
+        d.epoch = self.stamp();
         if let Some((names, _)) = d.names.as_mut() {
             names.remove(&fold(name));
         }
@@ -181,15 +227,18 @@ impl DirCache {
     /// `path` was removed or renamed: forget it and everything below it. Their epochs move on,
     /// so a listing being read meanwhile is not kept either.
     pub fn forget_tree(&self, path: &str) {
+        if self.ttl.is_zero() {
+            return;
+        }
         let key = fold(path);
         let prefix = format!("{key}\\");
         let mut dirs = self.dirs.lock();
-        dirs.entry(key.clone()).or_default();
+        self.entry(&mut dirs, key.clone());
         for (k, d) in dirs.iter_mut() {
             if *k == key || k.starts_with(&prefix) {
                 d.attr = None;
                 d.names = None;
-                d.epoch += 1;
+                d.epoch = self.stamp();
             }
         }
     }
@@ -247,7 +296,8 @@ mod tests {
         let e = c.epoch("d");
         c.set_listing("d", ["a"], old, e);
         assert!(!c.absent("d", "x"), "an expired listing says nothing");
-        assert_eq!(c.expired_len("d"), Some(1));
+        assert_eq!(c.expired_without("d", "x"), Some(1));
+        assert_eq!(c.expired_without("d", "a"), None);
     }
 
     #[test]
@@ -262,6 +312,27 @@ mod tests {
             c.absent("d", "other"),
             "the mkdir's empty listing was kept up to date"
         );
+    }
+
+    #[test]
+    fn expired_entries_are_dropped_and_old_tokens_never_match() {
+        let c = DirCache::new(Duration::from_secs(60));
+        let old = Instant::now() - Duration::from_secs(61);
+        let e = c.epoch("d");
+        c.added("d", "x");
+        let stale = c.epoch("d");
+        for i in 0..PRUNE_MIN {
+            c.set_attr(&format!("o{i}"), &dir_info(), old);
+        }
+        c.set_attr("fresh", &dir_info(), Instant::now());
+        assert!(c.dirs.lock().len() < PRUNE_MIN, "expired entries went");
+        assert!(c.attr("fresh").is_some());
+        c.set_listing("d", ["a"], Instant::now(), stale);
+        c.set_listing("d", ["a"], Instant::now(), e);
+        assert!(!c.absent("d", "x"), "a listing with an old token was kept");
+        let e = c.epoch("d");
+        c.set_listing("d", ["a"], Instant::now(), e);
+        assert!(c.absent("d", "x"));
     }
 
     #[test]

@@ -476,13 +476,13 @@ impl Inner {
     }
 
     /// True when `name` is known not to exist in `dir` without asking for it: a complete
-    /// listing younger than the TTL lacks it (an expired one of a small directory is read
-    /// again first, one reader at a time).
+    /// listing younger than the TTL lacks it (an expired one of a small directory that lacks
+    /// it is read again first, one reader at a time).
     async fn known_absent(&self, dir: &str, name: &str) -> bool {
         if self.dirs.absent(dir, name) {
             return true;
         }
-        match self.dirs.expired_len(dir) {
+        match self.dirs.expired_without(dir, name) {
             Some(n) if n <= RELIST_MAX && self.dirs.begin_relist(dir) => {
                 let r = self.relist(dir).await;
                 self.dirs.end_relist(dir);
