@@ -13,7 +13,10 @@
 //! stale "no such file" before a create costs nothing: the create's disposition is resolved on
 //! the server (`O_EXCL` → EEXIST, otherwise open-if). Files' attributes are not kept here (our
 //! own writes change their size). Keys and names compare case-insensitively, as SMB servers
-//! do; that only ever makes a negative answer rarer.
+//! do; that only ever makes a negative answer rarer. Names a listing cannot rule out (8.3 short
+//! names, streams, anything in a directory holding names outside ASCII, whose case folding is
+//! the server's) are always asked for. Other views of the same share are other clients here:
+//! their changes show within the TTL.
 
 use rdr_core::minirdr::FileInfo;
 use std::collections::{HashMap, HashSet};
@@ -42,6 +45,9 @@ struct Dir {
     attr: Option<(FileInfo, Instant)>,
     /// Every name (folded) and when the server listed them.
     names: Option<(HashSet<String>, Instant)>,
+    /// A name outside ASCII was listed: the server's case folding may differ from ours, so
+    /// no negative answers for this directory.
+    unusual: bool,
     /// Bumped by each change this mount makes inside the directory: a listing read while one
     /// happened may lack it and is not kept.
     epoch: u64,
@@ -52,6 +58,13 @@ struct Dir {
 /// How to fold a name or path for comparison.
 fn fold(s: &str) -> String {
     s.to_lowercase()
+}
+
+/// Names whose absence a listing cannot prove: outside ASCII (the server's case folding may
+/// equate names ours does not), a `~` (a server may resolve an 8.3 short name that no listing
+/// shows) or a `:` (a stream of a file).
+fn unusual(name: &str) -> bool {
+    !name.is_ascii() || name.contains(['~', ':'])
 }
 
 /// The parent path and the name of a share path (`a\b\c` → (`a\b`, `c`)).
@@ -155,16 +168,24 @@ impl DirCache {
         if d.epoch != epoch {
             return;
         }
-        d.names = Some((names.into_iter().map(fold).collect(), at));
+        let names: HashSet<String> = names.into_iter().map(fold).collect();
+        d.unusual = names.iter().any(|n| unusual(n));
+        d.names = Some((names, at));
     }
 
     /// True when `name` is known not to exist in `dir`: a listing younger than the TTL lacks it.
     pub fn absent(&self, dir: &str, name: &str) -> bool {
+        if unusual(name) {
+            return false;
+        }
         let dirs = self.dirs.lock();
-        let Some((names, at)) = dirs.get(&fold(dir)).and_then(|d| d.names.as_ref()) else {
+        let Some(d) = dirs.get(&fold(dir)) else {
             return false;
         };
-        self.fresh(*at).is_some() && !names.contains(&fold(name))
+        let Some((names, at)) = d.names.as_ref() else {
+            return false;
+        };
+        !d.unusual && self.fresh(*at).is_some() && !names.contains(&fold(name))
     }
 
     /// Number of names of an expired listing of `dir` that lacks `name` (reading the listing
@@ -183,6 +204,7 @@ impl DirCache {
         let mut dirs = self.dirs.lock();
         let d = self.entry(&mut dirs, fold(dir));
         d.epoch = self.stamp();
+        d.unusual |= unusual(name);
         if let Some((names, _)) = d.names.as_mut() {
             names.insert(fold(name));
         }
@@ -192,8 +214,11 @@ impl DirCache {
     /// change of ours, so a listing being read stays acceptable.
     pub fn seen(&self, dir: &str, name: &str) {
         let mut dirs = self.dirs.lock();
-        if let Some((names, _)) = dirs.get_mut(&fold(dir)).and_then(|d| d.names.as_mut()) {
-            names.insert(fold(name));
+        if let Some(d) = dirs.get_mut(&fold(dir)) {
+            d.unusual |= unusual(name);
+            if let Some((names, _)) = d.names.as_mut() {
+                names.insert(fold(name));
+            }
         }
     }
 
@@ -284,6 +309,9 @@ mod tests {
         c.set_listing("d", ["A", "b"], Instant::now(), e);
         assert!(c.absent("d", "x"));
         assert!(!c.absent("d", "a"), "names compare case-insensitively");
+        assert!(!c.absent("d", "PROGRA~1"), "a short name may resolve");
+        assert!(!c.absent("d", "x:s"), "a stream");
+        assert!(!c.absent("d", "é"), "not ASCII");
         assert!(!c.absent("D", "B"));
         c.added("d", "x");
         assert!(!c.absent("d", "x"));
@@ -298,6 +326,20 @@ mod tests {
         assert!(!c.absent("d", "x"), "an expired listing says nothing");
         assert_eq!(c.expired_without("d", "x"), Some(1));
         assert_eq!(c.expired_without("d", "a"), None);
+    }
+
+    #[test]
+    fn a_directory_with_a_name_outside_ascii_gives_no_negative_answers() {
+        let c = DirCache::new(Duration::from_secs(60));
+        let e = c.epoch("d");
+        c.set_listing("d", ["ſ"], Instant::now(), e); // Samba upper-cases it to "S"
+        assert!(!c.absent("d", "s"));
+        assert!(!c.absent("d", "x"));
+        let e = c.epoch("e");
+        c.set_listing("e", ["a"], Instant::now(), e);
+        assert!(c.absent("e", "x"));
+        c.added("e", "Ω");
+        assert!(!c.absent("e", "x"));
     }
 
     #[test]
