@@ -648,16 +648,23 @@ impl Filesystem for RdrFs {
                     return Err(Errno::ENOENT);
                 }
                 let path = join(&dir, name);
-                let at = Instant::now();
-                let info = inner.stat_path(&path).await?;
-                inner.dirs.set_attr(&path, &info, at);
-                inner.dirs.seen(&dir, name);
+                // A directory the server described within the TTL needs no question.
+                let (info, ttl) = match inner.dirs.attr(&path) {
+                    Some(hit) => hit,
+                    None => {
+                        let at = Instant::now();
+                        let info = inner.stat_path(&path).await?;
+                        inner.dirs.set_attr(&path, &info, at);
+                        inner.dirs.seen(&dir, name);
+                        (info, inner.opts.attr_ttl)
+                    }
+                };
                 let ino = inner.inodes.lock().lookup(&path);
-                Ok::<_, Errno>(inner.attr(ino, &info))
+                Ok::<_, Errno>((inner.attr(ino, &info), ttl))
             }
             .await;
             match r {
-                Ok(a) => reply.entry(&inner.opts.attr_ttl, &a, Generation(1)),
+                Ok((a, ttl)) => reply.entry(&ttl, &a, Generation(1)),
                 Err(e) => reply.error(e),
             }
         });
