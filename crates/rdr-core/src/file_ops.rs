@@ -478,6 +478,14 @@ impl Rdbss {
                 fref.release().await;
                 continue;
             }
+            let delete_on_close = params.options.contains(CreateOptions::DELETE_ON_CLOSE);
+            if delete_on_close {
+                // Our delayed closes of the file must not keep it past its deletion
+                // (RxPurgeRelatedFobxs).
+                let mut am = Aftermath::default();
+                inner.close_delayed_locked(&v.net_root, &mut am, |so| so.fcb.id == fcb.id);
+                inner.settle(am).await;
+            }
             // RxSearchForCollapsibleOpen.
             let reuse = if matches!(
                 params.disposition,
@@ -504,14 +512,14 @@ impl Rdbss {
             } else {
                 None
             };
-            let (so, info) = match reuse {
-                Some(so) => {
-                    let info = match inner.minirdr.query_info(&so.context, rctx).await {
-                        Ok(i) => i,
-                        Err(_) => so.info.clone(),
-                    };
-                    (so, info)
-                }
+            let (so, info, fresh) = match reuse {
+                Some(so) => match inner.minirdr.query_info(&so.context, rctx).await {
+                    Ok(i) => (so, i, true),
+                    Err(_) => {
+                        let i = so.info.clone();
+                        (so, i, false)
+                    }
+                },
                 None => {
                     let created = inner.minirdr.create(&vctx, &share_path, params, rctx).await;
                     match created {
@@ -539,11 +547,18 @@ impl Rdbss {
                                 let mut st = fcb.state.lock();
                                 st.ref_count += 1;
                                 st.is_dir = Some(r.info.is_dir);
+                                if delete_on_close {
+                                    // The name is going: no open collapses onto the file's.
+                                    st.collapsing_enabled = false;
+                                    for s in &st.srv_opens {
+                                        s.state.lock().collapsing_disabled = true;
+                                    }
+                                }
                                 st.srv_opens.push(so.clone());
                             }
                             tbl.number_of_srv_opens += 1;
                             tbl.view(v.id).srv_opens.insert(so.id, so.clone());
-                            (so, r.info)
+                            (so, r.info, true)
                         }
                         Err(e)
                             if e.nt_status() == NtStatus::STATUS_SHARING_VIOLATION
@@ -567,7 +582,7 @@ impl Rdbss {
                     }
                 }
             };
-            let fobx = Arc::new(Fobx::new(so, rel.clone(), info));
+            let fobx = Arc::new(Fobx::new(so, rel.clone(), info, fresh));
             let mut am = Aftermath::default();
             {
                 let mut tbl = v.net_root.fcb_table.lock();

@@ -22,6 +22,9 @@ pub struct Fobx {
     pub(crate) path: String,
     /// Metadata returned by the create.
     pub(crate) info: FileInfo,
+    /// `info` came from the server with this create (a new open's CREATE response, or a query
+    /// for a collapsed one), not from an older open.
+    pub(crate) info_fresh: bool,
     /// Cleanup has begun: new requests on the handle fail; set before its requests are
     /// cancelled.
     pub(crate) closing: std::sync::atomic::AtomicBool,
@@ -35,12 +38,18 @@ pub(crate) struct FobxState {
 }
 
 impl Fobx {
-    pub(crate) fn new(srv_open: Arc<SrvOpen>, path: String, info: FileInfo) -> Self {
+    pub(crate) fn new(
+        srv_open: Arc<SrvOpen>,
+        path: String,
+        info: FileInfo,
+        info_fresh: bool,
+    ) -> Self {
         Fobx {
             id: crate::next_id(),
             srv_open,
             path,
             info,
+            info_fresh,
             closing: std::sync::atomic::AtomicBool::new(false),
             state: Mutex::new(FobxState {
                 ref_count: 1,
@@ -88,6 +97,19 @@ impl Fobx {
     /// Metadata from the create.
     pub fn info(&self) -> &FileInfo {
         &self.info
+    }
+    /// The create's metadata when it is still what a query would return: the server sent it
+    /// for this create and no open of the file holds unsent writes. `None` when the caller
+    /// must ask the server (`Rdbss::query_info`). Saves a round trip after an open.
+    pub fn open_info(&self) -> Option<FileInfo> {
+        if !self.info_fresh {
+            return None;
+        }
+        let st = self.srv_open.fcb.state.lock();
+        if st.srv_opens.iter().any(|so| so.dirty_bytes() > 0) {
+            return None;
+        }
+        Some(self.info.clone())
     }
     /// The FCB (file) the handle is open on.
     pub fn fcb(&self) -> &Arc<Fcb> {

@@ -5,6 +5,7 @@
 //! daemon), per-open `FOPEN_DIRECT_IO` unless the open may cache reads, `KEEP_CACHE` only while
 //! the file is unchanged; attributes and entries carry a short TTL (cifs `actimeo`).
 
+use crate::dircache::{DirCache, split};
 use crate::inode::{InodeTable, ROOT, join};
 use bytes::Bytes;
 use fuser::{
@@ -28,10 +29,15 @@ use std::ffi::OsStr;
 use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 /// Largest READ/WRITE the kernel sends (it clamps to 1 MiB anyway: max_pages_limit 256).
 pub const MAX_IO: u32 = 1 << 20;
+
+/// A LOOKUP that misses in a directory whose complete listing expired reads the listing again
+/// (a few round trips, once per TTL) when it had at most this many names; past that, single
+/// lookups are cheaper.
+const RELIST_MAX: usize = 4096;
 
 /// Settings of one mount.
 #[derive(Debug, Clone)]
@@ -89,6 +95,8 @@ struct Inner {
     stats: Arc<MountStats>,
     /// Per inode: (size, mtime) when its pages were last allowed into the page cache.
     cached: Mutex<HashMap<u64, (u64, SystemTime)>>,
+    /// Directory attributes and complete listings, for the attribute TTL.
+    dirs: DirCache,
 }
 
 /// The `fuser::Filesystem` of one connection.
@@ -186,13 +194,14 @@ impl RdrFs {
                 rdbss,
                 v,
                 rt,
-                opts,
                 inodes: Mutex::new(InodeTable::new()),
                 handles: Mutex::new(HashMap::new()),
                 next_fh: AtomicU64::new(1),
                 closing: AtomicUsize::new(0),
                 stats,
                 cached: Mutex::new(HashMap::new()),
+                dirs: DirCache::new(opts.attr_ttl),
+                opts,
             }),
         }
     }
@@ -306,6 +315,15 @@ impl Inner {
             .map_err(|e| err(&e))
     }
 
+    /// Metadata of a handle just opened: what the server sent with the open when the core
+    /// still vouches for it, else a query (one round trip).
+    async fn info_of(&self, fobx: &Arc<Fobx>, ctx: &RxContext) -> Result<FileInfo, Errno> {
+        match fobx.open_info() {
+            Some(i) => Ok(i),
+            None => self.rdbss.query_info(fobx, ctx).await.map_err(|e| err(&e)),
+        }
+    }
+
     /// Open `path` for a metadata change, run `f`, close.
     async fn with_open<T, F, Fut>(
         &self,
@@ -387,6 +405,9 @@ impl Inner {
         if let Some(l) = h.listing.lock().clone() {
             return Ok(l);
         }
+        let dir = self.inodes.lock().path(h.ino);
+        let epoch = dir.as_deref().map(|d| self.dirs.epoch(d));
+        let at = Instant::now();
         let ctx = RxContext::new();
         let mut all = Vec::new();
         let mut restart = true;
@@ -406,9 +427,86 @@ impl Inner {
                     .filter(|e| e.name != "." && e.name != ".."),
             );
         }
+        if let (Some(dir), Some(epoch)) = (dir, epoch) {
+            self.dirs
+                .set_listing(&dir, all.iter().map(|e| e.name.as_str()), at, epoch);
+            for e in all.iter().filter(|e| e.info.is_dir) {
+                self.dirs.set_attr(&join(&dir, &e.name), &e.info, at);
+            }
+        }
         let l = Arc::new(all);
         *h.listing.lock() = Some(l.clone());
         Ok(l)
+    }
+
+    /// Read the complete listing of `dir` again (its cached one expired), on an open of its
+    /// own: a handle of a process's READDIR must not see its enumeration restarted.
+    async fn relist(&self, dir: &str) -> Result<(), Errno> {
+        let epoch = self.dirs.epoch(dir);
+        let at = Instant::now();
+        let params = CreateParams {
+            // Not the access of opendir: no collapsing onto a handle being enumerated.
+            access: AccessMask::FILE_READ_DATA | AccessMask::SYNCHRONIZE,
+            share: share_all(),
+            disposition: CreateDisposition::Open,
+            options: CreateOptions::DIRECTORY_FILE,
+            attributes: 0,
+            mode: None,
+        };
+        let ctx = RxContext::new();
+        let fobx = self
+            .rdbss
+            .create(&self.v, dir, &params, &ctx)
+            .await
+            .map_err(|e| err(&e))?;
+        let mut names = Vec::new();
+        let mut restart = true;
+        let r = loop {
+            match self.rdbss.query_directory(&fobx, None, restart, &ctx).await {
+                Ok(b) if b.is_empty() => break Ok(()),
+                Ok(b) => names.extend(
+                    b.into_iter()
+                        .map(|e| e.name)
+                        .filter(|n| n != "." && n != ".."),
+                ),
+                Err(e) => break Err(err(&e)),
+            }
+            restart = false;
+        };
+        let _ = self.rdbss.close(&fobx).await;
+        r?;
+        self.dirs
+            .set_listing(dir, names.iter().map(String::as_str), at, epoch);
+        Ok(())
+    }
+
+    /// True when `name` is known not to exist in `dir` without asking for it: a complete
+    /// listing younger than the TTL lacks it (an expired one of a small directory that lacks
+    /// it is read again first, one reader at a time).
+    async fn known_absent(&self, dir: &str, name: &str) -> bool {
+        if self.dirs.absent(dir, name) {
+            return true;
+        }
+        match self.dirs.expired_without(dir, name) {
+            Some(n) if n <= RELIST_MAX && self.dirs.begin_relist(dir) => {
+                let r = self.relist(dir).await;
+                self.dirs.end_relist(dir);
+                r.is_ok() && self.dirs.absent(dir, name)
+            }
+            _ => false,
+        }
+    }
+
+    /// Attributes of a directory by path: the cached ones within the TTL (with what is left of
+    /// it), else the server's.
+    async fn dir_stat(&self, path: &str) -> Result<(FileInfo, Duration), Errno> {
+        if let Some(hit) = self.dirs.attr(path) {
+            return Ok(hit);
+        }
+        let at = Instant::now();
+        let info = self.stat_path(path).await?;
+        self.dirs.set_attr(path, &info, at);
+        Ok((info, self.opts.attr_ttl))
     }
 
     async fn lock_range(
@@ -549,14 +647,29 @@ impl Filesystem for RdrFs {
         let name = name.to_owned();
         self.spawn(async move {
             let r = async {
-                let path = join(&inner.path(parent)?, name_str(&name)?);
-                let info = inner.stat_path(&path).await?;
+                let dir = inner.path(parent)?;
+                let name = name_str(&name)?;
+                if inner.known_absent(&dir, name).await {
+                    return Err(Errno::ENOENT);
+                }
+                let path = join(&dir, name);
+                // A directory the server described within the TTL needs no question.
+                let (info, ttl) = match inner.dirs.attr(&path) {
+                    Some(hit) => hit,
+                    None => {
+                        let at = Instant::now();
+                        let info = inner.stat_path(&path).await?;
+                        inner.dirs.set_attr(&path, &info, at);
+                        inner.dirs.seen(&dir, name);
+                        (info, inner.opts.attr_ttl)
+                    }
+                };
                 let ino = inner.inodes.lock().lookup(&path);
-                Ok::<_, Errno>(inner.attr(ino, &info))
+                Ok::<_, Errno>((inner.attr(ino, &info), ttl))
             }
             .await;
             match r {
-                Ok(a) => reply.entry(&inner.opts.attr_ttl, &a, Generation(1)),
+                Ok((a, ttl)) => reply.entry(&ttl, &a, Generation(1)),
                 Err(e) => reply.error(e),
             }
         });
@@ -573,19 +686,33 @@ impl Filesystem for RdrFs {
         let inner = self.inner.clone();
         self.spawn(async move {
             let r = async {
+                let path = inner.path(ino).ok();
+                // A directory the server described within the TTL (the kernel asks after
+                // every change inside it, for its permission check).
+                if let Some((info, left)) = path.as_deref().and_then(|p| inner.dirs.attr(p)) {
+                    return Ok((inner.attr(ino.0, &info), left));
+                }
+                let at = Instant::now();
                 let info = match fh.and_then(|fh| inner.handle(fh).ok()) {
                     Some(h) => inner
                         .rdbss
                         .query_info(&h.fobx, &RxContext::new())
                         .await
                         .map_err(|e| err(&e))?,
-                    None => inner.stat_path(&inner.path(ino)?).await?,
+                    None => {
+                        inner
+                            .stat_path(path.as_deref().ok_or(Errno::ENOENT)?)
+                            .await?
+                    }
                 };
-                Ok::<_, Errno>(inner.attr(ino.0, &info))
+                if let Some(p) = &path {
+                    inner.dirs.set_attr(p, &info, at);
+                }
+                Ok::<_, Errno>((inner.attr(ino.0, &info), inner.opts.attr_ttl))
             }
             .await;
             match r {
-                Ok(a) => reply.attr(&inner.opts.attr_ttl, &a),
+                Ok((a, ttl)) => reply.attr(&ttl, &a),
                 Err(e) => reply.error(e),
             }
         });
@@ -637,6 +764,11 @@ impl Filesystem for RdrFs {
                 }
                 let ctx = RxContext::new();
                 let handle = fh.and_then(|fh| inner.handle(fh).ok());
+                let known = inner.path(ino).ok();
+                if let Some(p) = &known {
+                    inner.dirs.drop_attr(p);
+                }
+                let at = Instant::now();
                 let info = match handle {
                     Some(h) => {
                         for c in &changes {
@@ -674,6 +806,9 @@ impl Filesystem for RdrFs {
                 if size.is_some() {
                     inner.cached.lock().remove(&ino.0);
                 }
+                if let Some(p) = &known {
+                    inner.dirs.set_attr(p, &info, at);
+                }
                 Ok::<_, Errno>(inner.attr(ino.0, &info))
             }
             .await;
@@ -710,14 +845,18 @@ impl Filesystem for RdrFs {
                     mode: Some(mode & !umask & 0o7777),
                 };
                 let ctx = RxContext::new();
+                let at = Instant::now();
                 let fobx = inner
                     .rdbss
                     .create(&inner.v, &path, &params, &ctx)
                     .await
                     .map_err(|e| err(&e))?;
-                let info = inner.rdbss.query_info(&fobx, &ctx).await;
+                let (dir, name) = split(&path);
+                inner.dirs.added(dir, name);
+                let info = inner.info_of(&fobx, &ctx).await;
                 let _ = inner.rdbss.close(&fobx).await;
-                let info = info.map_err(|e| err(&e))?;
+                let info = info?;
+                inner.dirs.created_dir(&path, &info, at);
                 let ino = inner.inodes.lock().lookup(&path);
                 Ok::<_, Errno>(inner.attr(ino, &info))
             }
@@ -794,6 +933,12 @@ impl Filesystem for RdrFs {
                     r => r?,
                 }
                 inner.inodes.lock().renamed(&from, &to);
+                inner.dirs.forget_tree(&from);
+                inner.dirs.forget_tree(&to);
+                let (fd, fname) = split(&from);
+                inner.dirs.removed(fd, fname);
+                let (td, tname) = split(&to);
+                inner.dirs.added(td, tname);
                 Ok::<_, Errno>(())
             }
             .await;
@@ -833,7 +978,7 @@ impl Filesystem for RdrFs {
                     .await
                     .map_err(|e| err(&e))?;
                 let info = if fobx.buffering().read_caching {
-                    inner.rdbss.query_info(&fobx, &ctx).await.ok()
+                    inner.info_of(&fobx, &ctx).await.ok()
                 } else {
                     None
                 };
@@ -883,16 +1028,25 @@ impl Filesystem for RdrFs {
                     mode: Some(mode & !umask & 0o7777),
                 };
                 let ctx = RxContext::new();
-                let fobx = inner
-                    .rdbss
-                    .create(&inner.v, &path, &params, &ctx)
-                    .await
-                    .map_err(|e| err(&e))?;
-                let info = match inner.rdbss.query_info(&fobx, &ctx).await {
+                let created = inner.rdbss.create(&inner.v, &path, &params, &ctx).await;
+                let (dir, fname) = split(&path);
+                let fobx = match created {
+                    Ok(f) => {
+                        inner.dirs.added(dir, fname);
+                        f
+                    }
+                    Err(e) => {
+                        if e.errno() == libc::EEXIST {
+                            inner.dirs.seen(dir, fname);
+                        }
+                        return Err(err(&e));
+                    }
+                };
+                let info = match inner.info_of(&fobx, &ctx).await {
                     Ok(i) => i,
                     Err(e) => {
                         let _ = inner.rdbss.close(&fobx).await;
-                        return Err(err(&e));
+                        return Err(e);
                     }
                 };
                 let ino = inner.inodes.lock().lookup(&path);
@@ -1158,7 +1312,7 @@ impl Filesystem for RdrFs {
                 }
                 let list = inner.listing(&h).await?;
                 let dir = inner.path(ino)?;
-                let dinfo = inner.stat_path(&dir).await?;
+                let (dinfo, _) = inner.dir_stat(&dir).await?;
                 Ok::<_, Errno>((list, dir, dinfo))
             }
             .await;
@@ -1341,25 +1495,40 @@ impl RdrFs {
         let name = name.to_owned();
         self.spawn(async move {
             let r = async {
-                let path = join(&inner.path(parent)?, name_str(&name)?);
-                let options = if dir {
-                    CreateOptions::DIRECTORY_FILE
+                let parent_path = inner.path(parent)?;
+                let name = name_str(&name)?;
+                let path = join(&parent_path, name);
+                let access = AccessMask::DELETE | AccessMask::FILE_READ_ATTRIBUTES;
+                if dir {
+                    // A directory's emptiness is checked when its disposition is set (a
+                    // delete-on-close open of a non-empty one would fail only at close).
+                    let rdbss = inner.rdbss.clone();
+                    inner
+                        .with_open(
+                            &path,
+                            access,
+                            CreateOptions::DIRECTORY_FILE,
+                            |fobx| async move {
+                                rdbss
+                                    .set_info(&fobx, &SetInfo::Disposition(true), &RxContext::new())
+                                    .await
+                            },
+                        )
+                        .await?;
+                    inner.dirs.forget_tree(&path);
                 } else {
-                    CreateOptions::NON_DIRECTORY_FILE
-                };
-                let rdbss = inner.rdbss.clone();
-                inner
-                    .with_open(
-                        &path,
-                        AccessMask::DELETE | AccessMask::FILE_READ_ATTRIBUTES,
-                        options,
-                        |fobx| async move {
-                            rdbss
-                                .set_info(&fobx, &SetInfo::Disposition(true), &RxContext::new())
-                                .await
-                        },
-                    )
-                    .await?;
+                    // A file goes with a delete-on-close open and its close (2 round trips, as
+                    // cifs.ko): the open fails as the disposition would (read-only, in use).
+                    inner
+                        .with_open(
+                            &path,
+                            access,
+                            CreateOptions::NON_DIRECTORY_FILE | CreateOptions::DELETE_ON_CLOSE,
+                            |_| async { Ok(()) },
+                        )
+                        .await?;
+                }
+                inner.dirs.removed(&parent_path, name);
                 inner.inodes.lock().unlinked(&path);
                 Ok::<_, Errno>(())
             }

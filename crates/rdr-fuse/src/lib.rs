@@ -8,6 +8,7 @@
 //! the daemon (rdr-core), per-open `FOPEN_DIRECT_IO` unless the open may cache reads.
 #![warn(missing_docs)]
 
+pub mod dircache;
 pub mod fs;
 pub mod inode;
 pub mod mount;

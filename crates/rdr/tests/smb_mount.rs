@@ -111,16 +111,25 @@ fn password_file(env: &Env, pass: &str, owner: Option<(u32, u32)>) -> PathBuf {
 
 /// `rdr use MP REMOTE --user U --password-file F`, asserting success.
 fn smb_use(env: &mut Env, smb: &Smb, mp: &Path, who: usize) {
+    smb_use_with(env, smb, mp, who, &[]);
+}
+
+/// `smb_use` with more options (`--actimeo 0`).
+fn smb_use_with(env: &mut Env, smb: &Smb, mp: &Path, who: usize, extra: &[&str]) {
     let pw = password_file(env, &smb.users[who].1, None);
-    let o = env.rdr(&[
+    let mp_s = mp.to_str().unwrap();
+    let remote = smb.remote();
+    let mut args = vec![
         "use",
-        mp.to_str().unwrap(),
-        &smb.remote(),
+        mp_s,
+        remote.as_str(),
         "--user",
         &smb.users[who].0,
         "--password-file",
         pw.to_str().unwrap(),
-    ]);
+    ];
+    args.extend_from_slice(extra);
+    let o = env.rdr(&args);
     assert!(
         o.status.success(),
         "rdr use failed: {}\n{}\nlog:\n{}",
@@ -218,9 +227,14 @@ fn smb_files_roundtrip_through_the_mount() {
         assert_eq!(std::fs::read(&f).unwrap(), data, "mount f{i}");
         assert_eq!(std::fs::metadata(&f).unwrap().len(), size as u64);
     }
-    // A file made on the server appears in the mount.
+    // A file made on the server appears in the mount (within the attribute TTL: the mount
+    // made the directory, so it knows its names for that long).
     let outside = pattern(300_000, 9);
     std::fs::write(smb.server_path(&format!("{dir}/outside.bin")), &outside).unwrap();
+    assert!(
+        wait_until(Duration::from_secs(10), || d.join("outside.bin").exists()),
+        "a file made on the server never appeared in the mount"
+    );
     assert_eq!(std::fs::read(d.join("outside.bin")).unwrap(), outside);
 
     // The shell's tools: cp, cat, ls -l, mv, rm, mkdir, truncate, append.
@@ -826,23 +840,22 @@ fn smb_lazy_after_a_forced_delete_releases_the_server_handle() {
     assert!(wait_until(Duration::from_secs(10), || list_len(&env) == 0));
 }
 
-/// Runs `smbclient //host/share -U user%pass -c CMD` as the second Samba user (another client
-/// on another connection, so the server breaks rdr's lease for it); asserts success.
-fn smbclient(smb: &Smb, cmd: &str) {
+/// `smbclient` (another SMB client) runs `cmds` on the share as user 1, asserting success.
+fn smbclient(smb: &Smb, cmds: &str) {
     let mut c = Command::new("smbclient");
     c.args([
-        &format!("//{}/{}", smb.host, smb.share),
         "-p",
         &smb.port.to_string(),
+        &format!("//{}/{}", smb.host, smb.share),
         "-U",
-        &format!("{}%{}", smb.users[1].0, smb.users[1].1),
+        &format!("{}%{}", smb.users[0].0, smb.users[0].1),
         "-c",
-        cmd,
+        cmds,
     ]);
     let o = run_bounded(c, Duration::from_secs(60));
     assert!(
-        o.status.success(),
-        "smbclient {cmd}: {}{}",
+        o.status.success() && !stdout(&o).contains("NT_STATUS_"),
+        "smbclient {cmds}: {}{}",
         stdout(&o),
         stderr(&o)
     );
@@ -863,12 +876,6 @@ fn smb_another_clients_write_breaks_the_lease_and_drops_cached_pages() {
     let old = pattern(64 * 1024, 1);
     let new = pattern(64 * 1024, 2);
     std::fs::write(mp.join(&name), &old).unwrap();
-    // The second user must be able to overwrite the file on the server.
-    std::fs::set_permissions(
-        smb.server_path(&name),
-        std::fs::Permissions::from_mode(0o666),
-    )
-    .unwrap();
 
     // A reader holds the file open under a read-caching lease: its pages are in the kernel.
     let mut f = std::fs::File::open(mp.join(&name)).unwrap();
@@ -910,4 +917,192 @@ fn smb_another_clients_write_breaks_the_lease_and_drops_cached_pages() {
         "smbclient read what rdr wrote"
     );
     drop(w);
+}
+
+/// Time as microseconds since the epoch (SMB carries 100 ns units).
+fn micros(t: std::time::SystemTime) -> u128 {
+    t.duration_since(std::time::UNIX_EPOCH).unwrap().as_micros()
+}
+
+/// The names of a directory through the mount (a READDIR read to the end).
+fn names(d: &Path) -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(d)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    v.sort();
+    v
+}
+
+#[test]
+fn smb_creates_show_right_attributes_and_other_clients_changes_show_after_the_ttl() {
+    let Some(smb) =
+        Smb::get("smb_creates_show_right_attributes_and_other_clients_changes_show_after_the_ttl")
+    else {
+        return;
+    };
+    let mut env = Env::new();
+    let mp = env.dir.path().join("ttl-mnt");
+    let dir = unique("rdr-ttl");
+    let _clean = ServerFiles(vec![smb.server_path(&dir)]);
+    smb_use(&mut env, &smb, &mp, 0); // attribute TTL: 1 s (the default)
+    let ttl = Duration::from_secs(1);
+    let d = mp.join(&dir);
+    std::fs::create_dir(&d).unwrap();
+
+    // A new file: the attributes of the create (no query) are right before and after writing.
+    use std::io::Write;
+    let f = d.join("new.bin");
+    let mut w = std::fs::File::create(&f).unwrap();
+    let m = w.metadata().unwrap();
+    assert!(m.is_file());
+    assert_eq!(m.len(), 0);
+    assert_eq!(m.permissions().mode() & 0o777, 0o644);
+    w.write_all(&pattern(4096, 3)).unwrap();
+    drop(w);
+    let m = std::fs::metadata(&f).unwrap();
+    assert_eq!((m.is_file(), m.len()), (true, 4096));
+    assert_eq!(std::fs::read(&f).unwrap(), pattern(4096, 3));
+    assert_eq!(names(&d), ["new.bin"]);
+
+    // A file another client creates in a directory the mount has listed: visible after the
+    // TTL (before it, the mount may still answer from its listing, as cifs would).
+    let local = env.dir.path().join("other.txt");
+    std::fs::write(&local, b"from smbclient").unwrap();
+    smbclient(&smb, &format!("put {} {dir}/other.txt", local.display()));
+    std::thread::sleep(ttl + Duration::from_millis(300));
+    assert_eq!(
+        std::fs::read(d.join("other.txt")).unwrap(),
+        b"from smbclient"
+    );
+    assert_eq!(names(&d), ["new.bin", "other.txt"]);
+
+    // ls -ld of the directory after a change inside it: the server's mtime after the TTL.
+    let _ = std::fs::metadata(&d).unwrap();
+    smbclient(&smb, &format!("put {} {dir}/third.txt", local.display()));
+    std::thread::sleep(ttl + Duration::from_millis(300));
+    let server_mtime = std::fs::metadata(smb.server_path(&dir))
+        .unwrap()
+        .modified()
+        .unwrap();
+    assert_eq!(
+        micros(std::fs::metadata(&d).unwrap().modified().unwrap()),
+        micros(server_mtime),
+        "directory mtime through the mount"
+    );
+
+    // A name the mount believes absent (its listing is fresh) that another client just made:
+    // the create is resolved on the server. O_EXCL fails, plain O_CREAT opens the file.
+    let _ = names(&d);
+    smbclient(&smb, &format!("put {} {dir}/race.txt", local.display()));
+    let e = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(d.join("race.txt"))
+        .unwrap_err();
+    assert_eq!(e.raw_os_error(), Some(libc::EEXIST), "{e}");
+    let mut o = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(d.join("race.txt"))
+        .unwrap();
+    assert_eq!(o.metadata().unwrap().len(), 14, "opened the existing file");
+    o.write_all(b"FROM").unwrap();
+    drop(o);
+    assert_eq!(
+        std::fs::read(smb.server_path(&format!("{dir}/race.txt"))).unwrap(),
+        b"FROM smbclient"
+    );
+
+    // A file another client removes: gone through the mount after the TTL.
+    smbclient(&smb, &format!("del {dir}/third.txt"));
+    std::thread::sleep(ttl + Duration::from_millis(300));
+    assert!(!d.join("third.txt").exists());
+}
+
+#[test]
+fn smb_actimeo_0_sees_other_clients_files_at_once() {
+    let Some(smb) = Smb::get("smb_actimeo_0_sees_other_clients_files_at_once") else {
+        return;
+    };
+    let mut env = Env::new();
+    let mp = env.dir.path().join("ac0-mnt");
+    let dir = unique("rdr-ac0");
+    let _clean = ServerFiles(vec![smb.server_path(&dir)]);
+    smb_use_with(&mut env, &smb, &mp, 0, &["--actimeo", "0"]);
+    let d = mp.join(&dir);
+    std::fs::create_dir(&d).unwrap();
+    let local = env.dir.path().join("x.txt");
+    std::fs::write(&local, b"x").unwrap();
+    for i in 0..3 {
+        assert_eq!(names(&d).len(), i);
+        let before = std::fs::metadata(&d).unwrap().modified().unwrap();
+        smbclient(&smb, &format!("put {} {dir}/x{i}.txt", local.display()));
+        assert_eq!(std::fs::read(d.join(format!("x{i}.txt"))).unwrap(), b"x");
+        let server_mtime = std::fs::metadata(smb.server_path(&dir))
+            .unwrap()
+            .modified()
+            .unwrap();
+        let now = std::fs::metadata(&d).unwrap().modified().unwrap();
+        assert_eq!(
+            micros(now),
+            micros(server_mtime),
+            "directory mtime {before:?}"
+        );
+    }
+}
+
+#[test]
+fn smb_cp_r_then_rm_r_leaves_nothing_and_names_can_be_reused() {
+    let Some(smb) = Smb::get("smb_cp_r_then_rm_r_leaves_nothing_and_names_can_be_reused") else {
+        return;
+    };
+    let mut env = Env::new();
+    let mp = env.dir.path().join("cprm-mnt");
+    let top = unique("rdr-cprm");
+    let _clean = ServerFiles(vec![smb.server_path(&top)]);
+    smb_use(&mut env, &smb, &mp, 0);
+    let src = env.dir.path().join("src");
+    std::fs::create_dir_all(src.join("sub")).unwrap();
+    for i in 0..60 {
+        std::fs::write(src.join(format!("f{i}")), pattern(4096, i as u8)).unwrap();
+        std::fs::write(src.join(format!("sub/g{i}")), pattern(100, i as u8)).unwrap();
+    }
+    std::fs::create_dir(mp.join(&top)).unwrap();
+    let t = mp.join(&top).join("t");
+    for round in 0..2 {
+        let o = sh(
+            &format!("cp -r '{}' '{}'", src.display(), t.display()),
+            Duration::from_secs(120),
+        );
+        assert!(o.status.success(), "cp -r (round {round}): {}", stderr(&o));
+        for i in [0usize, 59] {
+            assert_eq!(
+                std::fs::read(smb.server_path(&format!("{top}/t/f{i}"))).unwrap(),
+                pattern(4096, i as u8)
+            );
+            let m = std::fs::metadata(t.join(format!("sub/g{i}"))).unwrap();
+            assert_eq!(m.len(), 100);
+        }
+        // Delete-on-close opens: every file is gone once rm returns, so the rmdirs succeed.
+        let o = sh(
+            &format!("rm -r '{}'", t.display()),
+            Duration::from_secs(120),
+        );
+        assert!(o.status.success(), "rm -r (round {round}): {}", stderr(&o));
+        assert!(!smb.server_path(&format!("{top}/t")).exists());
+        assert!(!t.exists());
+    }
+    // A file held open by a process: unlink removes the name, the holder keeps reading.
+    std::fs::write(mp.join(&top).join("held"), b"data still here").unwrap();
+    let mut holder = Holder::open(&mp.join(&top).join("held"));
+    assert_eq!(holder.read(), "data data still here");
+    std::fs::remove_file(mp.join(&top).join("held")).unwrap();
+    assert!(!mp.join(&top).join("held").exists());
+    assert_eq!(holder.read(), "data data still here");
+    assert_eq!(holder.close(), "closed ok");
+    assert!(wait_until(Duration::from_secs(10), || !smb
+        .server_path(&format!("{top}/held"))
+        .exists()));
 }
