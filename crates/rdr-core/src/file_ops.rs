@@ -763,6 +763,42 @@ impl Rdbss {
         r
     }
 
+    /// Delete the file (not a directory) at `path` (unlink). When the core holds nothing of the
+    /// file, the mini-redirector does it in one go (SMB: one compound round trip); otherwise
+    /// through a delete-on-close open of the core, which first closes the file's delayed
+    /// closes and stops collapsing onto it.
+    pub async fn delete_file(
+        &self,
+        v: &Arc<VNetRoot>,
+        path: &RxPath,
+        ctx: &RxContext,
+    ) -> RxResult<()> {
+        let inner = &self.inner;
+        let share_path = join_path(&v.prefix, &normalize_path(path)?);
+        let known = v
+            .net_root
+            .fcb_table
+            .lock()
+            .lookup(&path_key(&share_path))
+            .is_some();
+        if known {
+            let mut p = CreateParams::open_existing(
+                AccessMask::DELETE | AccessMask::FILE_READ_ATTRIBUTES | AccessMask::SYNCHRONIZE,
+            );
+            p.options = CreateOptions::NON_DIRECTORY_FILE | CreateOptions::DELETE_ON_CLOSE;
+            let fobx = self.create(v, path, &p, ctx).await?;
+            return self.close(&fobx).await;
+        }
+        let req = inner.register(v, None, RequestKind::SetInfo, &share_path, None, ctx);
+        let vref = ViewRef::take(inner, v)?;
+        let r = inner
+            .minirdr
+            .delete_file(&vref.context, &share_path, &req.ctx)
+            .await;
+        vref.release().await;
+        r
+    }
+
     /// Change metadata through a handle (takes the FCB resource: a structural change).
     pub async fn set_info(
         &self,

@@ -460,6 +460,21 @@ pub trait MiniRedirector: Send + Sync + 'static {
     /// Close the server open (`MRxCloseSrvOpen`).
     async fn close_srv_open(&self, srv_open: &MrxContext) -> RxResult<()>;
 
+    /// Delete the file (not a directory) at `path`, that the core holds nothing of: a
+    /// delete-on-close open and its close. SMB sends both as one compound (one round trip).
+    async fn delete_file(
+        &self,
+        v_net_root: &MrxContext,
+        path: &RxPath,
+        ctx: &RxContext,
+    ) -> RxResult<()> {
+        let mut p =
+            CreateParams::open_existing(AccessMask::DELETE | AccessMask::FILE_READ_ATTRIBUTES);
+        p.options = CreateOptions::NON_DIRECTORY_FILE | CreateOptions::DELETE_ON_CLOSE;
+        let r = self.create(v_net_root, path, &p, ctx).await?;
+        self.close_srv_open(&r.srv_open).await
+    }
+
     /// Read up to `len` bytes at `offset`; an empty result is end of file.
     async fn read(
         &self,

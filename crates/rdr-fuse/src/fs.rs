@@ -1517,16 +1517,14 @@ impl RdrFs {
                         .await?;
                     inner.dirs.forget_tree(&path);
                 } else {
-                    // A file goes with a delete-on-close open and its close (2 round trips, as
-                    // cifs.ko): the open fails as the disposition would (read-only, in use).
+                    // A file goes with a delete-on-close open and its close, one compound
+                    // round trip when the core holds nothing of it: the open fails as the
+                    // disposition would (read-only, in use).
                     inner
-                        .with_open(
-                            &path,
-                            access,
-                            CreateOptions::NON_DIRECTORY_FILE | CreateOptions::DELETE_ON_CLOSE,
-                            |_| async { Ok(()) },
-                        )
-                        .await?;
+                        .rdbss
+                        .delete_file(&inner.v, &path, &RxContext::new())
+                        .await
+                        .map_err(|e| err(&e))?;
                 }
                 inner.dirs.removed(&parent_path, name);
                 inner.inodes.lock().unlinked(&path);

@@ -377,6 +377,16 @@ impl MiniRedirector for SmbRdr {
         ctx.run(path, v.tree.query_path_info(path)).await
     }
 
+    async fn delete_file(
+        &self,
+        v_net_root: &MrxContext,
+        path: &RxPath,
+        ctx: &RxContext,
+    ) -> RxResult<()> {
+        let v = vnr(v_net_root)?;
+        ctx.run(path, v.tree.delete_file(path)).await
+    }
+
     async fn set_info(
         &self,
         srv_open: &MrxContext,

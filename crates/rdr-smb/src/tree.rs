@@ -216,6 +216,54 @@ impl Tree {
         Ok(qr.body::<QueryInfoResponse>()?.output)
     }
 
+    /// Deletes the file `path` in one round trip: CREATE (delete-on-close) + CLOSE as one
+    /// compound. The open fails as the deletion would (missing, read-only, in use); the close
+    /// is when the server deletes it.
+    pub async fn delete_file(&self, path: &str) -> RxResult<()> {
+        let create = CreateRequest {
+            desired_access: AccessMask::DELETE
+                | AccessMask::FILE_READ_ATTRIBUTES
+                | AccessMask::SYNCHRONIZE,
+            create_disposition: CreateDisposition::OPEN,
+            create_options: crate::proto::CreateOptions::NON_DIRECTORY_FILE
+                | crate::proto::CreateOptions::DELETE_ON_CLOSE,
+            name: path.to_string(),
+            ..CreateRequest::default()
+        };
+        let mut cb = CompoundBuilder::new();
+        let h = self.header(Command::CREATE);
+        cb.push(&h, &create, false)?;
+        cb.push(
+            &self.header(Command::CLOSE),
+            &CloseRequest {
+                flags: 0,
+                file_id: FileId::RELATED,
+            },
+            true,
+        )?;
+        let pendings = self
+            .session
+            .client
+            .conn
+            .submit_compound(cb, &[0, 0], &h, &self.opts())
+            .await?;
+        let mut rsps = Vec::with_capacity(2);
+        for p in pendings {
+            rsps.push(p.wait().await);
+        }
+        let mut it = rsps.into_iter();
+        let (Some(c), Some(close)) = (it.next(), it.next()) else {
+            return Err(RxError::status(
+                NtStatus::STATUS_INVALID_NETWORK_RESPONSE,
+                "compound: missing responses",
+            ));
+        };
+        check(&c?, || open_error_path(self, path, "delete"))?;
+        check(&close?, || {
+            format!("{}: CLOSE (delete)", self.unc_path(path))
+        })
+    }
+
     /// Creates (or replaces) `path` with `data` in one round trip: CREATE + WRITE + CLOSE as
     /// one compound. For many small files, call it from several tasks at once.
     pub async fn put_file(&self, path: &str, data: Bytes) -> RxResult<()> {

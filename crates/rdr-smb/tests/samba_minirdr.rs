@@ -330,3 +330,88 @@ async fn breaks_of_every_connection_reach_the_minirdr_subscriber() {
     })
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn delete_file_is_one_compound_that_fails_as_the_deletion_would() {
+    let Some(env) = env() else { return };
+    bounded(30, "delete_file", async {
+        let rdr = SmbRdr::new(SmbConfig {
+            port: env.port,
+            ..SmbConfig::default()
+        });
+        let ctx = RxContext::new();
+        let srv = rdr
+            .create_srv_call(
+                &SrvCallParams {
+                    server: env.host.clone(),
+                    port: None,
+                },
+                &ctx,
+            )
+            .await
+            .unwrap();
+        let v = rdr
+            .create_v_net_root(
+                &srv,
+                None,
+                &VNetRootParams {
+                    share: env.share.clone(),
+                    credentials: creds(&env.user1, &env.pass1),
+                },
+                &ctx,
+            )
+            .await
+            .unwrap();
+        let name = unique("del");
+        let on_server = std::path::Path::new(&env.samba_dir)
+            .join(&env.share)
+            .join(&name);
+        let make = || async {
+            let o = rdr
+                .create(
+                    &v.v_net_root,
+                    &name,
+                    &params(rw(), CreateDisposition::Create),
+                    &ctx,
+                )
+                .await
+                .unwrap();
+            rdr.close_srv_open(&o.srv_open).await.unwrap();
+        };
+        make().await;
+        assert!(on_server.exists());
+        rdr.delete_file(&v.v_net_root, &name, &ctx).await.unwrap();
+        assert!(!on_server.exists(), "deleted on the server");
+        // Missing: the open's status, naming the file.
+        let e = rdr
+            .delete_file(&v.v_net_root, &name, &ctx)
+            .await
+            .unwrap_err();
+        assert_eq!(e.nt_status(), NtStatus::STATUS_OBJECT_NAME_NOT_FOUND, "{e}");
+        assert!(e.to_string().contains(&name), "{e}");
+        // Held open without FILE_SHARE_DELETE: a sharing violation, and the file stays.
+        make().await;
+        let mut p = params(rw(), CreateDisposition::Open);
+        p.share = rdr_core::minirdr::ShareAccess::READ | rdr_core::minirdr::ShareAccess::WRITE;
+        let held = rdr.create(&v.v_net_root, &name, &p, &ctx).await.unwrap();
+        let e = rdr
+            .delete_file(&v.v_net_root, &name, &ctx)
+            .await
+            .unwrap_err();
+        assert_eq!(e.nt_status(), NtStatus::STATUS_SHARING_VIOLATION, "{e}");
+        assert!(on_server.exists());
+        rdr.close_srv_open(&held.srv_open).await.unwrap();
+        // A directory is not a file.
+        std::fs::remove_file(&on_server).unwrap();
+        std::fs::create_dir(&on_server).unwrap();
+        let e = rdr
+            .delete_file(&v.v_net_root, &name, &ctx)
+            .await
+            .unwrap_err();
+        assert_eq!(e.nt_status(), NtStatus::STATUS_FILE_IS_A_DIRECTORY, "{e}");
+        std::fs::remove_dir(&on_server).unwrap();
+        rdr.finalize_v_net_root(&v.v_net_root).await;
+        rdr.finalize_srv_call(&srv, true).await;
+    })
+    .await;
+}
