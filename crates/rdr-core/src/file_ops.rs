@@ -252,12 +252,17 @@ impl Inner {
         )
     }
 
-    /// Bring the dirty data of one SrvOpen to the server: wait for its background writes, then
-    /// send what is held after a failure, in order. On failure the unsent chunks stay held.
+    /// Bring the dirty data of one SrvOpen to the server: wait for the background writes made
+    /// before this call (not for later ones: a busy writer cannot starve a flush), then send
+    /// again what is held after a failure, in order. On failure the unsent chunks stay held.
     pub(crate) async fn send_dirty(&self, so: &SrvOpen, ctx: &RxContext) -> RxResult<()> {
-        if so.write_behind.lock().chunks.is_empty() {
-            return Ok(());
-        }
+        let upto = {
+            let wb = so.write_behind.lock();
+            if wb.chunks.is_empty() {
+                return Ok(());
+            }
+            wb.last_id()
+        };
         let _order = ctx
             .run("sending held writes", async {
                 Ok(so.flush_lock.lock().await)
@@ -268,22 +273,33 @@ impl Inner {
                 let done = so.write_done.notified();
                 tokio::pin!(done);
                 done.as_mut().enable();
-                if so.write_behind.lock().in_flight() == 0 {
+                if so.write_behind.lock().in_flight_upto(upto) == 0 {
                     return Ok(());
                 }
                 done.await;
             }
         })
         .await?;
-        let chunks = so.write_behind.lock().take_held();
+        // Resent writes stay counted (dirty, in flight) until each is settled, so readers,
+        // closes, breaks and overlapping writers keep waiting for them.
+        let chunks = so.write_behind.lock().resend_held();
+        let mut result = Ok(());
         for (i, c) in chunks.iter().enumerate() {
-            if let Err((offset, rest, e)) =
-                write_all(&*self.minirdr, so, c.offset, c.data.clone(), ctx).await
-            {
-                return Err(self.restore_from(so, &chunks, i, rest, offset, e));
+            match write_all(&*self.minirdr, so, c.offset, c.data.clone(), ctx).await {
+                Ok(()) => so.write_behind.lock().complete(c.id),
+                Err((offset, rest, e)) => {
+                    let mut wb = so.write_behind.lock();
+                    wb.fail(c.id, offset, rest);
+                    for later in chunks.iter().skip(i + 1) {
+                        wb.hold(later.id);
+                    }
+                    result = Err(e);
+                    break;
+                }
             }
         }
-        Ok(())
+        so.write_done.notify_waiters();
+        result
     }
 
     /// Start a background write of `data` (already counted dirty as `id`).
@@ -301,28 +317,6 @@ impl Inner {
             }
             so.write_done.notify_waiters();
         });
-    }
-
-    fn restore_from(
-        &self,
-        so: &SrvOpen,
-        chunks: &[crate::write_behind::DirtyChunk],
-        i: usize,
-        rest: Bytes,
-        offset: u64,
-        e: RxError,
-    ) -> RxError {
-        let mut back = Vec::new();
-        if let Some(first) = chunks.get(i) {
-            back.push(crate::write_behind::DirtyChunk {
-                offset,
-                data: rest,
-                ..first.clone()
-            });
-        }
-        back.extend(chunks.iter().skip(i + 1).cloned());
-        so.write_behind.lock().restore(back);
-        e
     }
 
     /// Send the held writes of every open of a file (before a read or size query sees it).
@@ -512,6 +506,14 @@ impl Rdbss {
             } else {
                 None
             };
+            // Writes of other opens in flight now may land after the server describes the
+            // file: then its description is not to be trusted later (`Fobx::open_info`).
+            let dirty_before = fcb
+                .state
+                .lock()
+                .srv_opens
+                .iter()
+                .any(|s| s.dirty_bytes() > 0);
             let (so, info, fresh) = match reuse {
                 Some(so) => match inner.minirdr.query_info(&so.context, rctx).await {
                     Ok(i) => (so, i, true),
@@ -582,7 +584,7 @@ impl Rdbss {
                     }
                 }
             };
-            let fobx = Arc::new(Fobx::new(so, rel.clone(), info, fresh));
+            let fobx = Arc::new(Fobx::new(so, rel.clone(), info, fresh && !dirty_before));
             let mut am = Aftermath::default();
             {
                 let mut tbl = v.net_root.fcb_table.lock();

@@ -500,7 +500,13 @@ impl Inner {
             let mut names = self.names.lock();
             crate::refcount::apply_derefs(&mut names, &mut am, now);
         }
-        let track = Arc::new(parking_lot::Mutex::new(Vec::new()));
+        // Filled before the task starts: a deadline already spent still reports what is left.
+        let track = Arc::new(parking_lot::Mutex::new(
+            am.teardown
+                .iter()
+                .map(crate::refcount::Teardown::describe)
+                .collect::<Vec<_>>(),
+        ));
         let inner = self.clone();
         let t = track.clone();
         let task = tokio::spawn(async move { inner.settle_tracked(am, Some(&t)).await });

@@ -68,11 +68,6 @@ impl WriteBehind {
         }
     }
 
-    /// Writes still on their way to the server.
-    pub(crate) fn in_flight(&self) -> usize {
-        self.chunks.iter().filter(|c| c.in_flight).count()
-    }
-
     /// Writes held after a failure, waiting to be sent again.
     pub(crate) fn has_held(&self) -> bool {
         self.chunks.iter().any(|c| !c.in_flight)
@@ -86,14 +81,36 @@ impl WriteBehind {
             .any(|c| c.in_flight && c.overlaps(offset, len))
     }
 
-    /// Take the held (not in flight) writes for sending, in order.
-    pub(crate) fn take_held(&mut self) -> Vec<DirtyChunk> {
-        let (held, rest): (Vec<_>, Vec<_>) = std::mem::take(&mut self.chunks)
-            .into_iter()
-            .partition(|c| !c.in_flight);
-        self.chunks = rest;
-        self.bytes = self.chunks.iter().map(|c| c.data.len() as u64).sum();
-        held
+    /// The id of the newest write (0: none yet): a flush waits only for writes up to it, so a
+    /// writer that keeps the window full cannot starve it.
+    pub(crate) fn last_id(&self) -> u64 {
+        self.next_id
+    }
+
+    /// Writes up to `id` still on their way to the server.
+    pub(crate) fn in_flight_upto(&self, id: u64) -> usize {
+        self.chunks
+            .iter()
+            .filter(|c| c.in_flight && c.id <= id)
+            .count()
+    }
+
+    /// Mark the held writes as being sent again and return them, in order. They stay counted
+    /// (dirty, overlapping, in flight) until `complete` or `fail` settles each.
+    pub(crate) fn resend_held(&mut self) -> Vec<DirtyChunk> {
+        let mut out = Vec::new();
+        for c in self.chunks.iter_mut().filter(|c| !c.in_flight) {
+            c.in_flight = true;
+            out.push(c.clone());
+        }
+        out
+    }
+
+    /// A resend stopped before this write: hold it again, unchanged.
+    pub(crate) fn hold(&mut self, id: u64) {
+        if let Some(c) = self.chunks.iter_mut().find(|c| c.id == id) {
+            c.in_flight = false;
+        }
     }
 
     /// Take everything (the open is going away); a background write that completes later finds
@@ -101,13 +118,6 @@ impl WriteBehind {
     pub(crate) fn take(&mut self) -> Vec<DirtyChunk> {
         self.bytes = 0;
         std::mem::take(&mut self.chunks)
-    }
-
-    /// Put back held chunks that could not be sent, ahead of newer ones.
-    pub(crate) fn restore(&mut self, mut chunks: Vec<DirtyChunk>) {
-        self.bytes += chunks.iter().map(|c| c.data.len() as u64).sum::<u64>();
-        chunks.append(&mut self.chunks);
-        self.chunks = chunks;
     }
 
     /// Dirty bytes written through one handle.
@@ -129,16 +139,23 @@ mod tests {
         let mut wb = WriteBehind::default();
         let a = wb.push_in_flight(1, 0, Bytes::from_static(b"0123456789"));
         let b = wb.push_in_flight(1, 10, Bytes::from_static(b"abcdef"));
-        assert_eq!((wb.bytes, wb.in_flight()), (16, 2));
+        assert_eq!((wb.bytes, wb.in_flight_upto(u64::MAX)), (16, 2));
         assert!(wb.overlaps_in_flight(5, 1));
         assert!(!wb.overlaps_in_flight(16, 4));
         wb.fail(a, 4, Bytes::from_static(b"456789"));
         wb.complete(b);
-        assert_eq!((wb.bytes, wb.in_flight()), (6, 0));
+        assert_eq!((wb.bytes, wb.in_flight_upto(u64::MAX)), (6, 0));
         assert!(wb.has_held());
-        let held = wb.take_held();
-        assert_eq!((held.len(), held[0].offset, wb.bytes), (1, 4, 0));
-        wb.restore(held);
+        let held = wb.resend_held();
+        assert_eq!((held.len(), held[0].offset, wb.bytes), (1, 4, 6));
+        assert!(
+            !wb.has_held() && wb.overlaps_in_flight(4, 1),
+            "a resend stays counted"
+        );
+        assert_eq!(wb.in_flight_upto(a), 1);
+        assert_eq!(wb.in_flight_upto(a - 1), 0);
+        wb.hold(a);
+        assert!(wb.has_held());
         assert_eq!(wb.bytes_of(1), 6);
         // Completing a write whose chunk was taken (the open went away) changes nothing.
         assert_eq!(wb.take().len(), 1);

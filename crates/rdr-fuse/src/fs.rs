@@ -846,13 +846,11 @@ impl Filesystem for RdrFs {
                 };
                 let ctx = RxContext::new();
                 let at = Instant::now();
-                let fobx = inner
-                    .rdbss
-                    .create(&inner.v, &path, &params, &ctx)
-                    .await
-                    .map_err(|e| err(&e))?;
+                let created = inner.rdbss.create(&inner.v, &path, &params, &ctx).await;
+                // Also on failure: the server may have made it before the error.
                 let (dir, name) = split(&path);
                 inner.dirs.added(dir, name);
+                let fobx = created.map_err(|e| err(&e))?;
                 let info = inner.info_of(&fobx, &ctx).await;
                 let _ = inner.rdbss.close(&fobx).await;
                 let info = info?;
@@ -1036,9 +1034,9 @@ impl Filesystem for RdrFs {
                         f
                     }
                     Err(e) => {
-                        if e.errno() == libc::EEXIST {
-                            inner.dirs.seen(dir, fname);
-                        }
+                        // EEXIST: it is there. Any other failure may have come after the
+                        // server made it: never answer "absent" for it from the listing.
+                        inner.dirs.added(dir, fname);
                         return Err(err(&e));
                     }
                 };
