@@ -95,6 +95,8 @@ pub struct Session {
     pub(crate) sign: bool,
     pub(crate) encrypt: bool,
     pub(crate) user: String,
+    /// Guest or null session (no keys to sign with).
+    anonymous: bool,
     logged_off: AtomicBool,
 }
 
@@ -220,6 +222,7 @@ impl Session {
             sign,
             encrypt,
             user: who.user.clone(),
+            anonymous,
             logged_off: AtomicBool::new(false),
         }))
     }
@@ -232,6 +235,11 @@ impl Session {
     /// The connection this session rides on.
     pub fn client(&self) -> &Arc<SmbClient> {
         &self.client
+    }
+
+    /// True for a guest or null session.
+    pub fn is_anonymous(&self) -> bool {
+        self.anonymous
     }
 
     /// True when the server asked to encrypt everything on this session.

@@ -50,9 +50,18 @@ impl Tree {
             path: unc.clone(),
         };
         let h = session.header(Command::TREE_CONNECT, 0);
+        let mut opts = session.send_options(false);
+        // 3.1.1: a TREE_CONNECT that is not encrypted is signed even when the session does
+        // not require signing ([MS-SMB2] 3.2.4.1.1; the server drops it otherwise).
+        if client.neg.dialect == crate::proto::Dialect::SMB3_1_1
+            && !opts.encrypt
+            && !session.is_anonymous()
+        {
+            opts.sign = true;
+        }
         let rsp = client
             .conn
-            .send(&h, &req, &session.send_options(false))
+            .send(&h, &req, &opts)
             .await
             .map_err(|e| crate::client::name_error(e, &format!("{unc}: TREE_CONNECT")))?;
         check(&rsp, || {

@@ -96,6 +96,13 @@ impl LocalBackend {
     }
 }
 
+/// `RDR_SMB_SIGNING=required` signs every message of every session; otherwise (`auto`, the
+/// default) messages are signed when the server requires it, as cifs.ko and smbclient do.
+/// Encryption, when a share or server requires it, protects messages either way.
+fn signing_required_by_user() -> bool {
+    std::env::var("RDR_SMB_SIGNING").is_ok_and(|v| v.eq_ignore_ascii_case("required"))
+}
+
 /// Bytes a writer may have on their way to the server per open (write-behind window).
 const DEFAULT_WRITE_BEHIND: usize = 16 << 20;
 
@@ -121,7 +128,9 @@ impl SmbBackend {
     /// background, at most `RDR_SMB_WRITE_BEHIND` bytes per open at a time (default 16 MiB;
     /// 0 = every write waits for the server).
     pub fn new() -> Self {
-        let rdr = Arc::new(rdr_smb::SmbRdr::new(rdr_smb::SmbConfig::default()));
+        let mut config = rdr_smb::SmbConfig::default();
+        config.client.require_signing = signing_required_by_user();
+        let rdr = Arc::new(rdr_smb::SmbRdr::new(config));
         let mut breaks = rdr.subscribe_breaks();
         let m: Arc<dyn MiniRedirector> = rdr;
         let cfg = RdbssConfig {

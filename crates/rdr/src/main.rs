@@ -27,7 +27,8 @@ Exit codes:
 Environment: RDR_SOCKET (control socket, default /run/rdr/rdr.sock), RDR_PASSWORD,
 RDR_STATE_DIR, RDR_ACTIMEO (attribute cache seconds, default 1), RDR_SMB_WRITE_BEHIND (bytes
 a writer may have on their way to the server per open under a write-caching lease, default
-16 MiB; 0: every write waits for the server).";
+16 MiB; 0: every write waits for the server), RDR_SMB_SIGNING (auto: sign when the server
+requires it, as cifs.ko and smbclient do; required: sign every message).";
 
 #[derive(Parser, Debug)]
 #[command(name = "rdr", version, about = "A network redirector for Linux: map shares, delete them with graded force", after_help = EXIT_CODES)]
