@@ -177,6 +177,40 @@ impl Tree {
     }
 
     /// Sends CREATE + QUERY_INFO + CLOSE in one compound and returns the QUERY_INFO output.
+    /// The CLOSE of the handle the compound's CREATE opened.
+    fn push_related_close(&self, cb: &mut CompoundBuilder) -> RxResult<()> {
+        cb.push(
+            &self.header(Command::CLOSE),
+            &CloseRequest {
+                flags: 0,
+                file_id: FileId::RELATED,
+            },
+            true,
+        )?;
+        Ok(())
+    }
+
+    /// Sends a compound (`sizes`: payload bytes per message) and waits for every response,
+    /// in order.
+    async fn send_compound(
+        &self,
+        cb: CompoundBuilder,
+        sizes: &[usize],
+        h: &Header,
+    ) -> RxResult<Vec<RxResult<Message>>> {
+        let pendings = self
+            .session
+            .client
+            .conn
+            .submit_compound(cb, sizes, h, &self.opts())
+            .await?;
+        let mut rsps = Vec::with_capacity(pendings.len());
+        for p in pendings {
+            rsps.push(p.wait().await);
+        }
+        Ok(rsps)
+    }
+
     async fn compound_query(&self, path: &str, query: QueryInfoRequest) -> RxResult<Bytes> {
         let create = CreateRequest {
             desired_access: AccessMask::FILE_READ_ATTRIBUTES | AccessMask::SYNCHRONIZE,
@@ -193,24 +227,8 @@ impl Tree {
         };
         let sizes = [0usize, q.payload_size(), 0];
         cb.push(&self.header(Command::QUERY_INFO), &q, true)?;
-        cb.push(
-            &self.header(Command::CLOSE),
-            &CloseRequest {
-                flags: 0,
-                file_id: FileId::RELATED,
-            },
-            true,
-        )?;
-        let pendings = self
-            .session
-            .client
-            .conn
-            .submit_compound(cb, &sizes, &h, &self.opts())
-            .await?;
-        let mut rsps = Vec::with_capacity(3);
-        for p in pendings {
-            rsps.push(p.wait().await);
-        }
+        self.push_related_close(&mut cb)?;
+        let rsps = self.send_compound(cb, &sizes, &h).await?;
         let mut it = rsps.into_iter();
         let (Some(c), Some(qr), Some(_close)) = (it.next(), it.next(), it.next()) else {
             return Err(RxError::status(
@@ -242,24 +260,8 @@ impl Tree {
         let mut cb = CompoundBuilder::new();
         let h = self.header(Command::CREATE);
         cb.push(&h, &create, false)?;
-        cb.push(
-            &self.header(Command::CLOSE),
-            &CloseRequest {
-                flags: 0,
-                file_id: FileId::RELATED,
-            },
-            true,
-        )?;
-        let pendings = self
-            .session
-            .client
-            .conn
-            .submit_compound(cb, &[0, 0], &h, &self.opts())
-            .await?;
-        let mut rsps = Vec::with_capacity(2);
-        for p in pendings {
-            rsps.push(p.wait().await);
-        }
+        self.push_related_close(&mut cb)?;
+        let rsps = self.send_compound(cb, &[0, 0], &h).await?;
         let mut it = rsps.into_iter();
         let (Some(c), Some(close)) = (it.next(), it.next()) else {
             return Err(RxError::status(
@@ -298,24 +300,8 @@ impl Tree {
         let h = self.header(Command::CREATE);
         cb.push(&h, &create, false)?;
         cb.push(&self.header(Command::WRITE), &write, true)?;
-        cb.push(
-            &self.header(Command::CLOSE),
-            &CloseRequest {
-                flags: 0,
-                file_id: FileId::RELATED,
-            },
-            true,
-        )?;
-        let pendings = self
-            .session
-            .client
-            .conn
-            .submit_compound(cb, &[0, len, 0], &h, &self.opts())
-            .await?;
-        let mut rsps = Vec::with_capacity(3);
-        for p in pendings {
-            rsps.push(p.wait().await);
-        }
+        self.push_related_close(&mut cb)?;
+        let rsps = self.send_compound(cb, &[0, len, 0], &h).await?;
         let mut it = rsps.into_iter();
         let (Some(c), Some(w), Some(cl)) = (it.next(), it.next(), it.next()) else {
             return Err(RxError::status(
