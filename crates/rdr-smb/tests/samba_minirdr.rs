@@ -9,7 +9,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use rdr_core::minirdr::{
     CreateDisposition, Credentials, MiniRedirector, MrxContext, Secret, SetInfo, SrvCallParams,
-    VNetRootParams,
+    VNetRootCreated, VNetRootParams,
 };
 use rdr_core::{NtStatus, RxContext};
 use rdr_smb::minirdr::SmbVNetRoot;
@@ -23,6 +23,38 @@ fn creds(user: &str, pass: &str) -> Credentials {
         domain: None,
         password: Some(Secret::new(pass)),
     }
+}
+
+/// A mini-redirector connected to the fixture's share as user 1: (it, SrvCall, view).
+async fn connected(env: &Env) -> (SmbRdr, MrxContext, VNetRootCreated) {
+    let rdr = SmbRdr::new(SmbConfig {
+        port: env.port,
+        ..SmbConfig::default()
+    });
+    let ctx = RxContext::new();
+    let srv = rdr
+        .create_srv_call(
+            &SrvCallParams {
+                server: env.host.clone(),
+                port: None,
+            },
+            &ctx,
+        )
+        .await
+        .unwrap();
+    let v = rdr
+        .create_v_net_root(
+            &srv,
+            None,
+            &VNetRootParams {
+                share: env.share.clone(),
+                credentials: creds(&env.user1, &env.pass1),
+            },
+            &ctx,
+        )
+        .await
+        .unwrap();
+    (rdr, srv, v)
 }
 
 fn tree_of(v: &MrxContext) -> Arc<rdr_smb::Tree> {
@@ -268,34 +300,9 @@ async fn trait_errors_carry_the_servers_status_and_name_the_thing() {
 async fn breaks_of_every_connection_reach_the_minirdr_subscriber() {
     let Some(env) = env() else { return };
     bounded(60, "minirdr breaks", async {
-        let rdr = SmbRdr::new(SmbConfig {
-            port: env.port,
-            ..SmbConfig::default()
-        });
         let ctx = RxContext::new();
         // The connection exists before the subscription: its breaks still arrive.
-        let srv = rdr
-            .create_srv_call(
-                &SrvCallParams {
-                    server: env.host.clone(),
-                    port: None,
-                },
-                &ctx,
-            )
-            .await
-            .unwrap();
-        let v = rdr
-            .create_v_net_root(
-                &srv,
-                None,
-                &VNetRootParams {
-                    share: env.share.clone(),
-                    credentials: creds(&env.user1, &env.pass1),
-                },
-                &ctx,
-            )
-            .await
-            .unwrap();
+        let (rdr, srv, v) = connected(&env).await;
         let mut breaks = rdr.subscribe_breaks();
         let name = unique("rdr-leased");
         let p = params(
@@ -335,33 +342,8 @@ async fn breaks_of_every_connection_reach_the_minirdr_subscriber() {
 async fn delete_file_is_one_compound_that_fails_as_the_deletion_would() {
     let Some(env) = env() else { return };
     bounded(30, "delete_file", async {
-        let rdr = SmbRdr::new(SmbConfig {
-            port: env.port,
-            ..SmbConfig::default()
-        });
         let ctx = RxContext::new();
-        let srv = rdr
-            .create_srv_call(
-                &SrvCallParams {
-                    server: env.host.clone(),
-                    port: None,
-                },
-                &ctx,
-            )
-            .await
-            .unwrap();
-        let v = rdr
-            .create_v_net_root(
-                &srv,
-                None,
-                &VNetRootParams {
-                    share: env.share.clone(),
-                    credentials: creds(&env.user1, &env.pass1),
-                },
-                &ctx,
-            )
-            .await
-            .unwrap();
+        let (rdr, srv, v) = connected(&env).await;
         let name = unique("del");
         let on_server = std::path::Path::new(&env.samba_dir)
             .join(&env.share)
