@@ -7,6 +7,7 @@
 //! hands it to the mini-redirector, so a forced finalize can cancel it (decision 4).
 
 use crate::active_requests::RequestGuard;
+use crate::buffering::OpenInFlight;
 use crate::error::{RxError, RxResult};
 use crate::fcb::{Fcb, HeldLock};
 use crate::fobx::Fobx;
@@ -523,43 +524,50 @@ impl Rdbss {
                     }
                 },
                 None => {
+                    let in_flight = OpenInFlight::begin(inner);
                     let created = inner.minirdr.create(&vctx, &share_path, params, rctx).await;
                     match created {
                         Ok(r) => {
-                            let mut tbl = v.net_root.fcb_table.lock();
-                            if !v.try_reference() {
-                                drop(tbl);
+                            // Into the FCB table under the breaks' lock (`OpenInFlight`).
+                            let entered = in_flight.enter(&r.srv_open, r.buffering, |buffering| {
+                                let mut tbl = v.net_root.fcb_table.lock();
+                                if !v.try_reference() {
+                                    return None;
+                                }
+                                let so = Arc::new(SrvOpen::new(
+                                    fcb.clone(),
+                                    v.clone(),
+                                    params.access,
+                                    params.share,
+                                    params.options,
+                                    r.info.is_dir,
+                                    buffering,
+                                    r.info.clone(),
+                                    r.srv_open.clone(),
+                                ));
+                                {
+                                    let mut st = fcb.state.lock();
+                                    st.ref_count += 1;
+                                    st.is_dir = Some(r.info.is_dir);
+                                    if delete_on_close {
+                                        // The name is going: no open collapses onto the file's.
+                                        st.collapsing_enabled = false;
+                                        for s in &st.srv_opens {
+                                            s.state.lock().collapsing_disabled = true;
+                                        }
+                                    }
+                                    st.srv_opens.push(so.clone());
+                                }
+                                tbl.number_of_srv_opens += 1;
+                                tbl.view(v.id).srv_opens.insert(so.id, so.clone());
+                                Some(so)
+                            });
+                            let Some(so) = entered else {
                                 let _ = inner.minirdr.close_srv_open(&r.srv_open).await;
                                 drop(res);
                                 fref.release().await;
                                 return Err(not_connected(v));
-                            }
-                            let so = Arc::new(SrvOpen::new(
-                                fcb.clone(),
-                                v.clone(),
-                                params.access,
-                                params.share,
-                                params.options,
-                                r.info.is_dir,
-                                r.buffering,
-                                r.info.clone(),
-                                r.srv_open,
-                            ));
-                            {
-                                let mut st = fcb.state.lock();
-                                st.ref_count += 1;
-                                st.is_dir = Some(r.info.is_dir);
-                                if delete_on_close {
-                                    // The name is going: no open collapses onto the file's.
-                                    st.collapsing_enabled = false;
-                                    for s in &st.srv_opens {
-                                        s.state.lock().collapsing_disabled = true;
-                                    }
-                                }
-                                st.srv_opens.push(so.clone());
-                            }
-                            tbl.number_of_srv_opens += 1;
-                            tbl.view(v.id).srv_opens.insert(so.id, so.clone());
+                            };
                             (so, r.info, true)
                         }
                         Err(e)

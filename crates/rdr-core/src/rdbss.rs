@@ -57,7 +57,10 @@ pub(crate) struct Inner {
     pub(crate) minirdr: Arc<dyn MiniRedirector>,
     pub(crate) config: RdbssConfig,
     pub(crate) clock: Arc<dyn Clock>,
-    /// The net-name table; the outermost lock.
+    /// Creates on their way to the server and the breaks they may have missed; taken before
+    /// `names` (see `buffering.rs`).
+    pub(crate) outstanding: Mutex<crate::buffering::OutstandingOpens>,
+    /// The net-name table; the outermost lock but for `outstanding`.
     pub(crate) names: Mutex<NetNameTable>,
     pub(crate) scavenger: Scavenger,
 }
@@ -181,6 +184,7 @@ impl Rdbss {
                 minirdr,
                 config,
                 clock,
+                outstanding: Mutex::default(),
                 names: Mutex::new(NetNameTable::default()),
                 scavenger: Scavenger::default(),
             }),

@@ -677,3 +677,41 @@ pub async fn a_break_of_handle_caching_closes_delayed_closes(mk: MakeEnv) {
     env.assert_server_opens(1, "only g's delayed close is left");
     assert_eq!(v.net_root().srv_call().number_of_close_delayed_files(), 1);
 }
+
+/// Scenario: a break that arrives after the server granted a create its lease but before the
+/// new open entered the FCB table finds no open, is acknowledged, and still lowers the open
+/// (RDBSS's NumberOfOutstandingOpens): its writes then go straight to the server.
+pub async fn a_break_during_a_create_lowers_the_new_open(mk: MakeEnv) {
+    let env = break_env(mk);
+    let v = env.view(1).await;
+    env.probe.created_gate.close();
+    let opening = {
+        let (r, v) = (env.rdbss.clone(), v.clone());
+        let p =
+            CreateParams::open_existing(AccessMask::FILE_READ_DATA | AccessMask::FILE_WRITE_DATA);
+        tokio::spawn(async move { r.create(&v, "f", &p, &RxContext::new()).await })
+    };
+    env.probe.created_gate.wait_entered(1).await;
+    let change = env
+        .rdbss
+        .change_buffering_state(b"f", BufferingState::default(), &RxContext::new())
+        .await;
+    assert_eq!(change.opens, 0, "the open is not in the table yet");
+    env.probe.created_gate.open();
+    let f = bounded(opening).await.unwrap().unwrap();
+    let b = f.buffering();
+    assert!(
+        !b.write_caching && !b.read_caching && !b.handle_caching,
+        "the open keeps what the break took away: {b:?}"
+    );
+    env.rdbss
+        .write(&f, 0, bytes::Bytes::from_static(b"HE"), &RxContext::new())
+        .await
+        .unwrap();
+    assert_eq!(env.content("f").unwrap(), b"HEllo", "written through");
+    env.rdbss.close(&f).await.unwrap();
+    // A later open (no break since it started) gets what the server grants.
+    let g = env.open(&v, "f").await;
+    assert!(g.buffering().write_caching);
+    env.rdbss.close(&g).await.unwrap();
+}

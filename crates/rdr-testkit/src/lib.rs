@@ -298,6 +298,7 @@ macro_rules! connection_model_tests {
             rename_and_delete_close_delayed_opens_and_stop_collapsing,
             a_break_of_write_caching_flushes_before_the_ack_then_writes_go_through,
             a_break_of_handle_caching_closes_delayed_closes,
+            a_break_during_a_create_lowers_the_new_open,
         );
     };
 }

@@ -94,6 +94,8 @@ pub struct Probe {
     pub v_net_root_gate: Gate,
     /// Held `create`.
     pub create_gate: Gate,
+    /// Held after the server made an open, before `create` returns (a break can come now).
+    pub created_gate: Gate,
     /// Held `set_info`.
     pub set_info_gate: Gate,
     /// Held `write` (a write on its way to the server).
@@ -134,6 +136,7 @@ impl Probe {
             srv_call_gate: Gate::default(),
             v_net_root_gate: Gate::default(),
             create_gate: Gate::default(),
+            created_gate: Gate::default(),
             set_info_gate: Gate::default(),
             write_gate: Gate::default(),
             fail_srv_call: Mutex::default(),
@@ -240,6 +243,10 @@ impl MiniRedirector for Probe {
         } else {
             *self.grant.lock()
         };
+        if let Err(e) = self.created_gate.pass(ctx).await {
+            let _ = self.close_srv_open(&r.srv_open).await;
+            return Err(e);
+        }
         Ok(r)
     }
     async fn close_srv_open(&self, s: &MrxContext) -> RxResult<()> {
