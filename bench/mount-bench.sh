@@ -131,9 +131,12 @@ run_rdr() {
   kill "$RDR_PID"; wait "$RDR_PID" 2>/dev/null || true; RDR_PID=
 }
 
+# Tools take turns within each repetition, so a drift in the machine's or the server's speed
+# during the run (seen here: smbd's CPU per create varies by a third between minutes) hits every
+# tool alike.
 declare -A R
-for tool in $TOOLS; do
-  for rep in $(seq 1 "$REPS"); do
+for rep in $(seq 1 "$REPS"); do
+  for tool in $TOOLS; do
     echo "run: $tool ($rep/$REPS)" >&2
     "run_$tool"
     for k in WRITE READ CREATE STAT LIST DELETE; do v="T_$k"; R[$tool,$k]="${R[$tool,$k]:-} ${!v}"; done
@@ -158,4 +161,12 @@ for peer in smbclient rclone smbnetfs; do
     "$(ratio "${M[$peer,WRITE]}" "${M[rdr,WRITE]}")" "$(ratio "${M[$peer,READ]}" "${M[rdr,READ]}")" \
     "$(ratio "${M[$peer,CREATE]}" "${M[rdr,CREATE]}")" "$(ratio "${M[$peer,STAT]}" "${M[rdr,STAT]}")" \
     "$(ratio "${M[$peer,LIST]}" "${M[rdr,LIST]}")" "$(ratio "${M[$peer,DELETE]}" "${M[rdr,DELETE]}")"
+done
+# Ratio of each repetition's neighbouring runs, for the small-file columns (the noisiest).
+for peer in smbclient rclone smbnetfs; do
+  case " $TOOLS " in *" rdr "*) ;; *) continue ;; esac
+  case " $TOOLS " in *" $peer "*) ;; *) continue ;; esac
+  for k in CREATE DELETE; do
+    printf 'rdr ÷ %s, %s per run: %s\n' "$peer" "${k,,}" "$(python3 -c "import sys; p=sys.argv[1].split(); r=sys.argv[2].split(); print(' '.join(f'{float(a)/float(b):.2f}' for a,b in zip(p,r)))" "${R[$peer,$k]}" "${R[rdr,$k]}")"
+  done
 done
