@@ -236,6 +236,18 @@ impl DirCache {
         }
     }
 
+    /// Another mount changed a name in `dir`: this mount's listing of it is no longer complete
+    /// (and one being read now is not kept).
+    pub fn forget_listing(&self, dir: &str) {
+        if self.ttl.is_zero() {
+            return;
+        }
+        if let Some(d) = self.dirs.lock().get_mut(&fold(dir)) {
+            d.names = None;
+            d.epoch = self.stamp();
+        }
+    }
+
     /// `name` no longer exists in `dir`.
     pub fn removed(&self, dir: &str, name: &str) {
         if self.ttl.is_zero() {

@@ -39,6 +39,28 @@ pub const MAX_IO: u32 = 1 << 20;
 /// lookups are cheaper.
 const RELIST_MAX: usize = 4096;
 
+/// A change made through a mount, as a share path.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Change {
+    /// The file's data or attributes changed (written, truncated, times, mode).
+    Data(String),
+    /// The name appeared, went away or now names something else (create, mkdir, unlink,
+    /// rmdir, either end of a rename).
+    Name(String),
+}
+
+/// Told of the changes made through a mount, so that the other mounts of the same share can
+/// drop what they cached: the server never breaks between two views of one client
+/// (caching-design §5.10). Called from FUSE handlers: it must not block.
+#[derive(Clone)]
+pub struct ChangeHook(pub Arc<dyn Fn(Vec<Change>) + Send + Sync>);
+
+impl std::fmt::Debug for ChangeHook {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ChangeHook")
+    }
+}
+
 /// Settings of one mount.
 #[derive(Debug, Clone)]
 pub struct FsOptions {
@@ -49,6 +71,8 @@ pub struct FsOptions {
     pub owner_uid: u32,
     /// The owner's primary group.
     pub owner_gid: u32,
+    /// Told of every change made through this mount (`None`: nobody listens).
+    pub on_change: Option<ChangeHook>,
 }
 
 impl Default for FsOptions {
@@ -57,6 +81,7 @@ impl Default for FsOptions {
             attr_ttl: Duration::from_secs(1),
             owner_uid: 0,
             owner_gid: 0,
+            on_change: None,
         }
     }
 }
@@ -69,6 +94,8 @@ struct Handle {
     locks: Mutex<Vec<LockRange>>,
     /// Data was written since the last flush.
     wrote: AtomicBool,
+    /// Data was written since other mounts were last told.
+    changed: AtomicBool,
     /// A directory listing, read at offset 0 and served from here for later offsets.
     listing: Mutex<Option<Arc<Vec<DirEntry>>>>,
 }
@@ -140,6 +167,35 @@ fn share_all() -> ShareAccess {
 pub struct FsProbe(Arc<Inner>);
 
 impl FsProbe {
+    /// Another mount of the share changed these paths: forget what this mount cached of them
+    /// (attributes, listings of their directories, the page-cache generation). Returns the
+    /// kernel objects to invalidate: inodes, and (parent inode, name) entries.
+    pub fn changed_elsewhere(&self, changes: &[Change]) -> (Vec<u64>, Vec<(u64, String)>) {
+        let inner = &self.0;
+        let mut inodes = Vec::new();
+        let mut entries = Vec::new();
+        let table = inner.inodes.lock();
+        for c in changes {
+            let (Change::Data(p) | Change::Name(p)) = c;
+            inner.dirs.drop_attr(p);
+            if let Some(ino) = table.peek(p) {
+                inner.cached.lock().remove(&ino);
+                inodes.push(ino);
+            }
+            if let Change::Name(p) = c {
+                inner.dirs.forget_tree(p);
+                let (dir, name) = split(p);
+                inner.dirs.forget_listing(dir);
+                inner.dirs.drop_attr(dir);
+                if let Some(d) = table.peek(dir) {
+                    inodes.push(d);
+                    entries.push((d, name.to_string()));
+                }
+            }
+        }
+        (inodes, entries)
+    }
+
     /// Inode numbers the kernel may hold in its caches.
     pub fn inodes(&self) -> Vec<u64> {
         self.0.inodes.lock().inodes()
@@ -290,11 +346,28 @@ impl Inner {
                 ino,
                 locks: Mutex::new(Vec::new()),
                 wrote: AtomicBool::new(false),
+                changed: AtomicBool::new(false),
                 listing: Mutex::new(None),
             }),
         );
         self.stats.open_handles.fetch_add(1, Ordering::Relaxed);
         fh
+    }
+
+    /// Tell the listener (other mounts of the share) what changed through this mount.
+    fn changed(&self, changes: Vec<Change>) {
+        if let Some(h) = &self.opts.on_change {
+            (h.0)(changes);
+        }
+    }
+
+    /// A handle's writes are done (flush or release): tell the other mounts once.
+    fn written(&self, h: &Handle) {
+        if h.changed.swap(false, Ordering::Relaxed)
+            && let Some(p) = self.inodes.lock().path(h.ino)
+        {
+            self.changed(vec![Change::Data(p)]);
+        }
     }
 
     fn remove_handle(&self, fh: FileHandle) -> Option<Arc<Handle>> {
@@ -819,6 +892,7 @@ impl Filesystem for RdrFs {
                 }
                 if let Some(p) = &known {
                     inner.dirs.set_attr(p, &info, at);
+                    inner.changed(vec![Change::Data(p.clone())]);
                 }
                 Ok::<_, Errno>(inner.attr(ino.0, &info))
             }
@@ -866,6 +940,7 @@ impl Filesystem for RdrFs {
                 let _ = inner.rdbss.close(&fobx).await;
                 let info = info?;
                 inner.dirs.created_dir(&path, &info, at);
+                inner.changed(vec![Change::Name(path.clone())]);
                 let ino = inner.inodes.lock().lookup(&path);
                 Ok::<_, Errno>(inner.attr(ino, &info))
             }
@@ -948,6 +1023,7 @@ impl Filesystem for RdrFs {
                 inner.dirs.removed(fd, fname);
                 let (td, tname) = split(&to);
                 inner.dirs.added(td, tname);
+                inner.changed(vec![Change::Name(from.clone()), Change::Name(to.clone())]);
                 Ok::<_, Errno>(())
             }
             .await;
@@ -1042,6 +1118,7 @@ impl Filesystem for RdrFs {
                 let fobx = match created {
                     Ok(f) => {
                         inner.dirs.added(dir, fname);
+                        inner.changed(vec![Change::Name(path.clone())]);
                         f
                     }
                     Err(e) => {
@@ -1130,6 +1207,7 @@ impl Filesystem for RdrFs {
                     done += n;
                 }
                 h.wrote.store(true, Ordering::Relaxed);
+                h.changed.store(true, Ordering::Relaxed);
                 inner.cached.lock().remove(&h.ino);
                 Ok::<_, Errno>(done as u32)
             }
@@ -1163,6 +1241,7 @@ impl Filesystem for RdrFs {
                         .await
                         .map_err(|e| err(&e))?;
                 }
+                inner.written(&h);
                 Ok::<_, Errno>(())
             }
             .await;
@@ -1536,6 +1615,7 @@ impl RdrFs {
                         .map_err(|e| err(&e))?;
                 }
                 inner.dirs.removed(&parent_path, name);
+                inner.changed(vec![Change::Name(path.clone())]);
                 inner.inodes.lock().unlinked(&path);
                 Ok::<_, Errno>(())
             }
@@ -1557,6 +1637,7 @@ impl RdrFs {
                 inner.closing.fetch_sub(1, Ordering::AcqRel);
                 return reply.error(Errno::EBADF);
             };
+            inner.written(&h);
             // Release what this handle still locks, then close.
             let locks: Vec<LockRange> = std::mem::take(&mut *h.locks.lock());
             let ctx = RxContext::new();

@@ -13,7 +13,7 @@ pub mod fs;
 pub mod inode;
 pub mod mount;
 
-pub use fs::{FsOptions, FsProbe, MountStats, RdrFs};
+pub use fs::{Change, ChangeHook, FsOptions, FsProbe, MountStats, RdrFs};
 pub use mount::{
     MountConfig, MountHandle, detach_path, is_dead_mount, is_mount_point, mount, mount_fd,
     open_dir_nofollow,

@@ -6,7 +6,7 @@
 //! namespace at once and the session keeps serving the open files until the kernel releases the
 //! last one, then ends by itself.
 
-use crate::fs::{FsOptions, FsProbe, MountStats, RdrFs};
+use crate::fs::{Change, FsOptions, FsProbe, MountStats, RdrFs};
 use fuser::{Config, INodeNo, Notifier, Session, SessionACL};
 use parking_lot::{Condvar, Mutex};
 use rdr_core::Rdbss;
@@ -333,6 +333,24 @@ impl MountHandle {
         }
         for ino in self.probe.inodes_of(paths) {
             let _ = self.notifier.inval_inode(INodeNo(ino), 0, 0);
+        }
+    }
+
+    /// Another mount of the same share changed these paths: drop this mount's cached
+    /// attributes, listings, pages and dentries of them (caching-design §5.10). Same rules as
+    /// [`MountHandle::invalidate_all`].
+    pub fn changed_elsewhere(&self, changes: &[Change]) {
+        if self.has_ended() {
+            return;
+        }
+        let (inodes, entries) = self.probe.changed_elsewhere(changes);
+        for ino in inodes {
+            let _ = self.notifier.inval_inode(INodeNo(ino), 0, 0);
+        }
+        for (parent, name) in entries {
+            let _ = self
+                .notifier
+                .inval_entry(INodeNo(parent), std::ffi::OsStr::new(&name));
         }
     }
 

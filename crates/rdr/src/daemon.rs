@@ -13,7 +13,7 @@ use rdr_core::inventory::{FinalizeOutcome, Inventory};
 use rdr_core::minirdr::{Credentials, Secret};
 use rdr_core::v_net_root::VNetRoot;
 use rdr_core::{ForceLevel, NtStatus, Rdbss, RxContext};
-use rdr_fuse::{FsOptions, MountConfig, MountHandle};
+use rdr_fuse::{Change, ChangeHook, FsOptions, MountConfig, MountHandle};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::io::Write;
@@ -605,6 +605,30 @@ impl Daemon {
         ))
     }
 
+    /// What connection `id` tells of the changes made through its mount: the other mounts of
+    /// the same share (other users' views, or a detached one still serving) drop what they
+    /// cached of those paths. The server never breaks between two views of one client
+    /// (caching-design §5.10); the invalidation runs on a blocking thread, after the reply.
+    fn change_hook(self: &Arc<Self>, id: u64, share_key: &str) -> ChangeHook {
+        let w = Arc::downgrade(self);
+        let key = share_key.to_string();
+        let rt = self.rt.clone();
+        ChangeHook(Arc::new(move |changes: Vec<Change>| {
+            let Some(d) = w.upgrade() else { return };
+            let mut others: Vec<Arc<Conn>> = d.conns.lock().clone();
+            others.extend(d.detached.lock().iter().cloned());
+            others.retain(|c| c.id != id && c.share_key == key);
+            if others.is_empty() {
+                return;
+            }
+            rt.spawn_blocking(move || {
+                for c in others {
+                    c.mount.changed_elsewhere(&changes);
+                }
+            });
+        }))
+    }
+
     #[allow(clippy::too_many_arguments)]
     async fn do_use(
         self: &Arc<Self>,
@@ -735,6 +759,7 @@ impl Daemon {
                 return Response::err(msg, Some(&st));
             }
         };
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let cfg = MountConfig {
             fs: FsOptions {
                 attr_ttl: actimeo
@@ -743,6 +768,7 @@ impl Daemon {
                     .unwrap_or(self.attr_ttl),
                 owner_uid: uid,
                 owner_gid: gid,
+                on_change: Some(self.change_hook(id, &share_key)),
             },
             fsname: format!("rdr:{display}"),
             n_threads: 4,
@@ -780,7 +806,7 @@ impl Daemon {
         // Where it really is (symlinks in the parents resolved): used to find and unmount it.
         let mountpoint = mount.mountpoint().to_path_buf();
         let conn = Arc::new(Conn {
-            id: self.next_id.fetch_add(1, Ordering::Relaxed),
+            id,
             uid,
             gid,
             mountpoint: mountpoint.clone(),

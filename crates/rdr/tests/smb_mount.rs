@@ -383,20 +383,16 @@ fn smb_delete_with_a_file_open_each_force_level() {
     );
 }
 
-#[test]
-fn smb_two_users_share_one_transport_and_reach_only_their_own() {
-    let Some(smb) = Smb::get("smb_two_users_share_one_transport_and_reach_only_their_own") else {
-        return;
-    };
+/// Two local users (made here) each map the share with their own Samba user; returns the
+/// users (removed when dropped), their (uid, gid) and mount points.
+fn two_user_mounts(env: &mut Env, smb: &Smb) -> (Users, Vec<(u32, u32)>, Vec<PathBuf>) {
     let (users, ids) = Users::create(2);
-    let _users = users;
-    let mut env = Env::new();
     let mut mps = vec![];
     for (i, (uid, gid)) in ids.iter().enumerate() {
         let mp = env.dir.path().join(format!("u{i}-mnt"));
         std::fs::create_dir(&mp).unwrap();
         std::os::unix::fs::chown(&mp, Some(*uid), Some(*gid)).unwrap();
-        let pw = password_file(&env, &smb.users[i].1, Some((*uid, *gid)));
+        let pw = password_file(env, &smb.users[i].1, Some((*uid, *gid)));
         let o = env.rdr_as(
             *uid,
             *gid,
@@ -419,6 +415,23 @@ fn smb_two_users_share_one_transport_and_reach_only_their_own() {
         env.mounts.push(mp.clone());
         mps.push(mp);
     }
+    (users, ids, mps)
+}
+
+/// `sh -c SCRIPT` as a user, bounded.
+fn sh_as(uid: u32, gid: u32, script: &str) -> std::process::Output {
+    let mut c = Command::new("sh");
+    c.args(["-c", script]).uid(uid).gid(gid).current_dir("/");
+    run_bounded(c, Duration::from_secs(30))
+}
+
+#[test]
+fn smb_two_users_share_one_transport_and_reach_only_their_own() {
+    let Some(smb) = Smb::get("smb_two_users_share_one_transport_and_reach_only_their_own") else {
+        return;
+    };
+    let mut env = Env::new();
+    let (_users, ids, mps) = two_user_mounts(&mut env, &smb);
     // One TCP connection carries both sessions.
     assert_eq!(sockets_to(env.daemon_pid(), smb.port), 1);
     let (a, b) = (ids[0], ids[1]);
@@ -1105,4 +1118,65 @@ fn smb_cp_r_then_rm_r_leaves_nothing_and_names_can_be_reused() {
     assert!(wait_until(Duration::from_secs(10), || !smb
         .server_path(&format!("{top}/held"))
         .exists()));
+}
+
+#[test]
+fn smb_a_change_through_one_users_mount_shows_at_once_through_the_others() {
+    // The server never breaks between two views of one client (one lease key per file), so
+    // the daemon itself must tell the other mounts (caching-design §5.10).
+    let Some(smb) =
+        Smb::get("smb_a_change_through_one_users_mount_shows_at_once_through_the_others")
+    else {
+        return;
+    };
+    let mut env = Env::new();
+    let (_users, ids, mps) = two_user_mounts(&mut env, &smb);
+    let ((a, ag), (b, bg)) = (ids[0], ids[1]);
+    let name = unique("rdr-coherent");
+    let made = unique("rdr-made");
+    let _clean = ServerFiles(vec![smb.server_path(&name), smb.server_path(&made)]);
+    let (fa, fb) = (mps[0].join(&name), mps[1].join(&name));
+    let o = sh_as(a, ag, &format!("printf version-1 > '{}'", fa.display()));
+    assert!(o.status.success(), "{}", stderr(&o));
+    // b reads it: b's pages, attributes and listing now hold version 1.
+    let o = sh_as(
+        b,
+        bg,
+        &format!(
+            "cat '{}'; ls '{}' >/dev/null",
+            fb.display(),
+            mps[1].display()
+        ),
+    );
+    assert_eq!(stdout(&o), "version-1", "{}", stderr(&o));
+    // a rewrites it (same size) and makes a new file; b sees both at once.
+    let o = sh_as(
+        a,
+        ag,
+        &format!(
+            "printf version-2 > '{}' && printf new > '{}'",
+            fa.display(),
+            mps[0].join(&made).display()
+        ),
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = sh_as(
+        b,
+        bg,
+        &format!(
+            "cat '{}'; echo; cat '{}'",
+            fb.display(),
+            mps[1].join(&made).display()
+        ),
+    );
+    assert_eq!(stdout(&o), "version-2\nnew", "{}", stderr(&o));
+    // a removes the new file; b no longer finds it.
+    let o = sh_as(a, ag, &format!("rm '{}'", mps[0].join(&made).display()));
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = sh_as(
+        b,
+        bg,
+        &format!("test -e '{}'", mps[1].join(&made).display()),
+    );
+    assert!(!o.status.success(), "b still sees the removed file");
 }
