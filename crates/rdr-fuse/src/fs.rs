@@ -96,6 +96,8 @@ struct Handle {
     wrote: AtomicBool,
     /// Data was written since other mounts were last told.
     changed: AtomicBool,
+    /// Opened in page-cache mode (read caching was granted then; not `FOPEN_DIRECT_IO`).
+    page_cache: bool,
     /// A directory listing, read at offset 0 and served from here for later offsets.
     listing: Mutex<Option<Arc<Vec<DirEntry>>>>,
 }
@@ -124,6 +126,10 @@ struct Inner {
     cached: Mutex<HashMap<u64, (u64, SystemTime)>>,
     /// Directory attributes and complete listings, for the attribute TTL.
     dirs: DirCache,
+    /// The session's notifier, once the session exists (drops kernel caches).
+    notifier: std::sync::OnceLock<fuser::Notifier>,
+    /// Inodes with a page drop queued (see [`Inner::drop_pages_after_read`]).
+    dropping: Mutex<std::collections::HashSet<u64>>,
 }
 
 /// The `fuser::Filesystem` of one connection.
@@ -167,6 +173,11 @@ fn share_all() -> ShareAccess {
 pub struct FsProbe(Arc<Inner>);
 
 impl FsProbe {
+    /// Hand over the session's notifier (the filesystem exists before its session).
+    pub fn set_notifier(&self, n: fuser::Notifier) {
+        let _ = self.0.notifier.set(n);
+    }
+
     /// Another mount of the share changed these paths: forget what this mount cached of them
     /// (attributes, listings of their directories, the page-cache generation). Returns the
     /// kernel objects to invalidate: inodes, and (parent inode, name) entries.
@@ -257,6 +268,8 @@ impl RdrFs {
                 stats,
                 cached: Mutex::new(HashMap::new()),
                 dirs: DirCache::new(opts.attr_ttl),
+                notifier: std::sync::OnceLock::new(),
+                dropping: Mutex::default(),
                 opts,
             }),
         }
@@ -337,7 +350,7 @@ impl Inner {
         self.handles.lock().get(&fh.0).cloned().ok_or(Errno::EBADF)
     }
 
-    fn add_handle(&self, fobx: Arc<Fobx>, ino: u64) -> u64 {
+    fn add_handle(&self, fobx: Arc<Fobx>, ino: u64, fl: FopenFlags) -> u64 {
         let fh = self.next_fh.fetch_add(1, Ordering::Relaxed);
         self.handles.lock().insert(
             fh,
@@ -347,11 +360,30 @@ impl Inner {
                 locks: Mutex::new(Vec::new()),
                 wrote: AtomicBool::new(false),
                 changed: AtomicBool::new(false),
+                page_cache: !fl.contains(FopenFlags::FOPEN_DIRECT_IO),
                 listing: Mutex::new(None),
             }),
         );
         self.stats.open_handles.fetch_add(1, Ordering::Relaxed);
         fh
+    }
+
+    /// An open in page-cache mode lost read caching (a break): no break will tell of the
+    /// next change by another client, so what the kernel just cached is dropped again after
+    /// every read, from a blocking thread once the reply is out (caching-design §5.5, risk 2).
+    /// At most one drop per inode is queued.
+    fn drop_pages_after_read(self: &Arc<Self>, ino: u64) {
+        let Some(n) = self.notifier.get().cloned() else {
+            return;
+        };
+        if !self.dropping.lock().insert(ino) {
+            return;
+        }
+        let inner = self.clone();
+        self.rt.spawn_blocking(move || {
+            inner.dropping.lock().remove(&ino);
+            let _ = n.inval_inode(INodeNo(ino), 0, 0);
+        });
     }
 
     /// Tell the listener (other mounts of the share) what changed through this mount.
@@ -1068,7 +1100,7 @@ impl Filesystem for RdrFs {
                     None
                 };
                 let fl = inner.open_flags(ino.0, &fobx, info.as_ref(), flags);
-                let fh = inner.add_handle(fobx, ino.0);
+                let fh = inner.add_handle(fobx, ino.0, fl);
                 Ok::<_, Errno>((fh, fl))
             }
             .await;
@@ -1137,7 +1169,7 @@ impl Filesystem for RdrFs {
                 };
                 let ino = inner.inodes.lock().lookup(&path);
                 let fl = inner.open_flags(ino, &fobx, Some(&info), flags);
-                let fh = inner.add_handle(fobx, ino);
+                let fh = inner.add_handle(fobx, ino, fl);
                 Ok::<_, Errno>((inner.attr(ino, &info), fh, fl))
             }
             .await;
@@ -1165,11 +1197,17 @@ impl Filesystem for RdrFs {
         self.spawn(async move {
             let r = async {
                 let h = inner.handle(fh)?;
-                inner.read_full(&h.fobx, offset, size.min(MAX_IO)).await
+                let d = inner.read_full(&h.fobx, offset, size.min(MAX_IO)).await?;
+                Ok::<_, Errno>((d, h))
             }
             .await;
             match r {
-                Ok(d) => reply.data(&d),
+                Ok((d, h)) => {
+                    reply.data(&d);
+                    if h.page_cache && !h.fobx.buffering().read_caching {
+                        inner.drop_pages_after_read(h.ino);
+                    }
+                }
                 Err(e) => reply.error(e),
             }
         });
@@ -1315,7 +1353,7 @@ impl Filesystem for RdrFs {
                     .create(&inner.v, &path, &params, &RxContext::new())
                     .await
                     .map_err(|e| err(&e))?;
-                Ok::<_, Errno>(inner.add_handle(fobx, ino.0))
+                Ok::<_, Errno>(inner.add_handle(fobx, ino.0, FopenFlags::FOPEN_DIRECT_IO))
             }
             .await;
             match r {

@@ -249,6 +249,7 @@ pub fn mount_fd(
         }
     };
     let notifier = session.notifier();
+    probe.set_notifier(notifier.clone());
     let ended = Arc::new(Ended::default());
     let e2 = ended.clone();
     let probe2 = probe.clone();

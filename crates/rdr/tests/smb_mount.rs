@@ -915,6 +915,19 @@ fn smb_another_clients_write_breaks_the_lease_and_drops_cached_pages() {
         again == new,
         "the open read stale cached pages after the break"
     );
+
+    // Without read caching, no further break comes: a later change by the other client must
+    // still reach this open, whose reads now are not kept in the page cache.
+    let third = pattern(64 * 1024, 3);
+    std::fs::write(&local, &third).unwrap();
+    smbclient(&smb, &format!("put {} {name}", local.display()));
+    f.seek(SeekFrom::Start(0)).unwrap();
+    let mut later = Vec::new();
+    f.read_to_end(&mut later).unwrap();
+    assert!(
+        later == third,
+        "the open read pages cached after it lost read caching"
+    );
     drop(f);
 
     // Writes through the mount reach the server before another client's read is answered.
