@@ -141,9 +141,9 @@ fn smb_use_with(env: &mut Env, smb: &Smb, mp: &Path, who: usize, extra: &[&str])
     env.mounts.push(mp.to_path_buf());
 }
 
-/// TCP connections of process `pid` to 127.0.0.1:`port` (socket inodes in /proc/PID/fd
-/// matched against /proc/net/tcp).
-fn sockets_to(pid: i32, port: u16) -> usize {
+/// Local ports of the TCP connections of process `pid` to 127.0.0.1:`port` (socket inodes in
+/// /proc/PID/fd matched against /proc/net/tcp).
+fn local_ports_to(pid: i32, port: u16) -> Vec<u16> {
     let mut inodes = std::collections::HashSet::new();
     if let Ok(rd) = std::fs::read_dir(format!("/proc/{pid}/fd")) {
         for e in rd.flatten() {
@@ -156,18 +156,26 @@ fn sockets_to(pid: i32, port: u16) -> usize {
         }
     }
     let want = format!(":{port:04X}");
-    let mut n = 0;
+    let mut ports = Vec::new();
     for f in ["/proc/net/tcp", "/proc/net/tcp6"] {
         let t = std::fs::read_to_string(f).unwrap_or_default();
         for l in t.lines().skip(1) {
             let c: Vec<&str> = l.split_whitespace().collect();
-            // rem_address is column 2, st column 3 (01 = ESTABLISHED), inode column 9.
+            // local_address is column 1, rem_address 2, st 3 (01 = ESTABLISHED), inode 9.
             if c.len() > 9 && c[2].ends_with(&want) && c[3] == "01" && inodes.contains(c[9]) {
-                n += 1;
+                let local = c[1].rsplit(':').next();
+                if let Some(p) = local.and_then(|h| u16::from_str_radix(h, 16).ok()) {
+                    ports.push(p);
+                }
             }
         }
     }
-    n
+    ports
+}
+
+/// TCP connections of process `pid` to 127.0.0.1:`port`.
+fn sockets_to(pid: i32, port: u16) -> usize {
+    local_ports_to(pid, port).len()
 }
 
 fn pattern(n: usize, seed: u8) -> Vec<u8> {
@@ -1192,4 +1200,46 @@ fn smb_a_change_through_one_users_mount_shows_at_once_through_the_others() {
         &format!("test -e '{}'", mps[1].join(&made).display()),
     );
     assert!(!o.status.success(), "b still sees the removed file");
+}
+
+#[test]
+fn smb_signing_required_signs_every_session_and_files_round_trip() {
+    let Some(smb) = Smb::get("smb_signing_required_signs_every_session_and_files_round_trip")
+    else {
+        return;
+    };
+    let mut env = Env::with_daemon_env(&[("RDR_SMB_SIGNING", "required")]);
+    let mp = env.dir.path().join("sign-mnt");
+    let name = unique("rdr-signed");
+    let _clean = ServerFiles(vec![smb.server_path(&name)]);
+    smb_use(&mut env, &smb, &mp, 0);
+    let data = pattern((3 << 20) + 17, 5);
+    std::fs::write(mp.join(&name), &data).unwrap();
+    assert!(
+        std::fs::read(smb.server_path(&name)).unwrap() == data,
+        "server copy"
+    );
+    assert!(std::fs::read(mp.join(&name)).unwrap() == data, "read back");
+    // The server sees rdr's session as signed (smbstatus's Signing column names the
+    // algorithm; a session that signs only what it must shows "partial(...)").
+    let mut c = Command::new("smbstatus");
+    c.args(["-s", &smb.conf, "-b"]);
+    let o = run_bounded(c, Duration::from_secs(30));
+    let ports = local_ports_to(env.daemon_pid(), smb.port);
+    assert_eq!(ports.len(), 1, "one connection to the server");
+    let from = format!(":{})", ports[0]);
+    let ours: Vec<String> = stdout(&o)
+        .lines()
+        .filter(|l| l.contains(&from))
+        .map(str::to_string)
+        .collect();
+    assert!(
+        ours.len() == 1
+            && ours[0]
+                .split_whitespace()
+                .last()
+                .is_some_and(|sig| sig.starts_with("AES-") || sig.starts_with("HMAC-")),
+        "rdr's session is not signed: {ours:?}\n{}",
+        stdout(&o)
+    );
 }

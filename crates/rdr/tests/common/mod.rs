@@ -101,10 +101,17 @@ pub struct Env {
     pub sock: PathBuf,
     pub daemon: Option<Child>,
     pub mounts: Vec<PathBuf>,
+    /// Extra environment of the daemon (e.g. `RDR_SMB_SIGNING`).
+    pub daemon_env: Vec<(String, String)>,
 }
 
 impl Env {
     pub fn new() -> Env {
+        Env::with_daemon_env(&[])
+    }
+
+    /// An env whose daemon runs with these extra environment variables.
+    pub fn with_daemon_env(vars: &[(&str, &str)]) -> Env {
         let dir = open_tempdir();
         let sock = dir.path().join("rdr.sock");
         let mut e = Env {
@@ -112,6 +119,10 @@ impl Env {
             sock,
             daemon: None,
             mounts: Vec::new(),
+            daemon_env: vars
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
         };
         e.start_daemon();
         e
@@ -130,6 +141,7 @@ impl Env {
         let child = Command::new(RDR)
             .args(["daemon", "--foreground"])
             .env("RDR_SOCKET", &self.sock)
+            .envs(self.daemon_env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
             .stdout(log.try_clone().unwrap())
             .stderr(log)
