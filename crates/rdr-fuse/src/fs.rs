@@ -299,7 +299,11 @@ impl RdrFs {
         // Polled once with a no-op waker: whatever it waits on is registered again, with the
         // task's waker, by the task's first poll.
         let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
-        if fut.as_mut().poll(&mut cx).is_pending() {
+        // A panic stays in this request (its reply, dropped, answers EIO), as it would in a
+        // task, instead of ending the FUSE reader thread.
+        let polled =
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| fut.as_mut().poll(&mut cx)));
+        if matches!(polled, Ok(std::task::Poll::Pending)) {
             self.inner.rt.spawn(fut);
         }
     }
