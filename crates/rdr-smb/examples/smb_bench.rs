@@ -71,8 +71,11 @@ fn smbclient(e: &Env, cmd: &str, stdin: Option<&str>) -> Res<Duration> {
 }
 
 /// The client settings; `RDR_BENCH_CHUNK` (bytes) and `RDR_BENCH_DEPTH` override the defaults.
+/// Signing as smbclient does it (only when the server requires it) unless
+/// `RDR_BENCH_SIGNING=required`, which signs every message.
 fn config() -> ClientConfig {
     let mut c = ClientConfig::default();
+    c.require_signing = std::env::var("RDR_BENCH_SIGNING").is_ok_and(|v| v == "required");
     if let Some(v) = std::env::var("RDR_BENCH_CHUNK")
         .ok()
         .and_then(|v| v.parse().ok())
