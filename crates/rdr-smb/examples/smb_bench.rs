@@ -74,8 +74,10 @@ fn smbclient(e: &Env, cmd: &str, stdin: Option<&str>) -> Res<Duration> {
 /// Signing as smbclient does it (only when the server requires it) unless
 /// `RDR_BENCH_SIGNING=required`, which signs every message.
 fn config() -> ClientConfig {
-    let mut c = ClientConfig::default();
-    c.require_signing = std::env::var("RDR_BENCH_SIGNING").is_ok_and(|v| v == "required");
+    let mut c = ClientConfig {
+        require_signing: std::env::var("RDR_BENCH_SIGNING").is_ok_and(|v| v == "required"),
+        ..ClientConfig::default()
+    };
     if let Some(v) = std::env::var("RDR_BENCH_CHUNK")
         .ok()
         .and_then(|v| v.parse().ok())
