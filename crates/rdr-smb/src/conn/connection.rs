@@ -7,9 +7,9 @@
 //! something is expected.
 
 use std::collections::HashMap;
+use std::future::Future;
 use std::net::SocketAddr;
 use std::ops::Range;
-use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
@@ -1084,6 +1084,8 @@ async fn keepalive_loop(weak: WeakConnection, interval: Duration, timeout: Durat
     let limit = interval.saturating_add(timeout);
     let mut sending: Option<EchoSend> = None;
     let mut echo: Option<Pending> = None;
+    // After an ECHO could not be sent (e.g. no credit), the next try waits an interval.
+    let mut retry_at = Instant::now();
     loop {
         let next = {
             let Some(inner) = weak.inner.upgrade() else {
@@ -1112,12 +1114,16 @@ async fn keepalive_loop(weak: WeakConnection, interval: Duration, timeout: Durat
                 ));
                 return;
             }
-            if negotiated && sending.is_none() && echo.is_none() && silent >= interval {
-                if let Some(conn) = weak.upgrade() {
-                    sending = Some(Box::pin(async move { conn.submit_echo().await }));
-                }
-            }
             let now = Instant::now();
+            if negotiated
+                && sending.is_none()
+                && echo.is_none()
+                && silent >= interval
+                && now >= retry_at
+                && let Some(conn) = weak.upgrade()
+            {
+                sending = Some(Box::pin(async move { conn.submit_echo().await }));
+            }
             if silent < interval {
                 last + interval
             } else if expecting(outstanding, &sending, &echo) {
@@ -1147,6 +1153,9 @@ async fn keepalive_loop(weak: WeakConnection, interval: Duration, timeout: Durat
             r = send_done => {
                 sending = None;
                 echo = r.ok();
+                if echo.is_none() {
+                    retry_at = Instant::now() + interval;
+                }
             }
             () = echo_done => echo = None,
             r = dead_rx.changed() => {
