@@ -38,6 +38,12 @@ pub struct ClientConfig {
     pub workstation: String,
     /// The client GUID (random by default; leases are keyed by it on the server).
     pub client_guid: [u8; 16],
+    /// Idle time after which an ECHO checks the server is alive (default 30 s, see
+    /// [`crate::conn::DEFAULT_ECHO_INTERVAL`]); zero turns keepalive and dead-peer detection off.
+    pub echo_interval: Duration,
+    /// Further silence after which the connection is declared dead and every waiter fails
+    /// (default 30 s, see [`crate::conn::DEFAULT_DEAD_TIMEOUT`]).
+    pub dead_timeout: Duration,
 }
 
 impl Default for ClientConfig {
@@ -55,6 +61,8 @@ impl Default for ClientConfig {
             break_budget: Duration::from_secs(30),
             workstation: "RDR".to_string(),
             client_guid: guid,
+            echo_interval: crate::conn::DEFAULT_ECHO_INTERVAL,
+            dead_timeout: crate::conn::DEFAULT_DEAD_TIMEOUT,
         }
     }
 }
@@ -86,6 +94,8 @@ impl SmbClient {
             ConnConfig {
                 credit_target: config.credit_target,
                 connect_timeout: config.connect_timeout,
+                echo_interval: config.echo_interval,
+                dead_timeout: config.dead_timeout,
                 ..ConnConfig::default()
             },
         )

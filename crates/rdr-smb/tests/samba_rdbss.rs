@@ -1,7 +1,8 @@
 //! `SmbRdr` under rdr-core's `Rdbss` against the real Samba, seen from the server with
 //! `smbstatus`: finalize without force keeps the open handle (FILES_OPEN), with force the server
 //! holds no handle of the view afterwards; the transport is reused within the linger time and
-//! closed after it. (One test in this binary, so the socket count is ours alone.)
+//! closed after it; two users' views of the server share that one TCP connection. (One test in
+//! this binary, so the socket count is ours alone.)
 
 mod samba_common;
 
@@ -80,6 +81,44 @@ async fn finalize_seen_from_the_server_and_transport_reuse() {
         let v = rdbss.add_connection(&remote, creds(), &ctx).await.unwrap();
         let sock = sockets_to(env.port);
         assert_eq!(sock.len(), 1);
+
+        // A second user's view of the same server rides on the same single TCP connection
+        // (its own session on the shared transport), and works.
+        let creds2 = Credentials {
+            logon_id: 0,
+            user: Some(env.user2.clone()),
+            domain: None,
+            password: Some(Secret::new(env.pass2.clone())),
+        };
+        let v2 = rdbss.add_connection(&remote, creds2, &ctx).await.unwrap();
+        assert_eq!(
+            sockets_to(env.port),
+            sock,
+            "both users' views use exactly one TCP connection to port {}",
+            env.port
+        );
+        let name2 = unique("user2");
+        let h2 = rdbss
+            .create(&v2, &name2, &params(rw(), CreateDisposition::Create), &ctx)
+            .await
+            .unwrap();
+        rdbss
+            .write(&h2, 0, Bytes::from_static(b"two"), &ctx)
+            .await
+            .unwrap();
+        assert_eq!(&rdbss.read(&h2, 0, 10, &ctx).await.unwrap()[..], b"two");
+        rdbss.close(&h2).await.unwrap();
+        assert_eq!(sockets_to(env.port), sock, "still one connection");
+        let o = rdbss
+            .finalize_connection(&v2.net_root(), Some(&v2), ForceLevel::Yes, &ctx)
+            .await;
+        assert_eq!(o.status, NtStatus::STATUS_SUCCESS);
+        std::fs::remove_file(format!("{}/data/{name2}", env.samba_dir)).unwrap();
+        assert_eq!(
+            sockets_to(env.port),
+            sock,
+            "user 1's view keeps the connection after user 2's view is finalized"
+        );
         let name = unique("held");
         let h = rdbss
             .create(&v, &name, &params(rw(), CreateDisposition::Create), &ctx)

@@ -1,12 +1,18 @@
 //! The connection engine: one TCP connection (TCP_NODELAY), one reader task that routes
 //! responses to their waiters by MessageId, credit accounting (multi-credit requests and
 //! credits granted by interim responses), async responses, CANCEL, ECHO, unsolicited
-//! oplock/lease breaks, and failing every waiter at once when the connection dies.
+//! oplock/lease breaks, and failing every waiter at once when the connection dies — including
+//! when the server goes silent: a keepalive task sends ECHO after an idle interval and declares
+//! the connection dead when nothing at all arrives for `echo_interval + dead_timeout` while
+//! something is expected.
 
 use std::collections::HashMap;
+use std::future::Future;
 use std::net::SocketAddr;
 use std::ops::Range;
-use std::sync::Arc;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use bytes::{Buf, Bytes, BytesMut};
@@ -15,8 +21,9 @@ use rdr_core::{NtStatus, RxError, RxResult};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
-use tokio::sync::{Notify, mpsc, oneshot};
+use tokio::sync::{Notify, mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
+use tokio::time::Instant;
 
 use super::credits::CreditWindow;
 use super::security::SessionSecurity;
@@ -40,7 +47,28 @@ pub struct ConnConfig {
     pub credit_target: u16,
     /// Time allowed for the TCP connect.
     pub connect_timeout: Duration,
+    /// After this long without receiving anything, an SMB2 ECHO is sent (once NEGOTIATE has
+    /// succeeded). `Duration::ZERO` turns the keepalive and the dead-peer detection off.
+    /// Default [`DEFAULT_ECHO_INTERVAL`].
+    pub echo_interval: Duration,
+    /// How much longer the server may stay silent before the connection is declared dead:
+    /// when nothing at all (no frame, not even an interim response) was received for
+    /// `echo_interval + dead_timeout` while a request or an ECHO is outstanding, every waiter
+    /// fails with STATUS_CONNECTION_DISCONNECTED. Default [`DEFAULT_DEAD_TIMEOUT`].
+    pub dead_timeout: Duration,
 }
+
+/// Default idle time before an ECHO: 30 s. Half of cifs.ko's `echo_interval` (60 s): a FUSE
+/// process blocked on a vanished server should learn it within a minute, and one 68-byte
+/// ECHO per idle half-minute costs nothing. Requests that legitimately pend (CHANGE_NOTIFY,
+/// blocking LOCK) are unaffected: the server answers the ECHO meanwhile.
+pub const DEFAULT_ECHO_INTERVAL: Duration = Duration::from_secs(30);
+
+/// Default grace after the interval: 30 s, so a connection is declared dead after 60 s of total
+/// silence while something is expected (cifs.ko waits about 2 × echo_interval = 120 s). Long
+/// enough for a loaded or failing-over server to answer an ECHO, short enough that callers
+/// do not hang for minutes.
+pub const DEFAULT_DEAD_TIMEOUT: Duration = Duration::from_secs(30);
 
 impl Default for ConnConfig {
     fn default() -> Self {
@@ -48,6 +76,8 @@ impl Default for ConnConfig {
             max_frame: MAX_FRAME_LEN,
             credit_target: 512,
             connect_timeout: Duration::from_secs(10),
+            echo_interval: DEFAULT_ECHO_INTERVAL,
+            dead_timeout: DEFAULT_DEAD_TIMEOUT,
         }
     }
 }
@@ -163,6 +193,10 @@ struct State {
     cancels_sent: u64,
     /// Final (non-interim) responses whose status was STATUS_CANCELLED.
     cancelled_finals: u64,
+    /// ECHOs written (observability: tests prove the keepalive really reached the wire).
+    echoes_sent: u64,
+    /// A NEGOTIATE succeeded: the server accepts ECHO from now on.
+    negotiated: bool,
 }
 
 struct Inner {
@@ -174,12 +208,42 @@ struct Inner {
     unsolicited_tx: mpsc::UnboundedSender<Message>,
     unsolicited_rx: Mutex<Option<mpsc::UnboundedReceiver<Message>>>,
     peer: String,
+    /// Turns true when the connection dies: wakes the reader, a blocked writer and the
+    /// keepalive task.
+    dead_tx: watch::Sender<bool>,
+    /// The time `last_rx` counts from.
+    epoch: Instant,
+    /// When bytes were last received, in nanoseconds since `epoch`.
+    last_rx: AtomicU64,
 }
 
-struct ReaderGuard(JoinHandle<()>);
-impl Drop for ReaderGuard {
+/// The connection's tasks (reader and keepalive): aborted when the last [`Connection`] clone
+/// is dropped, so none outlives it.
+struct Tasks {
+    reader: JoinHandle<()>,
+    keepalive: Mutex<Option<JoinHandle<()>>>,
+}
+impl Drop for Tasks {
     fn drop(&mut self) {
-        self.0.abort();
+        self.reader.abort();
+        if let Some(k) = self.keepalive.lock().take() {
+            k.abort();
+        }
+    }
+}
+
+/// A [`Connection`] that does not keep it alive (held by the keepalive task).
+struct WeakConnection {
+    inner: Weak<Inner>,
+    tasks: Weak<Tasks>,
+}
+
+impl WeakConnection {
+    fn upgrade(&self) -> Option<Connection> {
+        Some(Connection {
+            inner: self.inner.upgrade()?,
+            _tasks: self.tasks.upgrade()?,
+        })
     }
 }
 
@@ -188,7 +252,7 @@ impl Drop for ReaderGuard {
 #[derive(Clone)]
 pub struct Connection {
     inner: Arc<Inner>,
-    _reader: Arc<ReaderGuard>,
+    _tasks: Arc<Tasks>,
 }
 
 impl std::fmt::Debug for Connection {
@@ -232,6 +296,12 @@ impl Connection {
         stream
             .set_nodelay(true)
             .map_err(|e| io_error("set TCP_NODELAY", &e))?;
+        // TCP keepalive too (cheap): it catches a dead peer when the ECHO keepalive is off.
+        let _ = socket2::SockRef::from(&stream).set_tcp_keepalive(
+            &socket2::TcpKeepalive::new()
+                .with_time(Duration::from_secs(60))
+                .with_interval(Duration::from_secs(10)),
+        );
         let peer = stream
             .peer_addr()
             .map(|a| a.to_string())
@@ -247,6 +317,8 @@ impl Connection {
                 sessions: HashMap::new(),
                 cancels_sent: 0,
                 cancelled_finals: 0,
+                echoes_sent: 0,
+                negotiated: false,
             }),
             credit_notify: Notify::new(),
             interim_notify: Notify::new(),
@@ -254,12 +326,31 @@ impl Connection {
             unsolicited_tx: utx,
             unsolicited_rx: Mutex::new(Some(urx)),
             peer,
+            dead_tx: watch::Sender::new(false),
+            epoch: Instant::now(),
+            last_rx: AtomicU64::new(0),
         });
-        let task = tokio::spawn(reader_loop(inner.clone(), rd, config.max_frame));
-        Ok(Connection {
+        let reader = tokio::spawn(reader_loop(inner.clone(), rd, config.max_frame));
+        let conn = Connection {
             inner,
-            _reader: Arc::new(ReaderGuard(task)),
-        })
+            _tasks: Arc::new(Tasks {
+                reader,
+                keepalive: Mutex::new(None),
+            }),
+        };
+        if !config.echo_interval.is_zero() {
+            let weak = WeakConnection {
+                inner: Arc::downgrade(&conn.inner),
+                tasks: Arc::downgrade(&conn._tasks),
+            };
+            let task = tokio::spawn(keepalive_loop(
+                weak,
+                config.echo_interval,
+                config.dead_timeout,
+            ));
+            *conn._tasks.keepalive.lock() = Some(task);
+        }
+        Ok(conn)
     }
 
     /// After NEGOTIATE: multi-credit requests are allowed (dialect 2.1+ with LARGE_MTU).
@@ -450,18 +541,31 @@ impl Connection {
 
     /// Sends ECHO and waits for the answer.
     pub async fn echo(&self) -> RxResult<()> {
-        let rsp = self
-            .send(
-                &Header::request(Command::ECHO),
-                &EchoRequest,
-                &SendOptions::default(),
-            )
-            .await?;
+        let rsp = self.submit_echo().await?.wait().await?;
         if rsp.header.status != NtStatus::STATUS_SUCCESS {
             return Err(RxError::status(rsp.header.status, "ECHO"));
         }
         rsp.body::<crate::proto::EchoResponse>()?;
         Ok(())
+    }
+
+    /// Writes one ECHO (SessionId 0, unsigned) and counts it.
+    async fn submit_echo(&self) -> RxResult<Pending> {
+        let p = self
+            .submit(
+                &Header::request(Command::ECHO),
+                &EchoRequest,
+                &SendOptions::default(),
+            )
+            .await?;
+        self.inner.state.lock().echoes_sent += 1;
+        Ok(p)
+    }
+
+    /// How many SMB2 ECHOs this connection has written, by the keepalive or [`Connection::echo`]
+    /// (observability: proves the keepalive really reached the wire).
+    pub fn echoes_sent(&self) -> u64 {
+        self.inner.state.lock().echoes_sent
     }
 
     /// Sends CANCEL for the request sent with `message_id` (its AsyncId once an interim
@@ -733,14 +837,30 @@ impl Connection {
                 .dead()
                 .unwrap_or_else(|| closed("connection shut down")));
         };
-        let res = match payload {
-            Some(p) => {
-                let mut chain = buf.freeze().chain(p);
-                wr.write_all_buf(&mut chain).await
+        // A write to a silent peer can block once the socket buffers are full: it gives up
+        // when the connection is declared dead (the stream is dropped, so a half-written
+        // frame does no harm).
+        let mut dead_rx = self.inner.dead_tx.subscribe();
+        let died = async move {
+            let _ = dead_rx.wait_for(|d| *d).await;
+        };
+        let write = async {
+            match payload {
+                Some(p) => {
+                    let mut chain = buf.freeze().chain(p);
+                    wr.write_all_buf(&mut chain).await
+                }
+                None => {
+                    let mut b = buf.freeze();
+                    wr.write_all_buf(&mut b).await
+                }
             }
-            None => {
-                let mut b = buf.freeze();
-                wr.write_all_buf(&mut b).await
+        };
+        let res = tokio::select! {
+            r = write => r,
+            () = died => {
+                *w = None;
+                return Err(self.dead().unwrap_or_else(|| closed("connection shut down")));
             }
         };
         if let Err(e) = res {
@@ -786,6 +906,23 @@ impl Inner {
             let _ = w.tx.send(Err(err.clone()));
         }
         self.credit_notify.notify_waiters();
+        // Wakes the reader and a blocked writer; dropping the write half (here, or in the
+        // writer that holds it) sends FIN, and the reader drops the rest of the socket.
+        self.dead_tx.send_replace(true);
+        if let Ok(mut w) = self.writer.try_lock() {
+            w.take();
+        }
+    }
+
+    /// Notes that bytes arrived (the keepalive's "server is alive" clock).
+    fn touch(&self) {
+        let nanos = u64::try_from(self.epoch.elapsed().as_nanos()).unwrap_or(u64::MAX);
+        self.last_rx.store(nanos, Ordering::Relaxed);
+    }
+
+    /// When bytes last arrived (the connection's start if none did yet).
+    fn last_rx(&self) -> Instant {
+        self.epoch + Duration::from_nanos(self.last_rx.load(Ordering::Relaxed))
     }
 
     fn handle_frame(&self, frame: Bytes) -> RxResult<()> {
@@ -830,6 +967,9 @@ impl Inner {
             let interim = h.is_pending();
             let mut st = self.state.lock();
             st.credits.granted(h.credits, !interim);
+            if h.command == Command::NEGOTIATE && h.status == NtStatus::STATUS_SUCCESS {
+                st.negotiated = true;
+            }
             if interim {
                 if let Some(w) = st.waiters.get_mut(&h.message_id) {
                     w.async_id = h.async_id;
@@ -894,6 +1034,7 @@ fn verify(sec: &dyn SessionSecurity, m: &Message) -> RxResult<()> {
 
 async fn reader_loop(inner: Arc<Inner>, mut rd: OwnedReadHalf, max_frame: usize) {
     let mut dec = FrameDecoder::new(max_frame);
+    let mut dead_rx = inner.dead_tx.subscribe();
     let err = loop {
         match dec.next_frame() {
             Ok(Some(frame)) => {
@@ -909,11 +1050,119 @@ async fn reader_loop(inner: Arc<Inner>, mut rd: OwnedReadHalf, max_frame: usize)
         if b.capacity() - b.len() < 4096 {
             b.reserve(64 * 1024);
         }
-        match rd.read_buf(b).await {
+        // read_buf is cancel-safe: giving up when the connection is declared dead loses nothing.
+        let read = tokio::select! {
+            r = rd.read_buf(b) => r,
+            () = async { let _ = dead_rx.wait_for(|d| *d).await; } => return,
+        };
+        match read {
             Ok(0) => break closed(&format!("{} closed the connection", inner.peer)),
-            Ok(_) => {}
+            Ok(_) => inner.touch(),
             Err(e) => break io_error(&format!("receive from {}", inner.peer), &e),
         }
     };
     inner.die(err);
+}
+
+/// An ECHO on its way out (waiting for a credit or the socket).
+type EchoSend = Pin<Box<dyn Future<Output = RxResult<Pending>> + Send>>;
+
+/// Whether the server owes the connection something (a response or the ECHO's answer).
+fn expecting(outstanding: bool, sending: &Option<EchoSend>, echo: &Option<Pending>) -> bool {
+    outstanding || sending.is_some() || echo.is_some()
+}
+
+/// The keepalive: after `interval` without receiving anything, sends an ECHO; when nothing at
+/// all was received for `interval + timeout` while a request or the ECHO is outstanding,
+/// declares the connection dead (every waiter fails at once). Requests that legitimately pend
+/// do not trip it: the server answers the ECHO meanwhile. Holds the connection weakly; ends
+/// when it dies or is dropped.
+async fn keepalive_loop(weak: WeakConnection, interval: Duration, timeout: Duration) {
+    let Some(mut dead_rx) = weak.inner.upgrade().map(|i| i.dead_tx.subscribe()) else {
+        return;
+    };
+    let limit = interval.saturating_add(timeout);
+    let mut sending: Option<EchoSend> = None;
+    let mut echo: Option<Pending> = None;
+    // After an ECHO could not be sent (e.g. no credit), the next try waits an interval.
+    let mut retry_at = Instant::now();
+    loop {
+        let next = {
+            let Some(inner) = weak.inner.upgrade() else {
+                return;
+            };
+            let last = inner.last_rx();
+            let silent = Instant::now().saturating_duration_since(last);
+            let (dead, outstanding, negotiated) = {
+                let st = inner.state.lock();
+                (st.dead.is_some(), !st.waiters.is_empty(), st.negotiated)
+            };
+            if dead {
+                return;
+            }
+            if expecting(outstanding, &sending, &echo) && silent >= limit {
+                inner.die(RxError::status(
+                    NtStatus::STATUS_CONNECTION_DISCONNECTED,
+                    format!(
+                        "{}: nothing received for {:.1} s while responses were due \
+                         (ECHO after {:?} idle, dead after {:?} more): connection declared dead",
+                        inner.peer,
+                        silent.as_secs_f64(),
+                        interval,
+                        timeout
+                    ),
+                ));
+                return;
+            }
+            let now = Instant::now();
+            if negotiated
+                && sending.is_none()
+                && echo.is_none()
+                && silent >= interval
+                && now >= retry_at
+                && let Some(conn) = weak.upgrade()
+            {
+                sending = Some(Box::pin(async move { conn.submit_echo().await }));
+            }
+            if silent < interval {
+                last + interval
+            } else if expecting(outstanding, &sending, &echo) {
+                last + limit
+            } else {
+                // No ECHO could go out (not negotiated yet, or sending failed): look again
+                // an interval later.
+                now + interval
+            }
+        };
+        let send_done = async {
+            match sending.as_mut() {
+                Some(f) => f.await,
+                None => std::future::pending().await,
+            }
+        };
+        let echo_done = async {
+            match echo.as_mut() {
+                Some(p) => {
+                    let _ = (&mut p.rx).await;
+                }
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            () = tokio::time::sleep_until(next) => {}
+            r = send_done => {
+                sending = None;
+                echo = r.ok();
+                if echo.is_none() {
+                    retry_at = Instant::now() + interval;
+                }
+            }
+            () = echo_done => echo = None,
+            r = dead_rx.changed() => {
+                if r.is_err() {
+                    return;
+                }
+            }
+        }
+    }
 }

@@ -8,7 +8,8 @@ pub mod credits;
 pub mod security;
 
 pub use connection::{
-    ConnConfig, Connection, Negotiated, Pending, SendOptions, UNSOLICITED_MESSAGE_ID,
+    ConnConfig, Connection, DEFAULT_DEAD_TIMEOUT, DEFAULT_ECHO_INTERVAL, Negotiated, Pending,
+    SendOptions, UNSOLICITED_MESSAGE_ID,
 };
 pub use credits::CreditWindow;
 pub use security::SessionSecurity;
