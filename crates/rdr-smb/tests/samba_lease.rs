@@ -42,17 +42,21 @@ async fn lease_break_is_delivered_flushed_and_acknowledged_promptly() {
             let f = f.clone();
             tokio::spawn(async move {
                 let mut seen = Vec::new();
+                let mut held = Duration::ZERO;
                 while let Some(ev) = breaks.recv().await {
+                    let got = Instant::now();
                     seen.push((ev.kind, ev.path.clone()));
                     f.write(0, Bytes::from_static(b"flushed before ack"))
                         .await
                         .unwrap();
+                    // Releasing the event sends the acknowledgment.
                     ev.release();
+                    held = got.elapsed();
                     if seen.len() == 1 {
                         break;
                     }
                 }
-                seen
+                (seen, held)
             })
         };
 
@@ -71,7 +75,11 @@ async fn lease_break_is_delivered_flushed_and_acknowledged_promptly() {
             took < Duration::from_secs(10),
             "smbclient was not stalled to the 35 s break timeout ({took:?})"
         );
-        let seen = consumer.await.unwrap();
+        let (seen, held) = consumer.await.unwrap();
+        assert!(
+            held < Duration::from_secs(1),
+            "flushed and acknowledged within a second of the break ({held:?})"
+        );
         match seen[0] {
             (
                 BreakKind::Lease {
