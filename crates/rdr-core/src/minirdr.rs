@@ -414,6 +414,12 @@ pub trait MiniRedirector: Send + Sync + 'static {
         Duration::from_secs(60)
     }
 
+    /// Whether the SrvCall's transport is gone (the server closed it, or stopped answering):
+    /// its views show as disconnected. `false` when the mini-redirector cannot tell.
+    fn transport_lost(&self, _srv_call: &MrxContext) -> bool {
+        false
+    }
+
     /// The key a server's break names this open by (`SRV_OPEN.Key`: SMB lease key, or the
     /// FileId for an oplock), so breaks reach `Rdbss::change_buffering_state`. `None`: the
     /// mini-redirector has no breaks.

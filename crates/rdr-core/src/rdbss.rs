@@ -196,6 +196,15 @@ impl Rdbss {
         &self.inner.config
     }
 
+    /// Whether the transport under `v` is gone (the mini-redirector says its connection to
+    /// the server died): the `net use` status "Disconnected".
+    pub fn transport_lost(&self, v: &VNetRoot) -> bool {
+        v.net_root()
+            .srv_call()
+            .context()
+            .is_some_and(|c| self.inner.minirdr.transport_lost(&c))
+    }
+
     /// Add a connection (RDBSS tree connect, §1.13–1.14): find or construct SrvCall, NetRoot and
     /// the caller's VNetRoot (keyed by logon id + user), and take the add-connection extra
     /// reference (at most one per view). Concurrent callers for the same share wait for the

@@ -212,6 +212,10 @@ impl MiniRedirector for SmbRdr {
         }))
     }
 
+    fn transport_lost(&self, srv_call: &MrxContext) -> bool {
+        self::srv_call(srv_call).is_ok_and(|s| s.client.is_dead())
+    }
+
     async fn finalize_srv_call(&self, srv_call: &MrxContext, _force: bool) {
         if let Ok(s) = self::srv_call(srv_call) {
             s.client.shutdown().await;

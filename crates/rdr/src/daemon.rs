@@ -1193,6 +1193,9 @@ fn conn_status(c: &Conn) -> &'static str {
     if c.v.is_finalized() {
         return "Unavailable";
     }
+    if c.rdbss.transport_lost(&c.v) {
+        return "Disconnected";
+    }
     match c.v.condition() {
         C::Good => "OK",
         C::InTransition | C::Uninitialized => "Reconnecting",

@@ -1243,3 +1243,56 @@ fn smb_signing_required_signs_every_session_and_files_round_trip() {
         stdout(&o)
     );
 }
+
+#[test]
+fn smb_a_server_that_goes_away_shows_disconnected_and_io_fails_at_once() {
+    let Some(smb) = Smb::get("smb_a_server_that_goes_away_shows_disconnected_and_io_fails_at_once")
+    else {
+        return;
+    };
+    let srv = PrivateSmbd::start(&smb);
+    let mut env = Env::new();
+    let remote = format!("//127.0.0.1:{}/data", srv.port);
+    let pw = password_file(&env, &smb.users[0].1, None);
+    let mp = env.dir.path().join("gone-mnt");
+    let o = env.rdr(&[
+        "use",
+        mp.to_str().unwrap(),
+        &remote,
+        "--user",
+        &smb.users[0].0,
+        "--password-file",
+        pw.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}\n{}", stderr(&o), env.log());
+    env.mounts.push(mp.clone());
+    std::fs::write(mp.join("f.txt"), b"data").unwrap();
+    let status = |env: &Env| {
+        let o = env.rdr(&["use", "--json"]);
+        let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+        v[0]["status"].as_str().unwrap_or_default().to_string()
+    };
+    assert_eq!(status(&env), "OK");
+    // The server goes away (every smbd of it killed: the connection is reset).
+    srv.signal(libc::SIGKILL);
+    assert!(
+        wait_until(Duration::from_secs(10), || status(&env) == "Disconnected"),
+        "status stayed {:?}",
+        status(&env)
+    );
+    // I/O fails (bounded: it must not hang), and the connection can be deleted.
+    let o = sh(
+        &format!("cat '{}/f.txt'", mp.display()),
+        Duration::from_secs(30),
+    );
+    assert!(!o.status.success(), "read through a dead connection");
+    let o = env.rdr(&["use", mp.to_str().unwrap(), "--delete"]);
+    assert!(
+        o.status.success(),
+        "delete of a dead connection: {}\n{}",
+        stderr(&o),
+        env.log()
+    );
+    assert!(!is_mounted(&mp));
+    assert_eq!(list_len(&env), 0);
+}
