@@ -494,6 +494,7 @@ impl Rdbss {
                         .iter()
                         .find(|so| {
                             so.collapsible_for(v, params.access, params.share, params.options)
+                                && !inner.minirdr.srv_open_lost(&so.context)
                         })
                         .cloned();
                     drop(st);

@@ -420,6 +420,12 @@ pub trait MiniRedirector: Send + Sync + 'static {
         false
     }
 
+    /// Whether this server open went with a transport that died (a reconnect does not bring
+    /// it back): the core never collapses a new open onto it.
+    fn srv_open_lost(&self, _srv_open: &MrxContext) -> bool {
+        false
+    }
+
     /// The key a server's break names this open by (`SRV_OPEN.Key`: SMB lease key, or the
     /// FileId for an oplock), so breaks reach `Rdbss::change_buffering_state`. `None`: the
     /// mini-redirector has no breaks.

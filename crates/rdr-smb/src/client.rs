@@ -117,6 +117,16 @@ impl SmbClient {
         if let Some(rx) = conn.take_unsolicited() {
             tokio::spawn(crate::lease::dispatch(leases.clone(), rx));
         }
+        // A dead connection takes every lease and oplock with it: tell the subscriber, as
+        // breaks to none, so that nothing cached under them is trusted any longer.
+        let died = conn.died();
+        let table = Arc::downgrade(&leases);
+        tokio::spawn(async move {
+            died.await;
+            if let Some(t) = table.upgrade() {
+                t.connection_lost().await;
+            }
+        });
         Ok(Arc::new(SmbClient {
             conn,
             neg,

@@ -238,6 +238,47 @@ impl LeaseTable {
         }
     }
 
+    /// The connection died: every lease and oplock it held is gone. Each is delivered as a
+    /// break to none that needs no acknowledgment (there is nobody to acknowledge to), so the
+    /// consumer stops caching under it; the events are delivered together.
+    pub(crate) async fn connection_lost(self: Arc<Self>) {
+        let (leases, oplocks) = {
+            let t = self.tables.lock();
+            let leases: Vec<Arc<LeaseEntry>> = t.by_key.values().cloned().collect();
+            let oplocks: Vec<(FileId, Arc<OplockEntry>)> =
+                t.oplocks.iter().map(|(k, v)| (*k, v.clone())).collect();
+            (leases, oplocks)
+        };
+        let mut lost = Vec::new();
+        for e in leases {
+            let (from, epoch) = std::mem::replace(&mut *e.state.lock(), (LeaseState::empty(), 0));
+            if !from.is_empty() {
+                let kind = BreakKind::Lease {
+                    key: e.key,
+                    from,
+                    to: LeaseState::empty(),
+                    epoch,
+                    ack_required: false,
+                };
+                lost.push((kind, Some(e.share.clone()), Some(e.path.clone())));
+            }
+        }
+        for (file_id, e) in oplocks {
+            let from = std::mem::replace(&mut *e.level.lock(), OplockLevel::NONE);
+            if from != OplockLevel::NONE {
+                let kind = BreakKind::Oplock {
+                    file_id,
+                    to: OplockLevel::NONE,
+                };
+                lost.push((kind, Some(e.share.clone()), Some(e.path.clone())));
+            }
+        }
+        let all = lost
+            .into_iter()
+            .map(|(kind, share, path)| self.deliver(kind, share, path));
+        futures_join_all(all).await;
+    }
+
     async fn lease_break(self: Arc<Self>, n: LeaseBreakNotification) {
         let entry = self.tables.lock().by_key.get(&n.lease_key).cloned();
         let ack_required = n.flags & LEASE_BREAK_ACK_REQUIRED != 0;
@@ -308,6 +349,20 @@ impl LeaseTable {
         };
         let _ = tree.send(&ack).await;
     }
+}
+
+/// Runs every future to its end, concurrently (a small `join_all`).
+async fn futures_join_all<F: std::future::Future<Output = ()>>(fs: impl Iterator<Item = F>) {
+    let mut set: Vec<std::pin::Pin<Box<F>>> = fs.map(Box::pin).collect();
+    std::future::poll_fn(|cx| {
+        set.retain_mut(|f| f.as_mut().poll(cx).is_pending());
+        if set.is_empty() {
+            std::task::Poll::Ready(())
+        } else {
+            std::task::Poll::Pending
+        }
+    })
+    .await;
 }
 
 /// The break task of one connection: reads unsolicited messages until the connection goes.

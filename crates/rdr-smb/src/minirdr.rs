@@ -7,7 +7,10 @@
 //! * SrvOpen = an [`Open`] (FileId + lease).
 //!
 //! `finalize_v_net_root` disconnects the tree and logs the session off with its last tree;
-//! `finalize_srv_call` closes the connection. Breaks of every connection go to the channel
+//! `finalize_srv_call` closes the connection. When the connection dies (the server closed it
+//! or stopped answering), the next path operation of a view reconnects: a new connection, the
+//! identity's session set up again, the tree connected again. Opens of the old connection are
+//! not reopened (no durable handles): their I/O fails, and they are never collapsed onto. Breaks of every connection go to the channel
 //! from [`SmbRdr::subscribe_breaks`].
 //!
 //! How the daemon uses it:
@@ -74,20 +77,26 @@ pub struct SmbRdr {
 
 struct SessionSlot {
     session: Arc<Session>,
-    password: String,
+    /// Who, to set the session up again after a reconnect.
+    who: Identity,
     trees: usize,
 }
 
-/// SrvCall context: the connection and its sessions by (user, domain).
+/// SrvCall context: the connection (replaced by a reconnect) and its sessions by
+/// (user, domain).
 pub struct SmbSrvCall {
-    client: Arc<SmbClient>,
+    client: Mutex<Arc<SmbClient>>,
+    server: String,
+    port: u16,
+    /// One reconnect at a time.
+    reconnecting: tokio::sync::Mutex<()>,
     sessions: tokio::sync::Mutex<HashMap<(String, String), SessionSlot>>,
 }
 
 impl SmbSrvCall {
-    /// The connection.
-    pub fn client(&self) -> &Arc<SmbClient> {
-        &self.client
+    /// The current connection.
+    pub fn client(&self) -> Arc<SmbClient> {
+        self.client.lock().clone()
     }
 }
 
@@ -99,14 +108,15 @@ pub struct SmbNetRoot {
 /// VNetRoot context: one identity's tree on the share.
 pub struct SmbVNetRoot {
     srv: Arc<SmbSrvCall>,
-    tree: Arc<Tree>,
+    /// The tree connect (replaced by a reconnect).
+    tree: Mutex<Arc<Tree>>,
     key: (String, String),
 }
 
 impl SmbVNetRoot {
-    /// The tree.
-    pub fn tree(&self) -> &Arc<Tree> {
-        &self.tree
+    /// The current tree connect.
+    pub fn tree(&self) -> Arc<Tree> {
+        self.tree.lock().clone()
     }
 }
 
@@ -173,7 +183,56 @@ impl SmbRdr {
     pub fn client_of(srv_call: &MrxContext) -> Option<Arc<SmbClient>> {
         (**srv_call)
             .downcast_ref::<SmbSrvCall>()
-            .map(|s| s.client.clone())
+            .map(SmbSrvCall::client)
+    }
+
+    async fn connect(&self, server: &str, port: u16) -> RxResult<Arc<SmbClient>> {
+        let client = SmbClient::connect(server, port, self.config.client.clone()).await?;
+        client.leases.share_sink(self.breaks.clone());
+        self.clients.lock().push(Arc::downgrade(&client));
+        Ok(client)
+    }
+
+    /// The view's tree, reconnected first when its connection died: a new connection (one
+    /// per server, shared by its views), the identity's session set up again, the tree
+    /// connected again. Fails as a new connection would (refused, logon failure) when the
+    /// server is still away.
+    async fn live_tree(&self, v: &SmbVNetRoot, ctx: &RxContext) -> RxResult<Arc<Tree>> {
+        let tree = v.tree();
+        if !tree.session().client().is_dead() {
+            return Ok(tree);
+        }
+        let unc = tree.unc();
+        let work = async {
+            let srv = &v.srv;
+            let _one = srv.reconnecting.lock().await;
+            let mut client = srv.client();
+            if client.is_dead() {
+                client = self.connect(&srv.server, srv.port).await?;
+                *srv.client.lock() = client.clone();
+            }
+            let session = {
+                let mut sessions = srv.sessions.lock().await;
+                let slot = sessions.get_mut(&v.key).ok_or_else(|| {
+                    RxError::status(
+                        NtStatus::STATUS_USER_SESSION_DELETED,
+                        format!("{unc}: the view's session is gone"),
+                    )
+                })?;
+                if !Arc::ptr_eq(slot.session.client(), &client) || slot.session.is_logged_off() {
+                    slot.session = Session::setup(&client, &slot.who).await?;
+                }
+                slot.session.clone()
+            };
+            let current = v.tree();
+            if Arc::ptr_eq(current.session(), &session) && !current.is_disconnected() {
+                return Ok(current); // another task reconnected this view meanwhile
+            }
+            let t = Tree::connect(&session, tree.share()).await?;
+            *v.tree.lock() = t.clone();
+            Ok(t)
+        };
+        ctx.run(&format!("reconnect to {unc}"), work).await
     }
 }
 
@@ -198,27 +257,27 @@ impl MiniRedirector for SmbRdr {
     ) -> RxResult<MrxContext> {
         let port = params.port.unwrap_or(self.config.port);
         let what = format!("connect to \\\\{}", params.server);
-        let client = ctx
-            .run(
-                &what,
-                SmbClient::connect(&params.server, port, self.config.client.clone()),
-            )
-            .await?;
-        client.leases.share_sink(self.breaks.clone());
-        self.clients.lock().push(Arc::downgrade(&client));
+        let client = ctx.run(&what, self.connect(&params.server, port)).await?;
         Ok(Arc::new(SmbSrvCall {
-            client,
+            client: Mutex::new(client),
+            server: params.server.clone(),
+            port,
+            reconnecting: tokio::sync::Mutex::new(()),
             sessions: tokio::sync::Mutex::new(HashMap::new()),
         }))
     }
 
     fn transport_lost(&self, srv_call: &MrxContext) -> bool {
-        self::srv_call(srv_call).is_ok_and(|s| s.client.is_dead())
+        self::srv_call(srv_call).is_ok_and(|s| s.client().is_dead())
+    }
+
+    fn srv_open_lost(&self, srv_open: &MrxContext) -> bool {
+        open(srv_open).is_ok_and(|o| o.tree().session().client().is_dead())
     }
 
     async fn finalize_srv_call(&self, srv_call: &MrxContext, _force: bool) {
         if let Ok(s) = self::srv_call(srv_call) {
-            s.client.shutdown().await;
+            s.client().shutdown().await;
         }
     }
 
@@ -241,13 +300,14 @@ impl MiniRedirector for SmbRdr {
                 .unwrap_or_default(),
         };
         let key = (who.user.to_lowercase(), who.domain.to_lowercase());
-        let unc = format!("\\\\{}\\{}", srv.client.server, params.share);
+        let client = srv.client();
+        let unc = format!("\\\\{}\\{}", client.server, params.share);
         let work = async {
             let session = {
                 let mut sessions = srv.sessions.lock().await;
                 match sessions.get_mut(&key) {
                     Some(slot) if !slot.session.is_logged_off() => {
-                        if slot.password != who.password {
+                        if slot.who.password != who.password {
                             return Err(RxError::status(
                                 NtStatus::STATUS_NETWORK_CREDENTIAL_CONFLICT,
                                 format!(
@@ -260,12 +320,12 @@ impl MiniRedirector for SmbRdr {
                         slot.session.clone()
                     }
                     _ => {
-                        let s = Session::setup(&srv.client, &who).await?;
+                        let s = Session::setup(&client, &who).await?;
                         sessions.insert(
                             key.clone(),
                             SessionSlot {
                                 session: s.clone(),
-                                password: who.password.clone(),
+                                who: who.clone(),
                                 trees: 1,
                             },
                         );
@@ -290,7 +350,11 @@ impl MiniRedirector for SmbRdr {
         };
         Ok(VNetRootCreated {
             net_root,
-            v_net_root: Arc::new(SmbVNetRoot { srv, tree, key }),
+            v_net_root: Arc::new(SmbVNetRoot {
+                srv,
+                tree: Mutex::new(tree),
+                key,
+            }),
         })
     }
 
@@ -300,11 +364,10 @@ impl MiniRedirector for SmbRdr {
 
     async fn finalize_v_net_root(&self, v_net_root: &MrxContext) {
         let Ok(v) = vnr(v_net_root) else { return };
-        if v.srv.client.is_dead() {
-            release_session(&v.srv, &v.key).await;
-            return;
+        let tree = v.tree();
+        if !tree.session().client().is_dead() {
+            let _ = tokio::time::timeout(Duration::from_secs(10), tree.disconnect()).await;
         }
-        let _ = tokio::time::timeout(Duration::from_secs(10), v.tree.disconnect()).await;
         release_session(&v.srv, &v.key).await;
     }
 
@@ -316,8 +379,9 @@ impl MiniRedirector for SmbRdr {
         ctx: &RxContext,
     ) -> RxResult<CreateResult> {
         let v = vnr(v_net_root)?;
+        let tree = self.live_tree(v, ctx).await?;
         let o = ctx
-            .run(&v.tree.unc_path(path), v.tree.create(path, params))
+            .run(&tree.unc_path(path), tree.create(path, params))
             .await?;
         Ok(CreateResult {
             info: o.info().clone(),
@@ -378,7 +442,8 @@ impl MiniRedirector for SmbRdr {
         ctx: &RxContext,
     ) -> RxResult<FileInfo> {
         let v = vnr(v_net_root)?;
-        ctx.run(path, v.tree.query_path_info(path)).await
+        let tree = self.live_tree(v, ctx).await?;
+        ctx.run(path, tree.query_path_info(path)).await
     }
 
     async fn delete_file(
@@ -388,7 +453,8 @@ impl MiniRedirector for SmbRdr {
         ctx: &RxContext,
     ) -> RxResult<()> {
         let v = vnr(v_net_root)?;
-        ctx.run(path, v.tree.delete_file(path)).await
+        let tree = self.live_tree(v, ctx).await?;
+        ctx.run(path, tree.delete_file(path)).await
     }
 
     async fn set_info(
@@ -446,7 +512,8 @@ impl MiniRedirector for SmbRdr {
 
     async fn query_volume(&self, v_net_root: &MrxContext, ctx: &RxContext) -> RxResult<VolumeInfo> {
         let v = vnr(v_net_root)?;
-        ctx.run(&v.tree.unc(), v.tree.query_volume()).await
+        let tree = self.live_tree(v, ctx).await?;
+        ctx.run(&tree.unc(), tree.query_volume()).await
     }
 }
 
@@ -468,7 +535,7 @@ async fn release_session(srv: &SmbSrvCall, key: &(String, String)) {
         }
     };
     if let Some(s) = gone
-        && !srv.client.is_dead()
+        && !s.client().is_dead()
     {
         let _ = tokio::time::timeout(Duration::from_secs(10), s.logoff()).await;
     }

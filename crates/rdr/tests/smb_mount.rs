@@ -615,11 +615,22 @@ impl PrivateSmbd {
             b = b.display()
         );
         std::fs::write(b.join("smb.conf"), conf).unwrap();
+        let (child, group) = PrivateSmbd::spawn(b, port);
+        PrivateSmbd {
+            dir,
+            port,
+            group,
+            child,
+        }
+    }
+
+    /// Starts smbd on `dir`'s config and waits until it listens on `port`.
+    fn spawn(dir: &Path, port: u16) -> (std::process::Child, KillGroup) {
         let mut c = Command::new("smbd");
         c.args(["--foreground", "--no-process-group", "-s"])
-            .arg(b.join("smb.conf"))
+            .arg(dir.join("smb.conf"))
             .arg("-l")
-            .arg(b.join("log"))
+            .arg(dir.join("log"))
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -634,12 +645,17 @@ impl PrivateSmbd {
             let _ = child.wait();
             panic!("the private smbd did not listen on {port}");
         }
-        PrivateSmbd {
-            dir,
-            port,
-            group,
-            child,
-        }
+        (child, group)
+    }
+
+    /// Kills the server (every process of it) and starts it again on the same port and data.
+    fn restart(&mut self) {
+        self.signal(libc::SIGCONT);
+        self.signal(libc::SIGKILL);
+        let _ = self.child.wait();
+        let (child, group) = PrivateSmbd::spawn(self.dir.path(), self.port);
+        self.child = child;
+        self.group = group;
     }
 
     fn signal(&self, sig: i32) {
@@ -1295,4 +1311,67 @@ fn smb_a_server_that_goes_away_shows_disconnected_and_io_fails_at_once() {
     );
     assert!(!is_mounted(&mp));
     assert_eq!(list_len(&env), 0);
+}
+
+#[test]
+fn smb_when_the_server_comes_back_new_opens_reconnect_and_old_handles_fail() {
+    let Some(smb) =
+        Smb::get("smb_when_the_server_comes_back_new_opens_reconnect_and_old_handles_fail")
+    else {
+        return;
+    };
+    let mut srv = PrivateSmbd::start(&smb);
+    let mut env = Env::new();
+    let remote = format!("//127.0.0.1:{}/data", srv.port);
+    let pw = password_file(&env, &smb.users[0].1, None);
+    let mp = env.dir.path().join("back-mnt");
+    let o = env.rdr(&[
+        "use",
+        mp.to_str().unwrap(),
+        &remote,
+        "--user",
+        &smb.users[0].0,
+        "--password-file",
+        pw.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}\n{}", stderr(&o), env.log());
+    env.mounts.push(mp.clone());
+    std::fs::write(mp.join("f.txt"), b"before").unwrap();
+    let mut holder = Holder::open(&mp.join("f.txt"));
+    assert_eq!(holder.read(), "data before");
+    let status = |env: &Env| {
+        let o = env.rdr(&["use", "--json"]);
+        let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+        v[0]["status"].as_str().unwrap_or_default().to_string()
+    };
+    // The server restarts: the connection is reset, then the server is back.
+    srv.restart();
+    assert!(
+        wait_until(Duration::from_secs(10), || status(&env) == "Disconnected"),
+        "status stayed {:?}",
+        status(&env)
+    );
+    // The handle opened before went with its connection: its cached pages are dropped (the
+    // lease is gone) and its reads fail.
+    let mut last = String::new();
+    assert!(
+        wait_until(Duration::from_secs(10), || {
+            last = holder.read();
+            last.starts_with("err")
+        }),
+        "the old handle still read: {last}\n{}",
+        env.log()
+    );
+    // New opens reconnect (a new connection, session and tree) and work.
+    assert_eq!(std::fs::read(mp.join("f.txt")).unwrap(), b"before");
+    std::fs::write(mp.join("g.txt"), b"after").unwrap();
+    assert_eq!(
+        std::fs::read(srv.dir.path().join("data/g.txt")).unwrap(),
+        b"after",
+        "written through the new connection"
+    );
+    assert_eq!(status(&env), "OK");
+    assert_eq!(holder.close(), "closed ok");
+    let o = env.rdr(&["use", mp.to_str().unwrap(), "--delete"]);
+    assert!(o.status.success(), "{}\n{}", stderr(&o), env.log());
 }

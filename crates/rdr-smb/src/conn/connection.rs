@@ -562,6 +562,14 @@ impl Connection {
         Ok(p)
     }
 
+    /// Resolves when the connection dies (or is dropped); holds no reference to it.
+    pub fn died(&self) -> impl std::future::Future<Output = ()> + Send + 'static {
+        let mut rx = self.inner.dead_tx.subscribe();
+        async move {
+            let _ = rx.wait_for(|d| *d).await;
+        }
+    }
+
     /// How many SMB2 ECHOs this connection has written, by the keepalive or [`Connection::echo`]
     /// (observability: proves the keepalive really reached the wire).
     pub fn echoes_sent(&self) -> u64 {
