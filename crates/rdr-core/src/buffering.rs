@@ -42,6 +42,9 @@ pub(crate) struct OutstandingOpens {
     in_flight: usize,
     seq: u64,
     missed: VecDeque<(u64, Vec<u8>, BufferingState)>,
+    /// The newest break that was forgotten for room: creates older than it take no caching
+    /// at all (they may have missed it).
+    forgot: u64,
 }
 
 impl OutstandingOpens {
@@ -56,6 +59,7 @@ impl OutstandingOpens {
         self.in_flight = self.in_flight.saturating_sub(1);
         if self.in_flight == 0 {
             self.missed.clear();
+            self.forgot = 0;
         }
     }
 
@@ -65,13 +69,18 @@ impl OutstandingOpens {
         }
         self.seq += 1;
         self.missed.push_back((self.seq, key.to_vec(), new));
-        if self.missed.len() > MAX_MISSED {
-            self.missed.pop_front();
+        if self.missed.len() > MAX_MISSED
+            && let Some((seq, _, _)) = self.missed.pop_front()
+        {
+            self.forgot = seq;
         }
     }
 
     /// `granted`, lowered by every break for `key` since `mark`.
     fn lowered(&self, mark: u64, key: &[u8], granted: BufferingState) -> BufferingState {
+        if self.forgot > mark {
+            return BufferingState::default();
+        }
         self.missed
             .iter()
             .filter(|(seq, k, _)| *seq > mark && k.as_slice() == key)

@@ -128,8 +128,9 @@ struct Inner {
     dirs: DirCache,
     /// The session's notifier, once the session exists (drops kernel caches).
     notifier: std::sync::OnceLock<fuser::Notifier>,
-    /// Inodes with a page drop queued (see [`Inner::drop_pages_after_read`]).
-    dropping: Mutex<std::collections::HashSet<u64>>,
+    /// Inodes with a page drop queued, and the byte range to drop (see
+    /// [`Inner::drop_pages_after_read`]).
+    dropping: Mutex<HashMap<u64, (u64, u64)>>,
 }
 
 /// The `fuser::Filesystem` of one connection.
@@ -373,20 +374,31 @@ impl Inner {
     }
 
     /// An open in page-cache mode lost read caching (a break): no break will tell of the
-    /// next change by another client, so what the kernel just cached is dropped again after
-    /// every read, from a blocking thread once the reply is out (caching-design §5.5, risk 2).
-    /// At most one drop per inode is queued.
-    fn drop_pages_after_read(self: &Arc<Self>, ino: u64) {
+    /// next change by another client, so the pages a read just brought in are dropped again,
+    /// from a blocking thread once the reply is out (caching-design §5.5, risk 2). Only the
+    /// range read (reads queued meanwhile widen it); one drop per inode is queued at a time.
+    fn drop_pages_after_read(self: &Arc<Self>, ino: u64, offset: u64, len: u64) {
         let Some(n) = self.notifier.get().cloned() else {
             return;
         };
-        if !self.dropping.lock().insert(ino) {
-            return;
+        let end = offset.saturating_add(len);
+        {
+            let mut q = self.dropping.lock();
+            if let Some(r) = q.get_mut(&ino) {
+                r.0 = r.0.min(offset);
+                r.1 = r.1.max(end);
+                return;
+            }
+            q.insert(ino, (offset, end));
         }
         let inner = self.clone();
         self.rt.spawn_blocking(move || {
-            inner.dropping.lock().remove(&ino);
-            let _ = n.inval_inode(INodeNo(ino), 0, 0);
+            let Some((start, end)) = inner.dropping.lock().remove(&ino) else {
+                return;
+            };
+            let len = i64::try_from(end.saturating_sub(start)).unwrap_or(i64::MAX);
+            let start = i64::try_from(start).unwrap_or(i64::MAX);
+            let _ = n.inval_inode(INodeNo(ino), start, len);
         });
     }
 
@@ -399,10 +411,12 @@ impl Inner {
 
     /// A handle's writes are done (flush or release): tell the other mounts once.
     fn written(&self, h: &Handle) {
-        if h.changed.swap(false, Ordering::Relaxed)
-            && let Some(p) = self.inodes.lock().path(h.ino)
-        {
-            self.changed(vec![Change::Data(p)]);
+        if h.changed.swap(false, Ordering::Relaxed) {
+            // The path first: the listener is not called under the inode table's lock.
+            let path = self.inodes.lock().path(h.ino);
+            if let Some(p) = path {
+                self.changed(vec![Change::Data(p)]);
+            }
         }
     }
 
@@ -1209,7 +1223,7 @@ impl Filesystem for RdrFs {
                 Ok((d, h)) => {
                     reply.data(&d);
                     if h.page_cache && !h.fobx.buffering().read_caching {
-                        inner.drop_pages_after_read(h.ino);
+                        inner.drop_pages_after_read(h.ino, offset, d.len() as u64);
                     }
                 }
                 Err(e) => reply.error(e),
@@ -1249,8 +1263,14 @@ impl Filesystem for RdrFs {
                     done += n;
                 }
                 h.wrote.store(true, Ordering::Relaxed);
-                h.changed.store(true, Ordering::Relaxed);
                 inner.cached.lock().remove(&h.ino);
+                // Other mounts of the share drop what they cached of it now (§5.10), and
+                // again when this handle is flushed.
+                h.changed.store(true, Ordering::Relaxed);
+                let path = inner.inodes.lock().path(h.ino);
+                if let Some(p) = path {
+                    inner.changed(vec![Change::Data(p)]);
+                }
                 Ok::<_, Errno>(done as u32)
             }
             .await;

@@ -193,6 +193,23 @@ impl SmbRdr {
         Ok(client)
     }
 
+    /// The server's connection, made again first when it died (one reconnect at a time; the
+    /// views and sessions of the old one follow when they are next used).
+    async fn live_client(&self, srv: &SmbSrvCall) -> RxResult<Arc<SmbClient>> {
+        let client = srv.client();
+        if !client.is_dead() {
+            return Ok(client);
+        }
+        let _one = srv.reconnecting.lock().await;
+        let client = srv.client();
+        if !client.is_dead() {
+            return Ok(client); // another task reconnected meanwhile
+        }
+        let client = self.connect(&srv.server, srv.port).await?;
+        *srv.client.lock() = client.clone();
+        Ok(client)
+    }
+
     /// The view's tree, reconnected first when its connection died: a new connection (one
     /// per server, shared by its views), the identity's session set up again, the tree
     /// connected again. Fails as a new connection would (refused, logon failure) when the
@@ -205,12 +222,7 @@ impl SmbRdr {
         let unc = tree.unc();
         let work = async {
             let srv = &v.srv;
-            let _one = srv.reconnecting.lock().await;
-            let mut client = srv.client();
-            if client.is_dead() {
-                client = self.connect(&srv.server, srv.port).await?;
-                *srv.client.lock() = client.clone();
-            }
+            let client = self.live_client(srv).await?;
             let session = {
                 let mut sessions = srv.sessions.lock().await;
                 let slot = sessions.get_mut(&v.key).ok_or_else(|| {
@@ -300,9 +312,10 @@ impl MiniRedirector for SmbRdr {
                 .unwrap_or_default(),
         };
         let key = (who.user.to_lowercase(), who.domain.to_lowercase());
-        let client = srv.client();
-        let unc = format!("\\\\{}\\{}", client.server, params.share);
+        let unc = format!("\\\\{}\\{}", srv.server, params.share);
         let work = async {
+            // A connection that died while this SrvCall lingered is made again first.
+            let client = self.live_client(&srv).await?;
             let session = {
                 let mut sessions = srv.sessions.lock().await;
                 match sessions.get_mut(&key) {
@@ -315,6 +328,10 @@ impl MiniRedirector for SmbRdr {
                                     who.user
                                 ),
                             ));
+                        }
+                        if !Arc::ptr_eq(slot.session.client(), &client) {
+                            // The identity's session went with the old connection.
+                            slot.session = Session::setup(&client, &slot.who).await?;
                         }
                         slot.trees += 1;
                         slot.session.clone()

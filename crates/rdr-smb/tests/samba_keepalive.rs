@@ -21,8 +21,9 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::{TcpListener, TcpStream};
 
-const INTERVAL: Duration = Duration::from_millis(300);
-const TIMEOUT: Duration = Duration::from_millis(700);
+// Long enough that a loaded CI machine answers an ECHO in time; short enough for a test.
+const INTERVAL: Duration = Duration::from_secs(1);
+const TIMEOUT: Duration = Duration::from_secs(3);
 
 /// A TCP proxy on 127.0.0.1 (ephemeral port) in front of the fixture.
 struct Proxy {

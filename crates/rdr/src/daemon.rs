@@ -80,6 +80,25 @@ pub struct Daemon {
     next_id: AtomicU64,
     rt: tokio::runtime::Handle,
     attr_ttl: Duration,
+    /// One thread drops other mounts' caches after a change through a mount, in order; a
+    /// mount stuck on a dead server delays the queue, it does not pile up threads.
+    invalidator: std::sync::mpsc::Sender<Box<dyn FnOnce() + Send>>,
+}
+
+/// The thread behind [`Daemon::invalidator`]; it ends with the daemon (the sender dropped).
+fn start_invalidator() -> std::sync::mpsc::Sender<Box<dyn FnOnce() + Send>> {
+    let (tx, rx) = std::sync::mpsc::channel::<Box<dyn FnOnce() + Send>>();
+    let spawned = std::thread::Builder::new()
+        .name("rdr-invalidate".into())
+        .spawn(move || {
+            while let Ok(job) = rx.recv() {
+                job();
+            }
+        });
+    if let Err(e) = spawned {
+        eprintln!("rdr: cannot start the invalidation thread: {e}");
+    }
+    tx
 }
 
 fn status_name(s: NtStatus) -> String {
@@ -158,6 +177,7 @@ async fn async_main() -> i32 {
         next_id: AtomicU64::new(1),
         rt: tokio::runtime::Handle::current(),
         attr_ttl,
+        invalidator: start_invalidator(),
     });
     // A break that takes read caching away drops those files' kernel pages on every mount
     // (a path unknown to a mount, or a local mount, costs nothing).
@@ -612,20 +632,45 @@ impl Daemon {
     fn change_hook(self: &Arc<Self>, id: u64, share_key: &str) -> ChangeHook {
         let w = Arc::downgrade(self);
         let key = share_key.to_string();
-        let rt = self.rt.clone();
+        // Data changes already queued for the other mounts (written on every write: one
+        // queued invalidation per path covers the writes until it runs).
+        let pending: Arc<parking_lot::Mutex<std::collections::HashSet<String>>> = Arc::default();
         ChangeHook(Arc::new(move |changes: Vec<Change>| {
             let Some(d) = w.upgrade() else { return };
-            let mut others: Vec<Arc<Conn>> = d.conns.lock().clone();
-            others.extend(d.detached.lock().iter().cloned());
-            others.retain(|c| c.id != id && c.share_key == key);
+            let is_other = |c: &&Arc<Conn>| c.id != id && c.share_key == key;
+            let mut others: Vec<Arc<Conn>> =
+                d.conns.lock().iter().filter(is_other).cloned().collect();
+            others.extend(d.detached.lock().iter().filter(is_other).cloned());
             if others.is_empty() {
                 return;
             }
-            rt.spawn_blocking(move || {
+            let changes: Vec<Change> = {
+                let mut p = pending.lock();
+                changes
+                    .into_iter()
+                    .filter(|c| match c {
+                        Change::Data(path) => p.insert(path.clone()),
+                        Change::Name(_) => true,
+                    })
+                    .collect()
+            };
+            if changes.is_empty() {
+                return;
+            }
+            let pending = pending.clone();
+            let _ = d.invalidator.send(Box::new(move || {
+                {
+                    let mut p = pending.lock();
+                    for c in &changes {
+                        if let Change::Data(path) = c {
+                            p.remove(path);
+                        }
+                    }
+                }
                 for c in others {
                     c.mount.changed_elsewhere(&changes);
                 }
-            });
+            }));
         }))
     }
 

@@ -611,7 +611,8 @@ impl PrivateSmbd {
              lock directory = {b}/lock\n state directory = {b}/state\n cache directory = {b}/cache\n \
              pid directory = {b}/pid\n ncalrpc dir = {b}/ncalrpc\n log file = {b}/log/log.%m\n \
              load printers = no\n printing = bsd\n printcap name = /dev/null\n disable spoolss = yes\n \
-             server min protocol = SMB2_02\n[data]\n path = {b}/data\n read only = no\n",
+             server min protocol = SMB2_02\n[data]\n path = {b}/data\n read only = no\n\
+             [data2]\n path = {b}/data\n read only = no\n",
             b = b.display()
         );
         std::fs::write(b.join("smb.conf"), conf).unwrap();
@@ -1175,7 +1176,8 @@ fn smb_a_change_through_one_users_mount_shows_at_once_through_the_others() {
     let (fa, fb) = (mps[0].join(&name), mps[1].join(&name));
     let o = sh_as(a, ag, &format!("printf version-1 > '{}'", fa.display()));
     assert!(o.status.success(), "{}", stderr(&o));
-    // b reads it: b's pages, attributes and listing now hold version 1.
+    // b reads it: b's pages, attributes and listing now hold version 1; an open handle of
+    // b's mount keeps reading through those pages.
     let o = sh_as(
         b,
         bg,
@@ -1186,7 +1188,9 @@ fn smb_a_change_through_one_users_mount_shows_at_once_through_the_others() {
         ),
     );
     assert_eq!(stdout(&o), "version-1", "{}", stderr(&o));
-    // a rewrites it (same size) and makes a new file; b sees both at once.
+    let mut held = Holder::open_readonly(&fb);
+    assert_eq!(held.read(), "data version-1");
+    // a rewrites it (same size) and makes a new file; b sees both.
     let o = sh_as(
         a,
         ag,
@@ -1197,6 +1201,14 @@ fn smb_a_change_through_one_users_mount_shows_at_once_through_the_others() {
         ),
     );
     assert!(o.status.success(), "{}", stderr(&o));
+    let mut last = String::new();
+    assert!(
+        wait_until(Duration::from_secs(10), || {
+            last = held.read();
+            last == "data version-2"
+        }),
+        "b's open handle kept reading {last:?}"
+    );
     let o = sh_as(
         b,
         bg,
@@ -1207,6 +1219,7 @@ fn smb_a_change_through_one_users_mount_shows_at_once_through_the_others() {
         ),
     );
     assert_eq!(stdout(&o), "version-2\nnew", "{}", stderr(&o));
+    assert_eq!(held.close(), "closed ok");
     // a removes the new file; b no longer finds it.
     let o = sh_as(a, ag, &format!("rm '{}'", mps[0].join(&made).display()));
     assert!(o.status.success(), "{}", stderr(&o));
@@ -1362,7 +1375,21 @@ fn smb_when_the_server_comes_back_new_opens_reconnect_and_old_handles_fail() {
         "the old handle still read: {last}\n{}",
         env.log()
     );
-    // New opens reconnect (a new connection, session and tree) and work.
+    // A new view of the same server (another share) made now reconnects the transport.
+    let mp2 = env.dir.path().join("back2-mnt");
+    let o = env.rdr(&[
+        "use",
+        mp2.to_str().unwrap(),
+        &format!("//127.0.0.1:{}/data2", srv.port),
+        "--user",
+        &smb.users[0].0,
+        "--password-file",
+        pw.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}\n{}", stderr(&o), env.log());
+    env.mounts.push(mp2.clone());
+    assert_eq!(std::fs::read(mp2.join("f.txt")).unwrap(), b"before");
+    // New opens of the old view reconnect it too (its session and tree) and work.
     assert_eq!(std::fs::read(mp.join("f.txt")).unwrap(), b"before");
     std::fs::write(mp.join("g.txt"), b"after").unwrap();
     assert_eq!(

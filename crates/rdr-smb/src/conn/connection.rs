@@ -725,6 +725,14 @@ impl Connection {
         let mut receivers = Vec::with_capacity(ids.len());
         {
             let mut st = self.inner.state.lock();
+            // Died since the credits were taken: `die` already failed every waiter, and a
+            // waiter added now would never hear anything.
+            if let Some(e) = st.dead.clone() {
+                for _ in 0..ids.len() {
+                    st.credits.abandoned();
+                }
+                return Err(e);
+            }
             for ((r, &mid), &charge) in ranges.iter().zip(&ids).zip(&charges) {
                 let req = st.credits.credit_request(charge);
                 // A vectored WRITE's range is empty (start..start): the header is at start.
@@ -840,6 +848,10 @@ impl Connection {
 
     async fn write_frame(&self, buf: BytesMut, payload: Option<Bytes>) -> RxResult<()> {
         let mut w = self.inner.writer.lock().await;
+        if let Some(e) = self.dead() {
+            *w = None;
+            return Err(e);
+        }
         let Some(wr) = w.as_mut() else {
             return Err(self
                 .dead()
@@ -865,11 +877,12 @@ impl Connection {
             }
         };
         let res = tokio::select! {
-            r = write => r,
+            biased;
             () = died => {
                 *w = None;
                 return Err(self.dead().unwrap_or_else(|| closed("connection shut down")));
             }
+            r = write => r,
         };
         if let Err(e) = res {
             let err = io_error(&format!("send to {}", self.inner.peer), &e);
@@ -1132,14 +1145,19 @@ async fn keepalive_loop(weak: WeakConnection, interval: Duration, timeout: Durat
             {
                 sending = Some(Box::pin(async move { conn.submit_echo().await }));
             }
+            // Huge settings must not overflow the clock: wake up a day later at most.
+            let at = |base: Instant, d: Duration| {
+                base.checked_add(d)
+                    .unwrap_or_else(|| now + Duration::from_secs(86_400))
+            };
             if silent < interval {
-                last + interval
+                at(last, interval)
             } else if expecting(outstanding, &sending, &echo) {
-                last + limit
+                at(last, limit)
             } else {
                 // No ECHO could go out (not negotiated yet, or sending failed): look again
                 // an interval later.
-                now + interval
+                at(now, interval)
             }
         };
         let send_done = async {
@@ -1162,7 +1180,8 @@ async fn keepalive_loop(weak: WeakConnection, interval: Duration, timeout: Durat
                 sending = None;
                 echo = r.ok();
                 if echo.is_none() {
-                    retry_at = Instant::now() + interval;
+                    let now = Instant::now();
+                    retry_at = now.checked_add(interval).unwrap_or(now);
                 }
             }
             () = echo_done => echo = None,

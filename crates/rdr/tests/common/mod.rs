@@ -285,10 +285,20 @@ pub struct Holder {
 
 impl Holder {
     pub fn open(path: &Path) -> Holder {
+        Holder::spawn(path, false)
+    }
+
+    /// A holder with the file open read-only.
+    pub fn open_readonly(path: &Path) -> Holder {
+        Holder::spawn(path, true)
+    }
+
+    fn spawn(path: &Path, readonly: bool) -> Holder {
         let exe = std::env::current_exe().unwrap();
         let mut child = Command::new(exe)
             .args(["--exact", "holder_main", "--nocapture", "--test-threads=1"])
             .env("RDR_HOLDER_FILE", path)
+            .env("RDR_HOLDER_READONLY", if readonly { "1" } else { "0" })
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
@@ -390,9 +400,10 @@ pub fn holder_body() {
         println!("HOLDER {s}");
         let _ = std::io::stdout().flush();
     };
+    let readonly = std::env::var("RDR_HOLDER_READONLY").is_ok_and(|v| v == "1");
     let mut f = match std::fs::OpenOptions::new()
         .read(true)
-        .write(true)
+        .write(!readonly)
         .open(&path)
     {
         Ok(f) => {
