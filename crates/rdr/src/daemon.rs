@@ -628,7 +628,8 @@ impl Daemon {
     /// What connection `id` tells of the changes made through its mount: the other mounts of
     /// the same share (other users' views, or a detached one still serving) drop what they
     /// cached of those paths. The server never breaks between two views of one client
-    /// (caching-design §5.10); the invalidation runs on a blocking thread, after the reply.
+    /// (caching-design §5.10); the invalidation runs on the daemon's invalidation thread,
+    /// after the reply.
     fn change_hook(self: &Arc<Self>, id: u64, share_key: &str) -> ChangeHook {
         let w = Arc::downgrade(self);
         let key = share_key.to_string();
