@@ -1273,6 +1273,28 @@ fn smb_signing_required_signs_every_session_and_files_round_trip() {
     );
 }
 
+/// `rdr use MP REMOTE --user USER --password-file PW`, asserting success.
+fn use_remote(env: &mut Env, mp: &Path, remote: &str, user: &str, pw: &Path) {
+    let o = env.rdr(&[
+        "use",
+        mp.to_str().unwrap(),
+        remote,
+        "--user",
+        user,
+        "--password-file",
+        pw.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}\n{}", stderr(&o), env.log());
+    env.mounts.push(mp.to_path_buf());
+}
+
+/// The Status column of the first connection `rdr use --json` lists.
+fn first_status(env: &Env) -> String {
+    let o = env.rdr(&["use", "--json"]);
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    v[0]["status"].as_str().unwrap_or_default().to_string()
+}
+
 #[test]
 fn smb_a_server_that_goes_away_shows_disconnected_and_io_fails_at_once() {
     let Some(smb) = Smb::get("smb_a_server_that_goes_away_shows_disconnected_and_io_fails_at_once")
@@ -1284,30 +1306,16 @@ fn smb_a_server_that_goes_away_shows_disconnected_and_io_fails_at_once() {
     let remote = format!("//127.0.0.1:{}/data", srv.port);
     let pw = password_file(&env, &smb.users[0].1, None);
     let mp = env.dir.path().join("gone-mnt");
-    let o = env.rdr(&[
-        "use",
-        mp.to_str().unwrap(),
-        &remote,
-        "--user",
-        &smb.users[0].0,
-        "--password-file",
-        pw.to_str().unwrap(),
-    ]);
-    assert!(o.status.success(), "{}\n{}", stderr(&o), env.log());
-    env.mounts.push(mp.clone());
+    use_remote(&mut env, &mp, &remote, &smb.users[0].0, &pw);
     std::fs::write(mp.join("f.txt"), b"data").unwrap();
-    let status = |env: &Env| {
-        let o = env.rdr(&["use", "--json"]);
-        let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
-        v[0]["status"].as_str().unwrap_or_default().to_string()
-    };
-    assert_eq!(status(&env), "OK");
+    assert_eq!(first_status(&env), "OK");
     // The server goes away (every smbd of it killed: the connection is reset).
     srv.signal(libc::SIGKILL);
     assert!(
-        wait_until(Duration::from_secs(10), || status(&env) == "Disconnected"),
+        wait_until(Duration::from_secs(10), || first_status(&env)
+            == "Disconnected"),
         "status stayed {:?}",
-        status(&env)
+        first_status(&env)
     );
     // I/O fails (bounded: it must not hang), and the connection can be deleted.
     let o = sh(
@@ -1338,31 +1346,17 @@ fn smb_when_the_server_comes_back_new_opens_reconnect_and_old_handles_fail() {
     let remote = format!("//127.0.0.1:{}/data", srv.port);
     let pw = password_file(&env, &smb.users[0].1, None);
     let mp = env.dir.path().join("back-mnt");
-    let o = env.rdr(&[
-        "use",
-        mp.to_str().unwrap(),
-        &remote,
-        "--user",
-        &smb.users[0].0,
-        "--password-file",
-        pw.to_str().unwrap(),
-    ]);
-    assert!(o.status.success(), "{}\n{}", stderr(&o), env.log());
-    env.mounts.push(mp.clone());
+    use_remote(&mut env, &mp, &remote, &smb.users[0].0, &pw);
     std::fs::write(mp.join("f.txt"), b"before").unwrap();
     let mut holder = Holder::open(&mp.join("f.txt"));
     assert_eq!(holder.read(), "data before");
-    let status = |env: &Env| {
-        let o = env.rdr(&["use", "--json"]);
-        let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
-        v[0]["status"].as_str().unwrap_or_default().to_string()
-    };
     // The server restarts: the connection is reset, then the server is back.
     srv.restart();
     assert!(
-        wait_until(Duration::from_secs(10), || status(&env) == "Disconnected"),
+        wait_until(Duration::from_secs(10), || first_status(&env)
+            == "Disconnected"),
         "status stayed {:?}",
-        status(&env)
+        first_status(&env)
     );
     // The handle opened before went with its connection: its cached pages are dropped (the
     // lease is gone) and its reads fail.
@@ -1377,17 +1371,13 @@ fn smb_when_the_server_comes_back_new_opens_reconnect_and_old_handles_fail() {
     );
     // A new view of the same server (another share) made now reconnects the transport.
     let mp2 = env.dir.path().join("back2-mnt");
-    let o = env.rdr(&[
-        "use",
-        mp2.to_str().unwrap(),
+    use_remote(
+        &mut env,
+        &mp2,
         &format!("//127.0.0.1:{}/data2", srv.port),
-        "--user",
         &smb.users[0].0,
-        "--password-file",
-        pw.to_str().unwrap(),
-    ]);
-    assert!(o.status.success(), "{}\n{}", stderr(&o), env.log());
-    env.mounts.push(mp2.clone());
+        &pw,
+    );
     assert_eq!(std::fs::read(mp2.join("f.txt")).unwrap(), b"before");
     // New opens of the old view reconnect it too (its session and tree) and work.
     assert_eq!(std::fs::read(mp.join("f.txt")).unwrap(), b"before");
@@ -1397,7 +1387,7 @@ fn smb_when_the_server_comes_back_new_opens_reconnect_and_old_handles_fail() {
         b"after",
         "written through the new connection"
     );
-    assert_eq!(status(&env), "OK");
+    assert_eq!(first_status(&env), "OK");
     assert_eq!(holder.close(), "closed ok");
     let o = env.rdr(&["use", mp.to_str().unwrap(), "--delete"]);
     assert!(o.status.success(), "{}\n{}", stderr(&o), env.log());
