@@ -414,10 +414,17 @@ pub trait MiniRedirector: Send + Sync + 'static {
         Duration::from_secs(60)
     }
 
-    /// Whether the SrvCall's transport is gone (the server closed it, or stopped answering):
-    /// its views show as disconnected. `false` when the mini-redirector cannot tell.
-    fn transport_lost(&self, _srv_call: &MrxContext) -> bool {
+    /// Whether the view's transport is gone (the server closed it, or stopped answering) and
+    /// the view was not reconnected since: it shows as disconnected. `false` when the
+    /// mini-redirector cannot tell.
+    fn transport_lost(&self, _v_net_root: &MrxContext) -> bool {
         false
+    }
+
+    /// Make the view usable again after its transport died (reconnect, set the session up,
+    /// connect the tree). Called in the background; the default has nothing to do.
+    async fn reconnect(&self, _v_net_root: &MrxContext, _ctx: &RxContext) -> RxResult<()> {
+        Ok(())
     }
 
     /// Whether this server open went with a transport that died (a reconnect does not bring

@@ -196,12 +196,22 @@ impl Rdbss {
         &self.inner.config
     }
 
-    /// Whether the transport under `v` is gone (the mini-redirector says its connection to
-    /// the server died): the `net use` status "Disconnected".
+    /// Reconnect the view `v` if its transport is gone (no-op otherwise): the next request
+    /// would do it anyway; doing it in the background lets the status recover by itself.
+    pub async fn reconnect(&self, v: &VNetRoot, ctx: &RxContext) -> RxResult<()> {
+        if !self.transport_lost(v) {
+            return Ok(());
+        }
+        match v.context() {
+            Some(c) => self.inner.minirdr.reconnect(&c, ctx).await,
+            None => Ok(()),
+        }
+    }
+
+    /// Whether the transport under `v` is gone (the mini-redirector says the view's
+    /// connection to the server died): the `net use` status "Disconnected".
     pub fn transport_lost(&self, v: &VNetRoot) -> bool {
-        v.net_root()
-            .srv_call()
-            .context()
+        v.context()
             .is_some_and(|c| self.inner.minirdr.transport_lost(&c))
     }
 

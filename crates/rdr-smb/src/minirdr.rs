@@ -279,8 +279,13 @@ impl MiniRedirector for SmbRdr {
         }))
     }
 
-    fn transport_lost(&self, srv_call: &MrxContext) -> bool {
-        self::srv_call(srv_call).is_ok_and(|s| s.client().is_dead())
+    fn transport_lost(&self, v_net_root: &MrxContext) -> bool {
+        vnr(v_net_root).is_ok_and(|v| v.tree().session().client().is_dead())
+    }
+
+    async fn reconnect(&self, v_net_root: &MrxContext, ctx: &RxContext) -> RxResult<()> {
+        let v = vnr(v_net_root)?;
+        self.live_tree(v, ctx).await.map(|_| ())
     }
 
     fn srv_open_lost(&self, srv_open: &MrxContext) -> bool {

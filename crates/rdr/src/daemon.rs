@@ -101,6 +101,9 @@ fn start_invalidator() -> std::sync::mpsc::Sender<Box<dyn FnOnce() + Send>> {
     tx
 }
 
+/// How often connections whose server went away try to reconnect in the background.
+const RECONNECT_EVERY: Duration = Duration::from_secs(5);
+
 fn status_name(s: NtStatus) -> String {
     s.name()
         .map(str::to_string)
@@ -198,6 +201,7 @@ async fn async_main() -> i32 {
     let _ = tokio::task::spawn_blocking(move || repair_stale_mounts(&st)).await;
     d.start_guard();
     d.restore_persistent().await;
+    d.start_reconnector();
     eprintln!(
         "rdr: daemon {} listening on {}",
         std::process::id(),
@@ -272,6 +276,33 @@ fn access_ok_dir_for(uid: u32, dir: &Path) -> Result<(), String> {
 }
 
 impl Daemon {
+    /// Every few seconds, reconnect the connections whose server went away, so that their
+    /// status recovers (Disconnected → OK) when the server is back, without waiting for a use.
+    /// A server still away refuses at once; each attempt is bounded.
+    fn start_reconnector(self: &Arc<Self>) {
+        let w = Arc::downgrade(self);
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(RECONNECT_EVERY);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tick.tick().await;
+                let Some(d) = w.upgrade() else { return };
+                let lost: Vec<Arc<Conn>> = d
+                    .conns
+                    .lock()
+                    .iter()
+                    .filter(|c| !c.v.is_finalized() && c.rdbss.transport_lost(&c.v))
+                    .cloned()
+                    .collect();
+                drop(d);
+                for c in lost {
+                    let ctx = RxContext::new().with_timeout(RECONNECT_EVERY);
+                    let _ = c.rdbss.reconnect(&c.v, &ctx).await;
+                }
+            }
+        });
+    }
+
     fn start_guard(&self) {
         let exe = match std::env::current_exe() {
             Ok(e) => e,
