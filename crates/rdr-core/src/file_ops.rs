@@ -306,7 +306,14 @@ impl Inner {
     /// Start a background write of `data` (already counted dirty as `id`).
     fn spawn_write(self: &Arc<Self>, so: &Arc<SrvOpen>, id: u64, offset: u64, data: Bytes) {
         let (inner, so) = (self.clone(), so.clone());
-        tokio::spawn(async move {
+        let Ok(rt) = tokio::runtime::Handle::try_current() else {
+            // Not on a runtime: hold it; the open's next write, flush or close sends it.
+            so.write_behind.lock().fail(id, offset, data);
+            so.write_done.notify_waiters();
+            return;
+        };
+        // Sent from here, before the write is answered (no wait for a worker to wake).
+        crate::task::spawn_polled(&rt, async move {
             let ctx = so.background.clone();
             let r = write_all(&*inner.minirdr, &so, offset, data, &ctx).await;
             {

@@ -46,6 +46,7 @@ pub(crate) mod scavenger;
 pub mod srv_call;
 pub mod srv_open;
 pub mod status;
+pub mod task;
 pub mod v_net_root;
 pub(crate) mod write_behind;
 

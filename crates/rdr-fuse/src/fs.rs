@@ -295,18 +295,7 @@ impl RdrFs {
     where
         F: Future<Output = ()> + Send + 'static,
     {
-        let mut fut = Box::pin(fut);
-        let _rt = self.inner.rt.enter();
-        // Polled once with a no-op waker: whatever it waits on is registered again, with the
-        // task's waker, by the task's first poll.
-        let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
-        // A panic stays in this request (its reply, dropped, answers EIO), as it would in a
-        // task, instead of ending the FUSE reader thread.
-        let polled =
-            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| fut.as_mut().poll(&mut cx)));
-        if matches!(polled, Ok(std::task::Poll::Pending)) {
-            self.inner.rt.spawn(fut);
-        }
+        rdr_core::task::spawn_polled(&self.inner.rt, fut);
     }
 }
 
