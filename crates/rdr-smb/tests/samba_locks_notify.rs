@@ -87,7 +87,10 @@ async fn lock_of_user1_blocks_user2_until_unlocked() {
         let wctx = RxContext::new();
         let waiter = {
             let wctx = wctx.clone();
-            async move { f2.lock(conflict, true, &wctx).await.map(|_| f2) }
+            async move {
+                let res = f2.lock(conflict, true, &wctx).await;
+                (res, f2)
+            }
         };
         let h = tokio::spawn(waiter);
         tokio::time::sleep(Duration::from_millis(300)).await;
@@ -96,8 +99,11 @@ async fn lock_of_user1_blocks_user2_until_unlocked() {
             "the waiting lock is pending while user 1 holds the range"
         );
         wctx.cancel();
-        let e = h.await.unwrap().unwrap_err();
+        let (res, cancelled) = h.await.unwrap();
+        let e = res.unwrap_err();
         assert_eq!(e.nt_status(), NtStatus::STATUS_CANCELLED, "{e}");
+        // Closed, so that the delete-on-close at the end removes the file.
+        cancelled.close().await.unwrap();
 
         // Waiting again, then user 1 unlocks: user 2's lock goes through.
         let f2 = t2
@@ -124,6 +130,10 @@ async fn lock_of_user1_blocks_user2_until_unlocked() {
         f2.close().await.unwrap();
         f1.set_info(&SetInfo::Disposition(true)).await.unwrap();
         f1.close().await.unwrap();
+        assert!(
+            !std::path::Path::new(&format!("{}/data/{name}", env.samba_dir)).exists(),
+            "the last close deleted the file"
+        );
     })
     .await;
 }
