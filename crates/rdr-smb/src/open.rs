@@ -560,6 +560,10 @@ impl Open {
     }
 
     /// The next batch of entries of this directory ("." and ".." left out); empty when done.
+    /// Asks for FileDirectoryInformation: names, sizes, times and attributes are all a listing
+    /// serves, and Samba answers it a third faster than FileIdBothDirectoryInformation (2,000
+    /// entries: 27 vs 42 ms of smbd's time), which matters for the re-listings that answer
+    /// lookups of missing names. `FileInfo::file_id` is 0 for listed entries.
     pub async fn query_directory(
         &self,
         pattern: Option<&str>,
@@ -570,7 +574,7 @@ impl Open {
         let mut restart = restart;
         loop {
             let req = QueryDirectoryRequest {
-                info_class: FileInfoClass::FileIdBothDirectoryInformation,
+                info_class: FileInfoClass::FileDirectoryInformation,
                 flags: if restart {
                     QueryDirectoryFlags::RESTART_SCANS
                 } else {
@@ -588,31 +592,28 @@ impl Open {
             }
             check(&m, || self.what("QUERY_DIRECTORY"))?;
             let out = m.body::<QueryDirectoryResponse>()?.output;
-            let raw = proto::parse_id_both_directory_information(&out)?;
+            let raw = proto::parse_directory_information(&out)?;
             if raw.is_empty() {
                 return Ok(Vec::new());
             }
             let v: Vec<DirEntry> = raw
                 .into_iter()
-                .filter(|e| e.info.name != "." && e.info.name != "..")
-                .map(|e| {
-                    let i = &e.info;
-                    DirEntry {
-                        name: i.name.clone(),
-                        info: FileInfo {
-                            is_dir: i.file_attributes.contains(FileAttributes::DIRECTORY),
-                            size: i.end_of_file,
-                            allocation_size: i.allocation_size,
-                            created: time(i.creation_time),
-                            accessed: time(i.last_access_time),
-                            modified: time(i.last_write_time),
-                            changed: time(i.change_time),
-                            attributes: i.file_attributes.bits(),
-                            file_id: e.file_id,
-                            nlink: 1,
-                            mode: None,
-                        },
-                    }
+                .filter(|i| i.name != "." && i.name != "..")
+                .map(|i| DirEntry {
+                    name: i.name.clone(),
+                    info: FileInfo {
+                        is_dir: i.file_attributes.contains(FileAttributes::DIRECTORY),
+                        size: i.end_of_file,
+                        allocation_size: i.allocation_size,
+                        created: time(i.creation_time),
+                        accessed: time(i.last_access_time),
+                        modified: time(i.last_write_time),
+                        changed: time(i.change_time),
+                        attributes: i.file_attributes.bits(),
+                        file_id: 0,
+                        nlink: 1,
+                        mode: None,
+                    },
                 })
                 .collect();
             if !v.is_empty() {
