@@ -50,8 +50,9 @@ cleanup() {
   for m in "${MOUNTS[@]}"; do mountpoint -q "$m" && { fusermount3 -u "$m" 2>/dev/null || umount -l "$m" 2>/dev/null || true; }; done
   for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
   [ -n "${RDR_PID:-}" ] && kill "$RDR_PID" 2>/dev/null || true
-  [ -n "$SHARE_TMPFS" ] && { umount "$SHARE_TMPFS" 2>/dev/null || umount -l "$SHARE_TMPFS" 2>/dev/null || true; }
   [ "$STARTED_SAMBA" = 1 ] && scripts/samba-fixture.sh stop >/dev/null 2>&1 || true
+  # After smbd (whose connection processes may still have the share as working directory).
+  [ -n "$SHARE_TMPFS" ] && { umount "$SHARE_TMPFS" 2>/dev/null || umount -l "$SHARE_TMPFS" 2>/dev/null || true; }
   rm -rf "$W"
 }
 trap cleanup EXIT
@@ -160,7 +161,7 @@ for rep in $(seq 1 "$REPS"); do
 done
 
 mbps() { python3 -c "import sys; print(f'{int(sys.argv[1])/float(sys.argv[2]):.0f}')" "$SIZE_MIB" "$1"; }
-printf '\n%s MiB sequential, %s x 4 KiB files, median of %s runs, share on %s, %s\n\n' "$SIZE_MIB" "$FILES" "$REPS" "$SHARE" "$(date -u +%F)"
+printf '\n%s MiB sequential, %s x 4 KiB files, median of %s runs, share on %s, kernel %s, %s\n\n' "$SIZE_MIB" "$FILES" "$REPS" "$SHARE" "$(uname -r)" "$(date -u +%F)"
 printf '| tool | write MiB/s | read MiB/s | create s | stat s | list s | delete s |\n|---|---|---|---|---|---|---|\n'
 declare -A M
 for tool in $TOOLS; do

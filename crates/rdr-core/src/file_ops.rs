@@ -90,6 +90,37 @@ async fn write_all(
     Ok(())
 }
 
+/// Background writes up to this size are sent from the thread that wrote them: for a small file
+/// their latency is what close(2) waits for. Larger ones go to a runtime worker at once, so the
+/// write is answered while its data is on the way (sending 1 MiB on the writer's thread held
+/// dd's next write: 1,000-1,200 -> 720-1,030 MiB/s).
+const INLINE_WRITE_MAX: usize = 64 * 1024;
+
+/// A background write dropped before it ended (a panic, the runtime shutting down) holds its
+/// data again instead of staying "in flight" for ever, which flush and close would wait on.
+struct Unfinished {
+    so: Arc<SrvOpen>,
+    id: u64,
+    offset: u64,
+    data: Option<Bytes>,
+}
+
+impl Unfinished {
+    /// The write ended (sent or failed): its own completion accounts for it.
+    fn disarm(&mut self) {
+        self.data = None;
+    }
+}
+
+impl Drop for Unfinished {
+    fn drop(&mut self) {
+        if let Some(data) = self.data.take() {
+            self.so.write_behind.lock().fail(self.id, self.offset, data);
+            self.so.write_done.notify_waiters();
+        }
+    }
+}
+
 /// Run an aftermath from a synchronous `Drop`: on the current runtime if there is one.
 pub(crate) fn spawn_settle(inner: &Arc<Inner>, am: Aftermath) {
     if am.is_empty() {
@@ -312,10 +343,18 @@ impl Inner {
             so.write_done.notify_waiters();
             return;
         };
-        // Sent from here, before the write is answered (no wait for a worker to wake).
-        crate::task::spawn_polled(&rt, async move {
+        let small = data.len() <= INLINE_WRITE_MAX;
+        let unfinished = Unfinished {
+            so: so.clone(),
+            id,
+            offset,
+            data: Some(data.clone()),
+        };
+        let fut = async move {
+            let mut unfinished = unfinished;
             let ctx = so.background.clone();
             let r = write_all(&*inner.minirdr, &so, offset, data, &ctx).await;
+            unfinished.disarm();
             {
                 let mut wb = so.write_behind.lock();
                 match r {
@@ -324,7 +363,13 @@ impl Inner {
                 }
             }
             so.write_done.notify_waiters();
-        });
+        };
+        if small {
+            // Sent from here, before the write is answered (no wait for a worker to wake).
+            crate::task::spawn_polled(&rt, fut);
+        } else {
+            rt.spawn(fut);
+        }
     }
 
     /// Send the held writes of every open of a file (before a read or size query sees it).

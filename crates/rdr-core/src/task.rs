@@ -6,6 +6,12 @@
 //! the socket), and a second one when its answer came. Polled here first, the SMB request is on
 //! the wire at once; the future waits parked, with no task, until its answer wakes it — on the
 //! worker that read the answer, which then runs it.
+//!
+//! Unlike a task, a parked future belongs to no runtime until it is woken: one that is never
+//! woken is not dropped when the runtime shuts down (the daemon's runtime ends with its process),
+//! and one woken after the runtime shut down is dropped by the waker's caller. Everything rdr
+//! parks on is woken when its connection or view is finalized or cancelled, and write-behind
+//! holds its data again if its future is dropped unfinished (`file_ops.rs`, `Unfinished`).
 
 use parking_lot::Mutex;
 use std::future::Future;
