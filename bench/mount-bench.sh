@@ -12,7 +12,8 @@
 # creates slower by a varying amount (the inode allocator skips recently deleted inodes:
 # ext4 `recently_deleted` was up to a fifth of smbd's CPU), so the create column measured the
 # disk's history more than the clients. tmpfs also makes the server faster, which leaves the
-# clients' own costs a larger share of each figure.
+# clients' own costs a larger share of each figure. While the bench runs, the fixture's share
+# shows that (empty) tmpfs instead of its own files.
 #
 # Needs root. Installs samba, smbclient, rclone, smbnetfs, fuse3 if missing. Builds rdr (release).
 set -euo pipefail

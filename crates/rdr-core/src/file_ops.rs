@@ -96,8 +96,9 @@ async fn write_all(
 /// dd's next write: 1,000-1,200 -> 720-1,030 MiB/s).
 const INLINE_WRITE_MAX: usize = 64 * 1024;
 
-/// A background write dropped before it ended (a panic, the runtime shutting down) holds its
-/// data again instead of staying "in flight" for ever, which flush and close would wait on.
+/// A background write dropped before it ended (a panic, the runtime shutting down, no runtime to
+/// start on) holds its data again instead of staying "in flight" for ever, which flush and close
+/// would wait on.
 struct Unfinished {
     so: Arc<SrvOpen>,
     id: u64,
@@ -337,19 +338,18 @@ impl Inner {
     /// Start a background write of `data` (already counted dirty as `id`).
     fn spawn_write(self: &Arc<Self>, so: &Arc<SrvOpen>, id: u64, offset: u64, data: Bytes) {
         let (inner, so) = (self.clone(), so.clone());
-        let Ok(rt) = tokio::runtime::Handle::try_current() else {
-            // Not on a runtime: hold it; the open's next write, flush or close sends it.
-            so.write_behind.lock().fail(id, offset, data);
-            so.write_done.notify_waiters();
-            return;
-        };
-        let small = data.len() <= INLINE_WRITE_MAX;
         let unfinished = Unfinished {
             so: so.clone(),
             id,
             offset,
             data: Some(data.clone()),
         };
+        let Ok(rt) = tokio::runtime::Handle::try_current() else {
+            // Not on a runtime: dropped unsent, it is held; the open's next write, flush or
+            // close sends it.
+            return;
+        };
+        let small = data.len() <= INLINE_WRITE_MAX;
         let fut = async move {
             let mut unfinished = unfinished;
             let ctx = so.background.clone();

@@ -599,9 +599,8 @@ impl Open {
             let v: Vec<DirEntry> = raw
                 .into_iter()
                 .filter(|i| i.name != "." && i.name != "..")
-                .map(|i| DirEntry {
-                    name: i.name.clone(),
-                    info: FileInfo {
+                .map(|i| {
+                    let info = FileInfo {
                         is_dir: i.file_attributes.contains(FileAttributes::DIRECTORY),
                         size: i.end_of_file,
                         allocation_size: i.allocation_size,
@@ -613,7 +612,8 @@ impl Open {
                         file_id: 0,
                         nlink: 1,
                         mode: None,
-                    },
+                    };
+                    DirEntry { name: i.name, info }
                 })
                 .collect();
             if !v.is_empty() {
