@@ -25,23 +25,29 @@ fn creds(user: &str, pass: &str) -> Credentials {
     }
 }
 
-/// A mini-redirector connected to the fixture's share as user 1: (it, SrvCall, view).
-async fn connected(env: &Env) -> (SmbRdr, MrxContext, VNetRootCreated) {
+/// A mini-redirector with a SrvCall to the fixture's server.
+async fn srv_call(env: &Env) -> (SmbRdr, MrxContext) {
     let rdr = SmbRdr::new(SmbConfig {
         port: env.port,
         ..SmbConfig::default()
     });
-    let ctx = RxContext::new();
     let srv = rdr
         .create_srv_call(
             &SrvCallParams {
                 server: env.host.clone(),
                 port: None,
             },
-            &ctx,
+            &RxContext::new(),
         )
         .await
         .unwrap();
+    (rdr, srv)
+}
+
+/// A mini-redirector connected to the fixture's share as user 1: (it, SrvCall, view).
+async fn connected(env: &Env) -> (SmbRdr, MrxContext, VNetRootCreated) {
+    let (rdr, srv) = srv_call(env).await;
+    let ctx = RxContext::new();
     let v = rdr
         .create_v_net_root(
             &srv,
@@ -65,22 +71,9 @@ fn tree_of(v: &MrxContext) -> Arc<rdr_smb::Tree> {
 async fn views_share_a_session_per_identity_and_finalize_logs_off_with_the_last_tree() {
     let Some(env) = env() else { return };
     bounded(60, "minirdr", async {
-        let rdr = SmbRdr::new(SmbConfig {
-            port: env.port,
-            ..SmbConfig::default()
-        });
+        let (rdr, srv) = srv_call(&env).await;
         assert_eq!(rdr.srv_call_linger(), Duration::from_secs(60));
         let ctx = RxContext::new();
-        let srv = rdr
-            .create_srv_call(
-                &SrvCallParams {
-                    server: env.host.clone(),
-                    port: None,
-                },
-                &ctx,
-            )
-            .await
-            .unwrap();
         let p = |share: &str, user: &str, pass: &str| VNetRootParams {
             share: share.to_string(),
             credentials: creds(user, pass),
@@ -211,21 +204,8 @@ async fn views_share_a_session_per_identity_and_finalize_logs_off_with_the_last_
 async fn trait_errors_carry_the_servers_status_and_name_the_thing() {
     let Some(env) = env() else { return };
     bounded(30, "errors", async {
-        let rdr = SmbRdr::new(SmbConfig {
-            port: env.port,
-            ..SmbConfig::default()
-        });
+        let (rdr, srv) = srv_call(&env).await;
         let ctx = RxContext::new();
-        let srv = rdr
-            .create_srv_call(
-                &SrvCallParams {
-                    server: env.host.clone(),
-                    port: None,
-                },
-                &ctx,
-            )
-            .await
-            .unwrap();
         let p = |share: &str, pass: &str| VNetRootParams {
             share: share.into(),
             credentials: creds(&env.user1, pass),
