@@ -2,7 +2,8 @@
 # Benchmark: the rdr mount against smbclient, `rclone mount` (cache off) and smbnetfs, in one run,
 # against the same private Samba (scripts/samba-fixture.sh). Prints a table and the ratios
 # rdr ÷ smbclient and rdr ÷ rclone. Not a test: numbers vary with the machine's load; compare the
-# ratios of one run.
+# ratios of one run. Next to each create figure it prints the server's CPU per created file (smbd
+# is serial per connection, so its work per file bounds how fast any client can create).
 #
 #   bench/mount-bench.sh [--size-mib 512] [--files 2000] [--reps 3] [--tools "rdr smbclient rclone smbnetfs"]
 #                        [--share tmpfs|disk]
@@ -77,16 +78,32 @@ now() { date +%s.%N; }
 secs() { python3 -c "import sys; print(f'{float(sys.argv[2])-float(sys.argv[1]):.3f}')" "$1" "$2"; }
 dropcaches() { sync; echo 3 > /proc/sys/vm/drop_caches 2>/dev/null || true; }
 clean_share() { rm -rf "${SHARE_DIR:?}"/bench.bin "${SHARE_DIR:?}"/m; }
+# CPU time (clock ticks) of the fixture's smbd and every process it forked, live or reaped:
+# sampled around each tool's create phase, the server's work for that tool's way of creating.
+SMBD_PID=$(cat "$RDR_SAMBA_DIR/smbd.pid")
+TCK=$(getconf CLK_TCK)
+smbd_ticks() {
+  local t c
+  t=$(awk '{print $14+$15+$16+$17}' "/proc/$SMBD_PID/stat")
+  for c in $(ps -o pid= --ppid "$SMBD_PID"); do
+    t=$((t + $(awk '{print $14+$15}' "/proc/$c/stat" 2>/dev/null || echo 0)))
+  done
+  echo "$t"
+}
+# Server CPU per created file, in microseconds, from two smbd_ticks samples.
+server_us() { python3 -c "import sys; print(f'{(int(sys.argv[2])-int(sys.argv[1]))/int(sys.argv[3])*1e6/int(sys.argv[4]):.0f}')" "$1" "$2" "$TCK" "$FILES"; }
 median() { python3 -c "import sys,statistics; v=[float(x) for x in sys.argv[1:]]; print(f'{statistics.median(v):.3f}')" "$@"; }
 
-# Each runner sets: T_WRITE T_READ T_CREATE T_STAT T_LIST T_DELETE (seconds).
+# Each runner sets: T_WRITE T_READ T_CREATE T_STAT T_LIST T_DELETE (seconds), T_SCPU (µs per file).
 run_smbclient() {
-  local s e
+  local s e c
   clean_share
   s=$(now); smbclient -p "$P" "//$H/data" -U "$U%$PW" -c "put $W/big.bin bench.bin" >/dev/null; e=$(now); T_WRITE=$(secs "$s" "$e")
   dropcaches
   s=$(now); smbclient -p "$P" "//$H/data" -U "$U%$PW" -c "get bench.bin /dev/null" >/dev/null; e=$(now); T_READ=$(secs "$s" "$e")
+  c=$(smbd_ticks)
   s=$(now); smbclient -p "$P" "//$H/data" -U "$U%$PW" -c "prompt off; lcd $W/small; mkdir m; cd m; mput *" >/dev/null; e=$(now); T_CREATE=$(secs "$s" "$e")
+  sleep 0.3; T_SCPU=$(server_us "$c" "$(smbd_ticks)")
   ( echo "cd m"; for f in "$W"/small/*; do echo "allinfo $(basename "$f")"; done ) > "$W/stat.cmds"
   s=$(now); smbclient -p "$P" "//$H/data" -U "$U%$PW" < "$W/stat.cmds" >/dev/null; e=$(now); T_STAT=$(secs "$s" "$e")
   s=$(now); smbclient -p "$P" "//$H/data" -U "$U%$PW" -c "cd m; ls" >/dev/null; e=$(now); T_LIST=$(secs "$s" "$e")
@@ -96,7 +113,7 @@ run_smbclient() {
 
 # The same file operations through any mounted directory $1.
 run_mounted() {
-  local d=$1 s e
+  local d=$1 s e c
   clean_share
   # dd ends after close(2), and close waits until the server has every byte (rdr drains its
   # write-behind there), which is what smbclient's put measures. No conv=fsync: its SMB FLUSH
@@ -104,7 +121,9 @@ run_mounted() {
   s=$(now); dd if="$W/big.bin" of="$d/bench.bin" bs=1M status=none; e=$(now); T_WRITE=$(secs "$s" "$e")
   dropcaches
   s=$(now); dd if="$d/bench.bin" of=/dev/null bs=1M status=none; e=$(now); T_READ=$(secs "$s" "$e")
+  c=$(smbd_ticks)
   s=$(now); cp -r "$W/small" "$d/m"; e=$(now); T_CREATE=$(secs "$s" "$e")
+  sleep 0.3; T_SCPU=$(server_us "$c" "$(smbd_ticks)")
   s=$(now); python3 -c "import os,sys; [os.stat(os.path.join(sys.argv[1], n)) for n in sorted(os.listdir(sys.argv[2]))]" "$d/m" "$W/small"; e=$(now); T_STAT=$(secs "$s" "$e")
   s=$(now); ls -l "$d/m" >/dev/null; e=$(now); T_LIST=$(secs "$s" "$e")
   s=$(now); rm -r "$d/m"; e=$(now); T_DELETE=$(secs "$s" "$e")
@@ -157,18 +176,18 @@ for rep in $(seq 1 "$REPS"); do
   for tool in $TOOLS; do
     echo "run: $tool ($rep/$REPS)" >&2
     "run_$tool"
-    for k in WRITE READ CREATE STAT LIST DELETE; do v="T_$k"; R[$tool,$k]="${R[$tool,$k]:-} ${!v}"; done
+    for k in WRITE READ CREATE SCPU STAT LIST DELETE; do v="T_$k"; R[$tool,$k]="${R[$tool,$k]:-} ${!v}"; done
   done
 done
 
 mbps() { python3 -c "import sys; print(f'{int(sys.argv[1])/float(sys.argv[2]):.0f}')" "$SIZE_MIB" "$1"; }
 printf '\n%s MiB sequential, %s x 4 KiB files, median of %s runs, share on %s, kernel %s, %s\n\n' "$SIZE_MIB" "$FILES" "$REPS" "$SHARE" "$(uname -r)" "$(date -u +%F)"
-printf '| tool | write MiB/s | read MiB/s | create s | stat s | list s | delete s |\n|---|---|---|---|---|---|---|\n'
+printf '| tool | write MiB/s | read MiB/s | create s | server CPU per create, µs | stat s | list s | delete s |\n|---|---|---|---|---|---|---|---|\n'
 declare -A M
 for tool in $TOOLS; do
-  for k in WRITE READ CREATE STAT LIST DELETE; do M[$tool,$k]=$(median ${R[$tool,$k]}); done
-  printf '| %s | %s | %s | %s | %s | %s | %s |\n' "$tool" "$(mbps "${M[$tool,WRITE]}")" "$(mbps "${M[$tool,READ]}")" \
-    "${M[$tool,CREATE]}" "${M[$tool,STAT]}" "${M[$tool,LIST]}" "${M[$tool,DELETE]}"
+  for k in WRITE READ CREATE SCPU STAT LIST DELETE; do M[$tool,$k]=$(median ${R[$tool,$k]}); done
+  printf '| %s | %s | %s | %s | %.0f | %s | %s | %s |\n' "$tool" "$(mbps "${M[$tool,WRITE]}")" "$(mbps "${M[$tool,READ]}")" \
+    "${M[$tool,CREATE]}" "${M[$tool,SCPU]}" "${M[$tool,STAT]}" "${M[$tool,LIST]}" "${M[$tool,DELETE]}"
 done
 ratio() { python3 -c "import sys; print(f'{float(sys.argv[1])/float(sys.argv[2]):.2f}')" "$1" "$2"; }
 for peer in smbclient rclone smbnetfs; do
@@ -188,3 +207,4 @@ for peer in smbclient rclone smbnetfs; do
     printf 'rdr ÷ %s, %s per run: %s\n' "$peer" "${k,,}" "$(python3 -c "import sys; p=sys.argv[1].split(); r=sys.argv[2].split(); print(' '.join(f'{float(a)/float(b):.2f}' for a,b in zip(p,r)))" "${R[$peer,$k]}" "${R[rdr,$k]}")"
   done
 done
+for tool in $TOOLS; do printf '%s: server CPU per create, per run, µs: %s\n' "$tool" "${R[$tool,SCPU]# }"; done
