@@ -77,7 +77,7 @@ printf '%s\n' "$PW" > "$W/pass"; chmod 600 "$W/pass"
 now() { date +%s.%N; }
 secs() { python3 -c "import sys; print(f'{float(sys.argv[2])-float(sys.argv[1]):.3f}')" "$1" "$2"; }
 dropcaches() { sync; echo 3 > /proc/sys/vm/drop_caches 2>/dev/null || true; }
-clean_share() { rm -rf "${SHARE_DIR:?}"/bench.bin "${SHARE_DIR:?}"/m; }
+clean_share() { rm -rf "${SHARE_DIR:?}"/bench.bin "${SHARE_DIR:?}"/bench2.bin "${SHARE_DIR:?}"/m; }
 # CPU time (clock ticks) of the fixture's smbd and every process it forked, live or reaped:
 # sampled around each tool's create phase, the server's work for that tool's way of creating.
 SMBD_PID=$(cat "$RDR_SAMBA_DIR/smbd.pid")
@@ -94,13 +94,17 @@ smbd_ticks() {
 server_us() { python3 -c "import sys; print(f'{(int(sys.argv[2])-int(sys.argv[1]))/int(sys.argv[3])*1e6/int(sys.argv[4]):.0f}')" "$1" "$2" "$TCK" "$FILES"; }
 median() { python3 -c "import sys,statistics; v=[float(x) for x in sys.argv[1:]]; print(f'{statistics.median(v):.3f}')" "$@"; }
 
-# Each runner sets: T_WRITE T_READ T_CREATE T_STAT T_LIST T_DELETE (seconds), T_SCPU (µs per file).
+# Each runner sets: T_WRITE T_READ T_COPY T_CREATE T_STAT T_LIST T_DELETE (seconds), T_SCPU (µs
+# per file). T_COPY: the big file copied to a new file of the share, the way each tool can.
 run_smbclient() {
   local s e c
   clean_share
   s=$(now); smbclient -p "$P" "//$H/data" -U "$U%$PW" -c "put $W/big.bin bench.bin" >/dev/null; e=$(now); T_WRITE=$(secs "$s" "$e")
   dropcaches
   s=$(now); smbclient -p "$P" "//$H/data" -U "$U%$PW" -c "get bench.bin /dev/null" >/dev/null; e=$(now); T_READ=$(secs "$s" "$e")
+  # smbclient has no remote-to-remote copy: down and up again, in one session.
+  s=$(now); smbclient -p "$P" "//$H/data" -U "$U%$PW" -c "get bench.bin $W/copy.tmp; put $W/copy.tmp bench2.bin" >/dev/null; e=$(now); T_COPY=$(secs "$s" "$e")
+  rm -f "$W/copy.tmp"; smbclient -p "$P" "//$H/data" -U "$U%$PW" -c "del bench2.bin" >/dev/null
   c=$(smbd_ticks)
   s=$(now); smbclient -p "$P" "//$H/data" -U "$U%$PW" -c "prompt off; lcd $W/small; mkdir m; cd m; mput *" >/dev/null; e=$(now); T_CREATE=$(secs "$s" "$e")
   sleep 0.3; T_SCPU=$(server_us "$c" "$(smbd_ticks)")
@@ -121,6 +125,9 @@ run_mounted() {
   s=$(now); dd if="$W/big.bin" of="$d/bench.bin" bs=1M status=none; e=$(now); T_WRITE=$(secs "$s" "$e")
   dropcaches
   s=$(now); dd if="$d/bench.bin" of=/dev/null bs=1M status=none; e=$(now); T_READ=$(secs "$s" "$e")
+  # cp uses copy_file_range(2): a mount that forwards it lets the server copy.
+  s=$(now); cp "$d/bench.bin" "$d/bench2.bin"; e=$(now); T_COPY=$(secs "$s" "$e")
+  rm -f "$d/bench2.bin"
   c=$(smbd_ticks)
   s=$(now); cp -r "$W/small" "$d/m"; e=$(now); T_CREATE=$(secs "$s" "$e")
   sleep 0.3; T_SCPU=$(server_us "$c" "$(smbd_ticks)")
@@ -176,17 +183,17 @@ for rep in $(seq 1 "$REPS"); do
   for tool in $TOOLS; do
     echo "run: $tool ($rep/$REPS)" >&2
     "run_$tool"
-    for k in WRITE READ CREATE SCPU STAT LIST DELETE; do v="T_$k"; R[$tool,$k]="${R[$tool,$k]:-} ${!v}"; done
+    for k in WRITE READ COPY CREATE SCPU STAT LIST DELETE; do v="T_$k"; R[$tool,$k]="${R[$tool,$k]:-} ${!v}"; done
   done
 done
 
 mbps() { python3 -c "import sys; print(f'{int(sys.argv[1])/float(sys.argv[2]):.0f}')" "$SIZE_MIB" "$1"; }
 printf '\n%s MiB sequential, %s x 4 KiB files, median of %s runs, share on %s, kernel %s, %s\n\n' "$SIZE_MIB" "$FILES" "$REPS" "$SHARE" "$(uname -r)" "$(date -u +%F)"
-printf '| tool | write MiB/s | read MiB/s | create s | server CPU per create, µs | stat s | list s | delete s |\n|---|---|---|---|---|---|---|---|\n'
+printf '| tool | write MiB/s | read MiB/s | copy MiB/s | create s | server CPU per create, µs | stat s | list s | delete s |\n|---|---|---|---|---|---|---|---|---|\n'
 declare -A M
 for tool in $TOOLS; do
-  for k in WRITE READ CREATE SCPU STAT LIST DELETE; do M[$tool,$k]=$(median ${R[$tool,$k]}); done
-  printf '| %s | %s | %s | %s | %.0f | %s | %s | %s |\n' "$tool" "$(mbps "${M[$tool,WRITE]}")" "$(mbps "${M[$tool,READ]}")" \
+  for k in WRITE READ COPY CREATE SCPU STAT LIST DELETE; do M[$tool,$k]=$(median ${R[$tool,$k]}); done
+  printf '| %s | %s | %s | %s | %s | %.0f | %s | %s | %s |\n' "$tool" "$(mbps "${M[$tool,WRITE]}")" "$(mbps "${M[$tool,READ]}")" "$(mbps "${M[$tool,COPY]}")" \
     "${M[$tool,CREATE]}" "${M[$tool,SCPU]}" "${M[$tool,STAT]}" "${M[$tool,LIST]}" "${M[$tool,DELETE]}"
 done
 ratio() { python3 -c "import sys; print(f'{float(sys.argv[1])/float(sys.argv[2]):.2f}')" "$1" "$2"; }
@@ -194,8 +201,8 @@ for peer in smbclient rclone smbnetfs; do
   case " $TOOLS " in *" rdr "*) ;; *) continue ;; esac
   case " $TOOLS " in *" $peer "*) ;; *) continue ;; esac
   # Throughput ratio = peer time / rdr time (higher is better for rdr); for metadata the same.
-  printf '\nrdr ÷ %s (speed ratio, >1 means rdr is faster): write %s, read %s, create %s, stat %s, list %s, delete %s\n' "$peer" \
-    "$(ratio "${M[$peer,WRITE]}" "${M[rdr,WRITE]}")" "$(ratio "${M[$peer,READ]}" "${M[rdr,READ]}")" \
+  printf '\nrdr ÷ %s (speed ratio, >1 means rdr is faster): write %s, read %s, copy %s, create %s, stat %s, list %s, delete %s\n' "$peer" \
+    "$(ratio "${M[$peer,WRITE]}" "${M[rdr,WRITE]}")" "$(ratio "${M[$peer,READ]}" "${M[rdr,READ]}")" "$(ratio "${M[$peer,COPY]}" "${M[rdr,COPY]}")" \
     "$(ratio "${M[$peer,CREATE]}" "${M[rdr,CREATE]}")" "$(ratio "${M[$peer,STAT]}" "${M[rdr,STAT]}")" \
     "$(ratio "${M[$peer,LIST]}" "${M[rdr,LIST]}")" "$(ratio "${M[$peer,DELETE]}" "${M[rdr,DELETE]}")"
 done

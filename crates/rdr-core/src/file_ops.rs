@@ -783,6 +783,46 @@ impl Rdbss {
         r.map_err(|e| inner.after_error(fobx, ctx, e))
     }
 
+    /// Copy `len` bytes of `src` from `src_offset` to `dst` at `dst_offset` where the data
+    /// lives (copy_file_range; SMB: server-side copy). The held writes of both files go to
+    /// the server first, so the copy reads what was written and no older write lands on the
+    /// copied range later. Returns the bytes copied. `STATUS_NOT_SUPPORTED` when the handles
+    /// are of different views or the mini-redirector cannot: the caller copies itself.
+    pub async fn copy_range(
+        &self,
+        src: &Arc<Fobx>,
+        src_offset: u64,
+        dst: &Arc<Fobx>,
+        dst_offset: u64,
+        len: u64,
+        ctx: &RxContext,
+    ) -> RxResult<u64> {
+        let inner = &self.inner;
+        let (s, d) = (&src.srv_open, &dst.srv_open);
+        if !Arc::ptr_eq(&s.v_net_root, &d.v_net_root) {
+            return Err(RxError::status(
+                NtStatus::STATUS_NOT_SUPPORTED,
+                format!("{:?}: copy from another connection", d.fcb.path),
+            ));
+        }
+        let req = inner.begin(dst, RequestKind::Copy, ctx)?;
+        let r = async {
+            inner.check_usable(src)?;
+            inner.send_dirty_of_fcb(&s.fcb, &req.ctx).await?;
+            if !Arc::ptr_eq(&s.fcb, &d.fcb) {
+                inner.send_dirty_of_fcb(&d.fcb, &req.ctx).await?;
+            }
+            inner
+                .minirdr
+                .copy_range(
+                    &s.context, src_offset, &d.context, dst_offset, len, &req.ctx,
+                )
+                .await
+        }
+        .await;
+        r.map_err(|e| inner.after_error(dst, ctx, e))
+    }
+
     /// Metadata through a handle.
     pub async fn query_info(&self, fobx: &Arc<Fobx>, ctx: &RxContext) -> RxResult<FileInfo> {
         let inner = &self.inner;

@@ -515,6 +515,26 @@ pub trait MiniRedirector: Send + Sync + 'static {
     /// Make written data durable on the server.
     async fn flush(&self, srv_open: &MrxContext, ctx: &RxContext) -> RxResult<()>;
 
+    /// Copy `len` bytes of `src` from `src_offset` to `dst` at `dst_offset` where the data
+    /// lives (SMB: server-side copy), so it never crosses the network; returns the bytes
+    /// copied, fewer when the copy stopped early. Both opens are of one view and the range
+    /// lies inside the source. `STATUS_NOT_SUPPORTED` (the default) makes the caller copy
+    /// through the client.
+    async fn copy_range(
+        &self,
+        _src: &MrxContext,
+        _src_offset: u64,
+        _dst: &MrxContext,
+        _dst_offset: u64,
+        _len: u64,
+        _ctx: &RxContext,
+    ) -> RxResult<u64> {
+        Err(crate::error::RxError::status(
+            crate::status::NtStatus::STATUS_NOT_SUPPORTED,
+            format!("{}: server-side copy", self.name()),
+        ))
+    }
+
     /// Metadata of an open file.
     async fn query_info(&self, srv_open: &MrxContext, ctx: &RxContext) -> RxResult<FileInfo>;
 

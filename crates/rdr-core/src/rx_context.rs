@@ -38,6 +38,8 @@ pub enum RequestKind {
     Close,
     /// Volume information.
     QueryVolume,
+    /// Server-side copy between two handles of a view.
+    Copy,
 }
 
 /// A request's context: cancellation, deadline, and whether it may wait for busy locks.

@@ -9,12 +9,13 @@ use crate::dircache::{DirCache, split};
 use crate::inode::{InodeTable, ROOT, join};
 use bytes::Bytes;
 use fuser::{
-    AccessFlags, Errno, FileAttr, FileHandle, FileType, Filesystem, FopenFlags, Generation,
-    INodeNo, InitFlags, KernelConfig, LockOwner, OpenFlags, RenameFlags, ReplyAttr, ReplyCreate,
-    ReplyData, ReplyDirectory, ReplyDirectoryPlus, ReplyEmpty, ReplyEntry, ReplyLock, ReplyOpen,
-    ReplyStatfs, ReplyWrite, Request, TimeOrNow, WriteFlags,
+    AccessFlags, CopyFileRangeFlags, Errno, FileAttr, FileHandle, FileType, Filesystem, FopenFlags,
+    Generation, INodeNo, InitFlags, KernelConfig, LockOwner, OpenFlags, RenameFlags, ReplyAttr,
+    ReplyCreate, ReplyData, ReplyDirectory, ReplyDirectoryPlus, ReplyEmpty, ReplyEntry, ReplyLock,
+    ReplyOpen, ReplyStatfs, ReplyWrite, Request, TimeOrNow, WriteFlags,
 };
 use parking_lot::Mutex;
+use rdr_core::NtStatus;
 use rdr_core::Rdbss;
 use rdr_core::RxContext;
 use rdr_core::RxError;
@@ -140,6 +141,25 @@ pub struct RdrFs {
 
 fn err(e: &RxError) -> Errno {
     Errno::from_i32(e.errno())
+}
+
+/// Most bytes one copy_file_range request copies (the caller asks again for the rest), so
+/// one request never holds a FUSE thread for long.
+const MAX_COPY: u64 = 256 << 20;
+
+/// The errno of a failed server-side copy. What says "the server cannot copy this" becomes
+/// EOPNOTSUPP, so the copy falls back to read and write and still happens; real failures
+/// (no space, access denied, a lost connection) keep their own errno.
+fn copy_errno(e: &RxError) -> Errno {
+    match e.nt_status() {
+        NtStatus::STATUS_NOT_SUPPORTED
+        | NtStatus::STATUS_NOT_IMPLEMENTED
+        | NtStatus::STATUS_INVALID_DEVICE_REQUEST
+        | NtStatus::STATUS_INVALID_PARAMETER
+        | NtStatus::STATUS_INVALID_VIEW_SIZE
+        | NtStatus::STATUS_OBJECT_NAME_NOT_FOUND => Errno::EOPNOTSUPP,
+        _ => err(e),
+    }
 }
 
 fn name_str(name: &OsStr) -> Result<&str, Errno> {
@@ -1298,6 +1318,64 @@ impl Filesystem for RdrFs {
             .await;
             match r {
                 Ok(()) => reply.ok(),
+                Err(e) => reply.error(e),
+            }
+        });
+    }
+
+    /// copy_file_range(2) within the mount (cp uses it): the server copies, so no byte
+    /// crosses the network. Where it cannot (another kind of server, a range the server
+    /// refuses), EOPNOTSUPP makes the kernel or the caller copy through read and write.
+    #[allow(clippy::too_many_arguments)]
+    fn copy_file_range(
+        &self,
+        _req: &Request,
+        _ino_in: INodeNo,
+        fh_in: FileHandle,
+        offset_in: u64,
+        _ino_out: INodeNo,
+        fh_out: FileHandle,
+        offset_out: u64,
+        len: u64,
+        flags: CopyFileRangeFlags,
+        reply: ReplyWrite,
+    ) {
+        if flags.bits() != 0 {
+            return reply.error(Errno::EINVAL);
+        }
+        let inner = self.inner.clone();
+        self.spawn(async move {
+            let r = async {
+                let (src, dst) = (inner.handle(fh_in)?, inner.handle(fh_out)?);
+                let ctx = RxContext::new();
+                // The server refuses a range past the source's end: copy what exists.
+                let size = inner
+                    .rdbss
+                    .query_info(&src.fobx, &ctx)
+                    .await
+                    .map_err(|e| err(&e))?
+                    .size;
+                let n = len.min(size.saturating_sub(offset_in)).min(MAX_COPY);
+                if n == 0 {
+                    return Ok(0);
+                }
+                let done = inner
+                    .rdbss
+                    .copy_range(&src.fobx, offset_in, &dst.fobx, offset_out, n, &ctx)
+                    .await
+                    .map_err(|e| copy_errno(&e))?;
+                dst.wrote.store(true, Ordering::Relaxed);
+                dst.changed.store(true, Ordering::Relaxed);
+                inner.cached.lock().remove(&dst.ino);
+                let path = inner.inodes.lock().path(dst.ino);
+                if let Some(p) = path {
+                    inner.changed(vec![Change::Data(p)]);
+                }
+                Ok::<_, Errno>(u32::try_from(done).unwrap_or(u32::MAX))
+            }
+            .await;
+            match r {
+                Ok(n) => reply.written(n),
                 Err(e) => reply.error(e),
             }
         });

@@ -452,6 +452,27 @@ impl MiniRedirector for SmbRdr {
         ctx.run(o.path(), o.flush()).await
     }
 
+    async fn copy_range(
+        &self,
+        src: &MrxContext,
+        src_offset: u64,
+        dst: &MrxContext,
+        dst_offset: u64,
+        len: u64,
+        ctx: &RxContext,
+    ) -> RxResult<u64> {
+        let (s, d) = (open(src)?, open(dst)?);
+        // A resume key names an open within its session only.
+        if !Arc::ptr_eq(s.tree().session(), d.tree().session()) {
+            return Err(RxError::status(
+                NtStatus::STATUS_NOT_SUPPORTED,
+                format!("{}: server-side copy from another session", d.path()),
+            ));
+        }
+        ctx.run(d.path(), d.copy_from(s, src_offset, dst_offset, len))
+            .await
+    }
+
     async fn query_info(&self, srv_open: &MrxContext, ctx: &RxContext) -> RxResult<FileInfo> {
         let o = open(srv_open)?;
         ctx.run(o.path(), o.query_info()).await

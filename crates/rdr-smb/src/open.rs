@@ -18,13 +18,14 @@ use crate::conn::Pending;
 use crate::lease::LeaseEntry;
 use crate::proto::{
     self, AccessMask, ChangeNotifyRequest, ChangeNotifyResponse, CloseRequest, CompletionFilter,
-    CreateDisposition, CreateOptions, CreateRequest, CreateResponse, Dialect, FileAllInformation,
-    FileAttributes, FileBasicInformation, FileDispositionInformation, FileEndOfFileInformation,
-    FileId, FileInfoClass, FileRenameInformation, FileTime, FlushRequest, Lease, LeaseFlags,
-    LeaseState, LeaseV2, LockElement, LockFlags, LockRequest, Message, OplockLevel,
-    QueryDirectoryFlags, QueryDirectoryRequest, QueryDirectoryResponse, QueryInfoRequest,
-    QueryInfoResponse, ReadRequest, ReadResponse, SetInfoRequest, ShareAccess, WATCH_TREE,
-    WriteRequest, WriteResponse,
+    CopyChunk, CopyChunkCopy, CopyChunkResponse, CreateDisposition, CreateOptions, CreateRequest,
+    CreateResponse, Dialect, FileAllInformation, FileAttributes, FileBasicInformation,
+    FileDispositionInformation, FileEndOfFileInformation, FileId, FileInfoClass,
+    FileRenameInformation, FileTime, FlushRequest, IoctlResponse, Lease, LeaseFlags, LeaseState,
+    LeaseV2, LockElement, LockFlags, LockRequest, Message, OplockLevel, QueryDirectoryFlags,
+    QueryDirectoryRequest, QueryDirectoryResponse, QueryInfoRequest, QueryInfoResponse,
+    ReadRequest, ReadResponse, SetInfoRequest, ShareAccess, WATCH_TREE, WriteRequest,
+    WriteResponse,
 };
 use crate::tree::Tree;
 
@@ -464,6 +465,66 @@ impl Open {
         check(&m, || self.what("FLUSH"))
     }
 
+    /// FSCTL_SRV_REQUEST_RESUME_KEY: the key by which a server-side copy names this open.
+    pub async fn resume_key(&self) -> RxResult<[u8; proto::RESUME_KEY_LEN]> {
+        self.check_open("REQUEST_RESUME_KEY")?;
+        let m = self
+            .tree
+            .send(&proto::resume_key_request(self.file_id))
+            .await?;
+        check(&m, || self.what("REQUEST_RESUME_KEY"))?;
+        let io: IoctlResponse = m.body()?;
+        Ok(proto::parse_resume_key(&io.output)?)
+    }
+
+    /// Server-side copy (FSCTL_SRV_COPYCHUNK_WRITE): `len` bytes of `src` from `src_offset`
+    /// to this open at `offset`, without the data crossing the network. Returns the bytes
+    /// copied, fewer than `len` when the server stopped early. `src` must be an open of the
+    /// same session, and the range must lie inside the source file.
+    pub async fn copy_from(
+        &self,
+        src: &Open,
+        src_offset: u64,
+        offset: u64,
+        len: u64,
+    ) -> RxResult<u64> {
+        self.check_open("COPYCHUNK")?;
+        if len == 0 {
+            return Ok(0);
+        }
+        let source_key = src.resume_key().await?;
+        let mut limits = CopyLimits::DEFAULT;
+        let mut adapted = false;
+        let mut done = 0u64;
+        while done < len {
+            let chunks = limits.chunks(src_offset + done, offset + done, len - done);
+            let batch: u64 = chunks.iter().map(|c| u64::from(c.length)).sum();
+            let req = CopyChunkCopy { source_key, chunks }.to_ioctl(self.file_id)?;
+            let m = self.tree.send(&req).await?;
+            // A server with lower limits refuses the request and names them (MS-SMB2
+            // 3.3.5.15.6): retry once within them.
+            if m.header.status == NtStatus::STATUS_INVALID_PARAMETER && !adapted {
+                let theirs = m
+                    .body::<IoctlResponse>()
+                    .ok()
+                    .and_then(|io| CopyChunkResponse::parse(&io.output).ok());
+                if let Some(r) = theirs {
+                    adapted = true;
+                    limits = limits.within(&r);
+                    continue;
+                }
+            }
+            check(&m, || self.what("COPYCHUNK"))?;
+            let r = CopyChunkResponse::parse(&m.body::<IoctlResponse>()?.output)?;
+            let wrote = u64::from(r.total_bytes_written).min(batch);
+            done += wrote;
+            if wrote < batch {
+                break;
+            }
+        }
+        Ok(done)
+    }
+
     /// Closes the handle; the lease key is forgotten with its last open.
     pub async fn close(&self) -> RxResult<()> {
         if self.closed.swap(true, Ordering::SeqCst) {
@@ -738,5 +799,80 @@ impl Drop for Open {
                 leases.remove_oplock(&self.file_id);
             }
         }
+    }
+}
+
+/// How much one server-side copy request may carry: [MS-SMB2] 3.3.3's defaults (256 chunks of
+/// at most 1 MiB, 16 MiB in all), lowered to what a server says it allows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct CopyLimits {
+    chunks: u32,
+    chunk: u32,
+    total: u32,
+}
+
+impl CopyLimits {
+    const DEFAULT: CopyLimits = CopyLimits {
+        chunks: 256,
+        chunk: 1 << 20,
+        total: 16 << 20,
+    };
+
+    /// Lowered to a server's stated limits (never to zero).
+    fn within(self, server: &CopyChunkResponse) -> CopyLimits {
+        CopyLimits {
+            chunks: self.chunks.min(server.chunks_written).max(1),
+            chunk: self.chunk.min(server.chunk_bytes_written).max(1),
+            total: self.total.min(server.total_bytes_written).max(1),
+        }
+    }
+
+    /// The chunks of the next request for `len` bytes from `src` to `dst`.
+    fn chunks(self, src: u64, dst: u64, len: u64) -> Vec<CopyChunk> {
+        let mut v = Vec::new();
+        let mut at = 0u64;
+        let cap = len.min(u64::from(self.total));
+        while at < cap && v.len() < self.chunks as usize {
+            let n = (cap - at).min(u64::from(self.chunk));
+            v.push(CopyChunk {
+                source_offset: src + at,
+                target_offset: dst + at,
+                // n ≤ self.chunk, a u32.
+                length: n as u32,
+            });
+            at += n;
+        }
+        v
+    }
+}
+
+#[cfg(test)]
+mod copy_limits_tests {
+    use super::*;
+
+    #[test]
+    fn a_request_stays_within_every_limit_and_covers_the_range() {
+        let l = CopyLimits::DEFAULT;
+        let c = l.chunks(10, 20, 40 << 20);
+        assert_eq!(c.len(), 16, "16 MiB in 1 MiB chunks");
+        assert_eq!(c[0].source_offset, 10);
+        assert_eq!(c[15].target_offset, 20 + (15 << 20));
+        let small = l.chunks(0, 0, 5);
+        assert_eq!(small.len(), 1);
+        assert_eq!(small[0].length, 5);
+        let tight = l.within(&CopyChunkResponse {
+            chunks_written: 2,
+            chunk_bytes_written: 4096,
+            total_bytes_written: 6000,
+        });
+        let c = tight.chunks(0, 0, 1 << 20);
+        let lens: Vec<u32> = c.iter().map(|c| c.length).collect();
+        assert_eq!(lens, vec![4096, 6000 - 4096]);
+        let zero = l.within(&CopyChunkResponse::default());
+        assert_eq!(
+            zero.chunks(0, 0, 3).len(),
+            1,
+            "a zero limit is taken as one"
+        );
     }
 }

@@ -908,6 +908,97 @@ fn ioctl_validate_negotiate_info_request_and_response() {
     );
 }
 
+#[test]
+fn ioctl_server_side_copy_resume_key_and_copychunk() {
+    // FSCTL_SRV_REQUEST_RESUME_KEY: no input, 32 bytes of output allowed.
+    let fid = FileId {
+        persistent: 7,
+        volatile: 9,
+    };
+    let req = resume_key_request(fid);
+    let e = fid_bytes(B::new().u16(57).u16(0).u32(0x0014_0078), 7, 9)
+        .u32(0)
+        .u32(0)
+        .u32(0)
+        .u32(0)
+        .u32(0)
+        .u32(32)
+        .u32(1)
+        .u32(0);
+    check(&req, &e);
+    // Its output: the 24-byte key, then a context the client ignores.
+    let key: Vec<u8> = (1u8..=24).collect();
+    let out = B::new().raw(&key).u32(4).u32(0);
+    assert_eq!(&parse_resume_key(&out.0).unwrap()[..], &key[..]);
+    assert!(
+        parse_resume_key(&key[..23]).is_err(),
+        "a short key is refused"
+    );
+
+    // SRV_COPYCHUNK_COPY on the destination: key, count, reserved, then 24 bytes per chunk.
+    let mut source_key = [0u8; RESUME_KEY_LEN];
+    source_key.copy_from_slice(&key);
+    let copy = CopyChunkCopy {
+        source_key,
+        chunks: vec![
+            CopyChunk {
+                source_offset: 0,
+                target_offset: 1 << 20,
+                length: 1 << 20,
+            },
+            CopyChunk {
+                source_offset: 1 << 20,
+                target_offset: 2 << 20,
+                length: 5,
+            },
+        ],
+    };
+    let input = B::new()
+        .raw(&key)
+        .u32(2)
+        .u32(0)
+        .u64(0)
+        .u64(1 << 20)
+        .u32(1 << 20)
+        .u32(0)
+        .u64(1 << 20)
+        .u64(2 << 20)
+        .u32(5)
+        .u32(0);
+    assert_eq!(&copy.encode().unwrap()[..], &input.0[..]);
+    assert_eq!(CopyChunkCopy::parse(&input.0).unwrap(), copy);
+    // A count that claims more chunks than the bytes hold is an error, not a huge allocation.
+    let lying = B::new().raw(&key).u32(u32::MAX).u32(0).u64(0);
+    assert!(CopyChunkCopy::parse(&lying.0).is_err());
+    let req = copy.to_ioctl(fid).unwrap();
+    assert_eq!(
+        req.ctl_code, 0x0014_80F2,
+        "COPYCHUNK_WRITE: write access suffices"
+    );
+    let e = fid_bytes(B::new().u16(57).u16(0).u32(0x0014_80F2), 7, 9)
+        .u32(120)
+        .u32(input.len() as u32)
+        .u32(0)
+        .u32(0)
+        .u32(0)
+        .u32(12)
+        .u32(1)
+        .u32(0)
+        .raw(&input.0);
+    check(&req, &e);
+
+    // SRV_COPYCHUNK_RESPONSE: three counts.
+    let rsp = CopyChunkResponse {
+        chunks_written: 2,
+        chunk_bytes_written: 0,
+        total_bytes_written: (1 << 20) + 5,
+    };
+    let out = B::new().u32(2).u32(0).u32((1 << 20) + 5);
+    assert_eq!(&rsp.encode()[..], &out.0[..]);
+    assert_eq!(CopyChunkResponse::parse(&out.0).unwrap(), rsp);
+    assert!(CopyChunkResponse::parse(&out.0[..11]).is_err());
+}
+
 fn id_both_entry(next: u32, name: &str, short: &str, file_id: u64, size: u64) -> B {
     let mut b = B::new()
         .u32(next)

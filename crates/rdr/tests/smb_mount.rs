@@ -1398,3 +1398,149 @@ fn smb_when_the_server_comes_back_new_opens_reconnect_and_old_handles_fail() {
     let o = env.rdr(&["use", mp.to_str().unwrap(), "--delete"]);
     assert!(o.status.success(), "{}\n{}", stderr(&o), env.log());
 }
+
+/// Bytes the daemon's one connection to the server has sent and received so far (TCP_INFO,
+/// read with `ss`).
+fn connection_bytes(pid: i32, port: u16) -> (u64, u64) {
+    let ports = local_ports_to(pid, port);
+    assert_eq!(
+        ports.len(),
+        1,
+        "the daemon has one connection to the server"
+    );
+    let mut c = Command::new("ss");
+    c.args([
+        "-tinH",
+        "state",
+        "established",
+        &format!("sport = :{}", ports[0]),
+    ]);
+    let out = stdout(&run_bounded(c, Duration::from_secs(10)));
+    let field = |name: &str| -> u64 {
+        out.split_whitespace()
+            .find_map(|w| w.strip_prefix(name))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("no {name} in ss output: {out}"))
+    };
+    (field("bytes_sent:"), field("bytes_received:"))
+}
+
+#[test]
+fn smb_copy_within_the_mount_is_done_by_the_server() {
+    let Some(smb) = Smb::get("smb_copy_within_the_mount_is_done_by_the_server") else {
+        return;
+    };
+    let mut env = Env::new();
+    let mp = env.dir.path().join("copy-mnt");
+    let top = unique("rdr-copy");
+    let _clean = ServerFiles(vec![smb.server_path(&top)]);
+    smb_use(&mut env, &smb, &mp, 0);
+    let dir = mp.join(&top);
+    std::fs::create_dir(&dir).unwrap();
+    // 24 MiB and a tail: more than one server request (16 MiB each), not chunk-aligned.
+    // Written on the server's side, so no cache of the mount holds it.
+    let size = (24 << 20) + 12345;
+    let data = pattern(size, 5);
+    std::fs::write(smb.server_path(&format!("{top}/a")), &data).unwrap();
+    // Another client's new file shows within the attribute TTL.
+    assert!(wait_until(Duration::from_secs(10), || dir.join("a").exists()));
+    let pid = env.daemon_pid();
+
+    // cp (copy_file_range): the copy is whole, and the data never crossed the connection.
+    let before = connection_bytes(pid, smb.port);
+    let o = sh(
+        &format!(
+            "cp '{}' '{}'",
+            dir.join("a").display(),
+            dir.join("b").display()
+        ),
+        Duration::from_secs(120),
+    );
+    assert!(o.status.success(), "cp: {}", stderr(&o));
+    let after = connection_bytes(pid, smb.port);
+    assert!(
+        std::fs::read(smb.server_path(&format!("{top}/b"))).unwrap() == data,
+        "the server's copy differs from the source"
+    );
+    assert_eq!(std::fs::metadata(dir.join("b")).unwrap().len(), size as u64);
+    let moved = (after.0 - before.0) + (after.1 - before.1);
+    assert!(
+        moved < (size as u64) / 16,
+        "{moved} bytes crossed the connection for a {size}-byte server-side copy"
+    );
+
+    // The same copy through read and write moves every byte: the count above can see data.
+    let o = sh(
+        &format!(
+            "dd if='{}' of='{}' bs=1M status=none",
+            dir.join("a").display(),
+            dir.join("c").display()
+        ),
+        Duration::from_secs(120),
+    );
+    assert!(o.status.success(), "dd: {}", stderr(&o));
+    let through = connection_bytes(pid, smb.port);
+    assert!(
+        (through.0 - after.0) >= size as u64,
+        "dd's writes did not show in the connection's bytes"
+    );
+
+    // Writes still on their way to the server (write-behind) are copied too: the source's
+    // held writes go first.
+    let fresh = pattern(3 << 20, 9);
+    let mut src = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .open(dir.join("d"))
+        .unwrap();
+    std::io::Write::write_all(&mut src, &fresh).unwrap();
+    let dst = std::fs::File::create(dir.join("e")).unwrap();
+    let mut copied = 0usize;
+    while copied < fresh.len() {
+        let (mut off_in, mut off_out) = (copied as i64, copied as i64);
+        // SAFETY: both descriptors are open for the call; the offsets are valid locals.
+        let n = unsafe {
+            libc::copy_file_range(
+                std::os::fd::AsRawFd::as_raw_fd(&src),
+                &mut off_in,
+                std::os::fd::AsRawFd::as_raw_fd(&dst),
+                &mut off_out,
+                fresh.len() - copied,
+                0,
+            )
+        };
+        assert!(
+            n > 0,
+            "copy_file_range: {}",
+            std::io::Error::last_os_error()
+        );
+        copied += n as usize;
+    }
+    drop(dst);
+    drop(src);
+    assert!(
+        std::fs::read(smb.server_path(&format!("{top}/e"))).unwrap() == fresh,
+        "the copy of a file with writes in flight misses some"
+    );
+    // Past the source's end there is nothing to copy.
+    let src = std::fs::File::open(dir.join("d")).unwrap();
+    let dst = std::fs::OpenOptions::new()
+        .write(true)
+        .open(dir.join("e"))
+        .unwrap();
+    let (mut off_in, mut off_out) = (fresh.len() as i64, 0i64);
+    // SAFETY: as above.
+    let n = unsafe {
+        libc::copy_file_range(
+            std::os::fd::AsRawFd::as_raw_fd(&src),
+            &mut off_in,
+            std::os::fd::AsRawFd::as_raw_fd(&dst),
+            &mut off_out,
+            4096,
+            0,
+        )
+    };
+    assert_eq!(n, 0, "a copy from the end of the source copies nothing");
+}

@@ -180,6 +180,9 @@ fn run_all(b: &Bytes) -> usize {
         t!(FileFsFullSizeInformation::parse(p));
         t!(FileFsSizeInformation::parse(p));
         t!(ValidateNegotiateInfoResponse::parse(p));
+        t!(super::ioctl::parse_resume_key(p));
+        t!(super::ioctl::CopyChunkCopy::parse(p));
+        t!(super::ioctl::CopyChunkResponse::parse(p));
         t!(super::info::FileRenameInformation::parse(p));
         t!(super::info::FileFsAttributeInformation::parse(p));
         t!(super::info::FileFsVolumeInformation::parse(p));

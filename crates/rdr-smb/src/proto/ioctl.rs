@@ -261,3 +261,133 @@ impl ValidateNegotiateInfoResponse {
         })
     }
 }
+
+/// Length of a resume key: the server's name for an open, by which a server-side copy names
+/// its source ([MS-SMB2] 2.2.32.3).
+pub const RESUME_KEY_LEN: usize = 24;
+
+const M_RESUME: &str = "SRV_REQUEST_RESUME_KEY response";
+const M_CCCOPY: &str = "SRV_COPYCHUNK_COPY";
+const M_CCRSP: &str = "SRV_COPYCHUNK_RESPONSE";
+
+/// FSCTL_SRV_REQUEST_RESUME_KEY on `file_id`: asks for the open's resume key.
+pub fn resume_key_request(file_id: FileId) -> IoctlRequest {
+    IoctlRequest {
+        ctl_code: fsctl::FSCTL_SRV_REQUEST_RESUME_KEY,
+        file_id,
+        max_output_response: 32,
+        flags: IOCTL_IS_FSCTL,
+        ..IoctlRequest::default()
+    }
+}
+
+/// The resume key from a FSCTL_SRV_REQUEST_RESUME_KEY output (the context that follows it is
+/// unused and ignored).
+pub fn parse_resume_key(output: &[u8]) -> ProtoResult<[u8; RESUME_KEY_LEN]> {
+    Reader::at(output, 0, M_RESUME).array("ResumeKey")
+}
+
+/// One range of a server-side copy (SRV_COPYCHUNK, [MS-SMB2] 2.2.31.1.1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct CopyChunk {
+    /// Where in the source the range starts.
+    pub source_offset: u64,
+    /// Where in the destination it goes.
+    pub target_offset: u64,
+    /// Its length in bytes.
+    pub length: u32,
+}
+
+/// SRV_COPYCHUNK_COPY: the IOCTL input of a server-side copy, sent on the destination handle.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct CopyChunkCopy {
+    /// The source open's resume key.
+    pub source_key: [u8; RESUME_KEY_LEN],
+    /// The ranges, copied in order.
+    pub chunks: Vec<CopyChunk>,
+}
+
+impl CopyChunkCopy {
+    /// The IOCTL input bytes.
+    pub fn encode(&self) -> ProtoResult<Bytes> {
+        let mut b = BytesMut::with_capacity(32 + 24 * self.chunks.len());
+        b.put_slice(&self.source_key);
+        b.put_u32_le(len32(self.chunks.len(), M_CCCOPY, "ChunkCount")?);
+        b.put_u32_le(0);
+        for c in &self.chunks {
+            b.put_u64_le(c.source_offset);
+            b.put_u64_le(c.target_offset);
+            b.put_u32_le(c.length);
+            b.put_u32_le(0);
+        }
+        Ok(b.freeze())
+    }
+
+    /// Parses the IOCTL input bytes (a chunk count larger than the data is an error).
+    pub fn parse(data: &[u8]) -> ProtoResult<Self> {
+        let mut r = Reader::at(data, 0, M_CCCOPY);
+        let source_key = r.array("SourceKey")?;
+        let n = r.u32("ChunkCount")? as usize;
+        r.skip(4, "Reserved")?;
+        // Never reserve more than the data can hold.
+        let mut chunks = Vec::with_capacity(n.min(data.len() / 24));
+        for _ in 0..n {
+            let source_offset = r.u64("SourceOffset")?;
+            let target_offset = r.u64("TargetOffset")?;
+            let length = r.u32("Length")?;
+            r.skip(4, "Reserved")?;
+            chunks.push(CopyChunk {
+                source_offset,
+                target_offset,
+                length,
+            });
+        }
+        Ok(CopyChunkCopy { source_key, chunks })
+    }
+
+    /// The whole IOCTL request on the destination `file_id` (FSCTL_SRV_COPYCHUNK_WRITE: the
+    /// destination needs write access only).
+    pub fn to_ioctl(&self, file_id: FileId) -> ProtoResult<IoctlRequest> {
+        Ok(IoctlRequest {
+            ctl_code: fsctl::FSCTL_SRV_COPYCHUNK_WRITE,
+            file_id,
+            input: self.encode()?,
+            max_output_response: 12,
+            flags: IOCTL_IS_FSCTL,
+            ..IoctlRequest::default()
+        })
+    }
+}
+
+/// SRV_COPYCHUNK_RESPONSE: what a server-side copy wrote; with STATUS_INVALID_PARAMETER, the
+/// server's limits instead (most chunks, largest chunk, most bytes per request).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct CopyChunkResponse {
+    /// ChunksWritten (or the most chunks per request).
+    pub chunks_written: u32,
+    /// ChunkBytesWritten (or the largest chunk).
+    pub chunk_bytes_written: u32,
+    /// TotalBytesWritten (or the most bytes per request).
+    pub total_bytes_written: u32,
+}
+
+impl CopyChunkResponse {
+    /// The IOCTL output bytes.
+    pub fn encode(&self) -> Bytes {
+        let mut b = BytesMut::with_capacity(12);
+        b.put_u32_le(self.chunks_written);
+        b.put_u32_le(self.chunk_bytes_written);
+        b.put_u32_le(self.total_bytes_written);
+        b.freeze()
+    }
+
+    /// Parses the IOCTL output bytes.
+    pub fn parse(data: &[u8]) -> ProtoResult<Self> {
+        let mut r = Reader::at(data, 0, M_CCRSP);
+        Ok(CopyChunkResponse {
+            chunks_written: r.u32("ChunksWritten")?,
+            chunk_bytes_written: r.u32("ChunkBytesWritten")?,
+            total_bytes_written: r.u32("TotalBytesWritten")?,
+        })
+    }
+}
