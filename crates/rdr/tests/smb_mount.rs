@@ -1443,7 +1443,9 @@ fn smb_copy_within_the_mount_is_done_by_the_server() {
     let data = pattern(size, 5);
     std::fs::write(smb.server_path(&format!("{top}/a")), &data).unwrap();
     // Another client's new file shows within the attribute TTL.
-    assert!(wait_until(Duration::from_secs(10), || dir.join("a").exists()));
+    assert!(wait_until(Duration::from_secs(10), || dir
+        .join("a")
+        .exists()));
     let pid = env.daemon_pid();
 
     // cp (copy_file_range): the copy is whole, and the data never crossed the connection.
