@@ -7,6 +7,7 @@
 
 use crate::dircache::{DirCache, split};
 use crate::inode::{InodeTable, ROOT, join};
+use crate::symlink;
 use bytes::Bytes;
 use fuser::{
     AccessFlags, CopyFileRangeFlags, Errno, FileAttr, FileHandle, FileType, Filesystem, FopenFlags,
@@ -103,6 +104,10 @@ struct Handle {
     listing: Mutex<Option<Arc<Vec<DirEntry>>>>,
 }
 
+/// What a file of a symlink file's size held when it was read: its (size, mtime) then, and
+/// its target if it is a link.
+type LinkSeen = ((u64, SystemTime), Option<Vec<u8>>);
+
 /// Counters shared with the daemon (open handles, whether the session still runs).
 #[derive(Debug, Default)]
 pub struct MountStats {
@@ -127,6 +132,9 @@ struct Inner {
     cached: Mutex<HashMap<u64, (u64, SystemTime)>>,
     /// Directory attributes and complete listings, for the attribute TTL.
     dirs: DirCache,
+    /// Files of a symlink file's size, by path: their (size, mtime) when read, and the link
+    /// target if they are links (`symlink.rs`).
+    links: Mutex<HashMap<String, LinkSeen>>,
     /// The session's notifier, once the session exists (drops kernel caches).
     notifier: std::sync::OnceLock<fuser::Notifier>,
     /// Inodes with a page drop queued, and the byte range to drop (see
@@ -289,6 +297,7 @@ impl RdrFs {
                 stats,
                 cached: Mutex::new(HashMap::new()),
                 dirs: DirCache::new(opts.attr_ttl),
+                links: Mutex::new(HashMap::new()),
                 notifier: std::sync::OnceLock::new(),
                 dropping: Mutex::default(),
                 opts,
@@ -321,11 +330,73 @@ impl RdrFs {
 
 impl Inner {
     fn attr(&self, ino: u64, info: &FileInfo) -> FileAttr {
+        if let Some(target) = self.link_target_seen(ino, info) {
+            let mut a = self.attr_of_kind(ino, info, FileType::Symlink);
+            a.size = target.len() as u64;
+            a.perm = 0o777;
+            return a;
+        }
         let kind = if info.is_dir {
             FileType::Directory
         } else {
             FileType::RegularFile
         };
+        self.attr_of_kind(ino, info, kind)
+    }
+
+    /// The target of the link at `ino`, when the file has a link file's size and was read as
+    /// a link with these very attributes (`classify` reads it).
+    fn link_target_seen(&self, ino: u64, info: &FileInfo) -> Option<Vec<u8>> {
+        if info.is_dir || info.size != symlink::FILE_SIZE as u64 {
+            return None;
+        }
+        let path = self.inodes.lock().path(ino)?;
+        match self.links.lock().get(&path) {
+            Some((stamp, target)) if *stamp == (info.size, info.modified) => target.clone(),
+            _ => None,
+        }
+    }
+
+    /// Reads a file that has a link file's size, once per (size, mtime), to learn whether it
+    /// is a link; returns its target if so. Every other file costs nothing.
+    async fn classify(&self, path: &str, info: &FileInfo) -> Option<Vec<u8>> {
+        if info.is_dir || info.size != symlink::FILE_SIZE as u64 {
+            return None;
+        }
+        let stamp = (info.size, info.modified);
+        if let Some((s, target)) = self.links.lock().get(path)
+            && *s == stamp
+        {
+            return target.clone();
+        }
+        let target = self
+            .read_small(path, symlink::FILE_SIZE as u32)
+            .await
+            .ok()
+            .and_then(|d| symlink::parse(&d));
+        self.links
+            .lock()
+            .insert(path.to_string(), (stamp, target.clone()));
+        target
+    }
+
+    /// The first `len` bytes of the file at `path` (open, read, close).
+    async fn read_small(&self, path: &str, len: u32) -> Result<Bytes, Errno> {
+        let params = CreateParams::open_existing(
+            AccessMask::FILE_READ_DATA | AccessMask::FILE_READ_ATTRIBUTES | AccessMask::SYNCHRONIZE,
+        );
+        let ctx = RxContext::new();
+        let fobx = self
+            .rdbss
+            .create(&self.v, path, &params, &ctx)
+            .await
+            .map_err(|e| err(&e))?;
+        let data = self.rdbss.read(&fobx, 0, len, &ctx).await;
+        let _ = self.rdbss.close(&fobx).await;
+        data.map_err(|e| err(&e))
+    }
+
+    fn attr_of_kind(&self, ino: u64, info: &FileInfo, kind: FileType) -> FileAttr {
         let perm = match info.mode {
             Some(m) => (m & 0o7777) as u16,
             None => {
@@ -776,6 +847,8 @@ impl Filesystem for RdrFs {
             InitFlags::FUSE_ATOMIC_O_TRUNC,
             InitFlags::FUSE_DIRECT_IO_ALLOW_MMAP,
             InitFlags::FUSE_PARALLEL_DIROPS,
+            // Link targets stay in the kernel's page cache, dropped with the link's pages.
+            InitFlags::FUSE_CACHE_SYMLINKS,
         ] {
             let _ = config.add_capabilities(cap);
         }
@@ -807,6 +880,7 @@ impl Filesystem for RdrFs {
                         (info, inner.opts.attr_ttl)
                     }
                 };
+                inner.classify(&path, &info).await;
                 let ino = inner.inodes.lock().lookup(&path);
                 Ok::<_, Errno>((inner.attr(ino, &info), ttl))
             }
@@ -850,6 +924,7 @@ impl Filesystem for RdrFs {
                 };
                 if let Some(p) = &path {
                     inner.dirs.set_attr(p, &info, at);
+                    inner.classify(p, &info).await;
                 }
                 Ok::<_, Errno>((inner.attr(ino.0, &info), inner.opts.attr_ttl))
             }
@@ -1006,6 +1081,104 @@ impl Filesystem for RdrFs {
             .await;
             match r {
                 Ok(a) => reply.entry(&inner.opts.attr_ttl, &a, Generation(1)),
+                Err(e) => reply.error(e),
+            }
+        });
+    }
+
+    /// A symbolic link, as a Minshall+French link file (`symlink.rs`): SMB servers without
+    /// POSIX extensions have no links to offer, and cifs.ko (`mfsymlinks`) and macOS read these.
+    fn symlink(
+        &self,
+        req: &Request,
+        parent: INodeNo,
+        link_name: &OsStr,
+        target: &std::path::Path,
+        reply: ReplyEntry,
+    ) {
+        if !self.allowed(req) {
+            return reply.error(Errno::EACCES);
+        }
+        let inner = self.inner.clone();
+        let name = link_name.to_owned();
+        let target = std::os::unix::ffi::OsStrExt::as_bytes(target.as_os_str()).to_vec();
+        self.spawn(async move {
+            let r = async {
+                let data = symlink::format(&target).ok_or(if target.is_empty() {
+                    Errno::ENOENT
+                } else {
+                    Errno::ENAMETOOLONG
+                })?;
+                let path = join(&inner.path(parent)?, name_str(&name)?);
+                let params = CreateParams {
+                    access: AccessMask::FILE_WRITE_DATA
+                        | AccessMask::FILE_READ_ATTRIBUTES
+                        | AccessMask::SYNCHRONIZE,
+                    share: share_all(),
+                    disposition: CreateDisposition::Create,
+                    options: CreateOptions::NON_DIRECTORY_FILE,
+                    attributes: 0,
+                    mode: None,
+                };
+                let ctx = RxContext::new();
+                let created = inner.rdbss.create(&inner.v, &path, &params, &ctx).await;
+                // Also on failure: the server may have made it before the error.
+                let (dir, leaf) = split(&path);
+                inner.dirs.added(dir, leaf);
+                inner.changed(vec![Change::Name(path.clone())]);
+                let fobx = created.map_err(|e| err(&e))?;
+                let written = async {
+                    let data = Bytes::from(data);
+                    let mut done = 0usize;
+                    while done < data.len() {
+                        let n = inner
+                            .rdbss
+                            .write(&fobx, done as u64, data.slice(done..), &ctx)
+                            .await? as usize;
+                        if n == 0 {
+                            return Err(RxError::status(
+                                NtStatus::STATUS_DISK_FULL,
+                                format!("{path:?}: the link file was written short"),
+                            ));
+                        }
+                        done += n;
+                    }
+                    inner.rdbss.query_info(&fobx, &ctx).await
+                }
+                .await;
+                let closed = inner.rdbss.close(&fobx).await;
+                let info = written.map_err(|e| err(&e))?;
+                closed.map_err(|e| err(&e))?;
+                inner
+                    .links
+                    .lock()
+                    .insert(path.clone(), ((info.size, info.modified), Some(target)));
+                let ino = inner.inodes.lock().lookup(&path);
+                Ok::<_, Errno>(inner.attr(ino, &info))
+            }
+            .await;
+            match r {
+                Ok(a) => reply.entry(&inner.opts.attr_ttl, &a, Generation(1)),
+                Err(e) => reply.error(e),
+            }
+        });
+    }
+
+    fn readlink(&self, req: &Request, ino: INodeNo, reply: ReplyData) {
+        if !self.allowed(req) {
+            return reply.error(Errno::EACCES);
+        }
+        let inner = self.inner.clone();
+        self.spawn(async move {
+            let r = async {
+                let path = inner.path(ino)?;
+                let data = inner.read_small(&path, symlink::FILE_SIZE as u32).await?;
+                // Rewritten as a plain file since the kernel was told it is a link.
+                symlink::parse(&data).ok_or(Errno::EINVAL)
+            }
+            .await;
+            match r {
+                Ok(t) => reply.data(&t),
                 Err(e) => reply.error(e),
             }
         });
@@ -1471,10 +1644,20 @@ impl Filesystem for RdrFs {
                 }
                 let list = inner.listing(&h).await?;
                 let dir = inner.path(ino)?;
-                Ok::<_, Errno>((list, dir))
+                let mut links = std::collections::HashSet::new();
+                for e in list.iter().skip(offset.saturating_sub(2) as usize) {
+                    if inner
+                        .classify(&join(&dir, &e.name), &e.info)
+                        .await
+                        .is_some()
+                    {
+                        links.insert(e.name.clone());
+                    }
+                }
+                Ok::<_, Errno>((list, dir, links))
             }
             .await;
-            let (list, dir) = match r {
+            let (list, dir, links) = match r {
                 Ok(x) => x,
                 Err(e) => return reply.error(e),
             };
@@ -1494,6 +1677,8 @@ impl Filesystem for RdrFs {
             for (k, e) in list.iter().enumerate().skip((i - 2) as usize) {
                 let kind = if e.info.is_dir {
                     FileType::Directory
+                } else if links.contains(&e.name) {
+                    FileType::Symlink
                 } else {
                     FileType::RegularFile
                 };
@@ -1530,6 +1715,9 @@ impl Filesystem for RdrFs {
                 let list = inner.listing(&h).await?;
                 let dir = inner.path(ino)?;
                 let (dinfo, _) = inner.dir_stat(&dir).await?;
+                for e in list.iter().skip(offset.saturating_sub(2) as usize) {
+                    inner.classify(&join(&dir, &e.name), &e.info).await;
+                }
                 Ok::<_, Errno>((list, dir, dinfo))
             }
             .await;

@@ -12,6 +12,7 @@ pub mod dircache;
 pub mod fs;
 pub mod inode;
 pub mod mount;
+pub mod symlink;
 
 pub use fs::{Change, ChangeHook, FsOptions, FsProbe, MountStats, RdrFs};
 pub use mount::{

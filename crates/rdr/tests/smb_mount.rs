@@ -1546,3 +1546,78 @@ fn smb_copy_within_the_mount_is_done_by_the_server() {
     };
     assert_eq!(n, 0, "a copy from the end of the source copies nothing");
 }
+
+#[test]
+fn smb_symlinks_are_minshall_french_link_files() {
+    let Some(smb) = Smb::get("smb_symlinks_are_minshall_french_link_files") else {
+        return;
+    };
+    let mut env = Env::new();
+    let mp = env.dir.path().join("link-mnt");
+    let top = unique("rdr-link");
+    let _clean = ServerFiles(vec![smb.server_path(&top)]);
+    smb_use(&mut env, &smb, &mp, 0);
+    let dir = mp.join(&top);
+    std::fs::create_dir(&dir).unwrap();
+    std::fs::write(dir.join("t.txt"), b"through the link").unwrap();
+
+    // ln -s: a link the mount shows as one, that paths resolve through.
+    std::os::unix::fs::symlink("t.txt", dir.join("l")).unwrap();
+    assert_eq!(
+        std::fs::read_link(dir.join("l")).unwrap(),
+        Path::new("t.txt")
+    );
+    let m = std::fs::symlink_metadata(dir.join("l")).unwrap();
+    assert!(m.file_type().is_symlink());
+    assert_eq!(m.len(), 5, "a link's size is its target's length");
+    assert_eq!(std::fs::read(dir.join("l")).unwrap(), b"through the link");
+    // On the server it is the file cifs.ko (mfsymlinks) and macOS read as a link: 1067 bytes,
+    // "XSym", the target's length, its MD5 (md5sum of "t.txt"), the target, spaces.
+    let on_server = std::fs::read(smb.server_path(&format!("{top}/l"))).unwrap();
+    assert_eq!(on_server.len(), 1067);
+    let head = b"XSym\n0005\n8454272a4276bc0a45ff46f8bf22a15f\nt.txt\n";
+    assert_eq!(&on_server[..head.len()], head);
+    assert!(on_server[head.len()..].iter().all(|&c| c == b' '));
+
+    // A link file made by another client shows as a link; a plain file of the same size
+    // stays a plain file.
+    let mut other = b"XSym\n0008\nd0e2b692f12af56fba571d3076ee7a72\n../t.txt\n".to_vec();
+    other.resize(1067, b' ');
+    std::fs::write(smb.server_path(&format!("{top}/other")), &other).unwrap();
+    std::fs::write(smb.server_path(&format!("{top}/plain")), pattern(1067, 3)).unwrap();
+    assert!(
+        wait_until(Duration::from_secs(10), || dir.join("plain").exists()),
+        "another client's files never showed"
+    );
+    assert_eq!(
+        std::fs::read_link(dir.join("other")).unwrap(),
+        Path::new("../t.txt")
+    );
+    let m = std::fs::symlink_metadata(dir.join("plain")).unwrap();
+    assert!(m.file_type().is_file());
+    assert_eq!(m.len(), 1067);
+    let listed = sh(
+        &format!("cd '{}' && find . -type l | sort", dir.display()),
+        Duration::from_secs(30),
+    );
+    assert_eq!(stdout(&listed), "./l\n./other\n", "readdir's file types");
+
+    // mv keeps a link a link; rm removes the link, not its target.
+    std::fs::rename(dir.join("l"), dir.join("l2")).unwrap();
+    assert_eq!(
+        std::fs::read_link(dir.join("l2")).unwrap(),
+        Path::new("t.txt")
+    );
+    std::fs::remove_file(dir.join("l2")).unwrap();
+    assert!(!smb.server_path(&format!("{top}/l2")).exists());
+    assert_eq!(
+        std::fs::read(dir.join("t.txt")).unwrap(),
+        b"through the link"
+    );
+
+    // A target longer than a link file holds is refused, and nothing is left behind.
+    let long = "a".repeat(1025);
+    let e = std::os::unix::fs::symlink(&long, dir.join("long")).unwrap_err();
+    assert_eq!(e.raw_os_error(), Some(libc::ENAMETOOLONG));
+    assert!(!smb.server_path(&format!("{top}/long")).exists());
+}
