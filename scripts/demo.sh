@@ -111,6 +111,11 @@ run ls -l "$D" "$D/reports"
 run cp "$D/blob.bin" "$W/blob.back"
 run cmp "$W/blob.bin" "$W/blob.back"
 echo "(identical)"
+# Within the share, cp's copy_file_range becomes a server-side copy (no data over the wire).
+run cp "$D/blob.bin" "$D/blob-copy.bin"
+run ln -s reports/report.txt "$D/latest"
+run ls -l "$D"
+run cat "$D/latest"
 
 say "The connection list and the open-file inventory"
 run "$RDR" use
