@@ -106,7 +106,14 @@ struct Handle {
 
 /// What a file of a symlink file's size held when it was read: its (size, mtime) then, and
 /// its target if it is a link.
-type LinkSeen = ((u64, SystemTime), Option<Vec<u8>>);
+struct LinkSeen {
+    /// (size, mtime) of the file when it was read.
+    stamp: (u64, SystemTime),
+    /// The link's target; `None`: a plain file.
+    target: Option<Vec<u8>>,
+    /// When it was read.
+    checked: Instant,
+}
 
 /// Counters shared with the daemon (open handles, whether the session still runs).
 #[derive(Debug, Default)]
@@ -135,6 +142,10 @@ struct Inner {
     /// Files of a symlink file's size, by path: their (size, mtime) when read, and the link
     /// target if they are links (`symlink.rs`).
     links: Mutex<HashMap<String, LinkSeen>>,
+    /// Inodes last described to the kernel as links: a getattr must not change an inode's
+    /// type (the kernel would mark it bad), so a file that turned into a link or back gets a
+    /// new inode instead.
+    link_inos: Mutex<std::collections::HashSet<u64>>,
     /// The session's notifier, once the session exists (drops kernel caches).
     notifier: std::sync::OnceLock<fuser::Notifier>,
     /// Inodes with a page drop queued, and the byte range to drop (see
@@ -298,6 +309,7 @@ impl RdrFs {
                 cached: Mutex::new(HashMap::new()),
                 dirs: DirCache::new(opts.attr_ttl),
                 links: Mutex::new(HashMap::new()),
+                link_inos: Mutex::default(),
                 notifier: std::sync::OnceLock::new(),
                 dropping: Mutex::default(),
                 opts,
@@ -330,7 +342,23 @@ impl RdrFs {
 
 impl Inner {
     fn attr(&self, ino: u64, info: &FileInfo) -> FileAttr {
-        if let Some(target) = self.link_target_seen(ino, info) {
+        let target = if Self::may_be_link(info) {
+            self.inodes
+                .lock()
+                .path(ino)
+                .and_then(|p| self.link_target(&p, info))
+        } else {
+            None
+        };
+        {
+            let mut l = self.link_inos.lock();
+            if target.is_some() {
+                l.insert(ino);
+            } else if !l.is_empty() {
+                l.remove(&ino);
+            }
+        }
+        if let Some(target) = target {
             let mut a = self.attr_of_kind(ino, info, FileType::Symlink);
             a.size = target.len() as u64;
             a.perm = 0o777;
@@ -344,40 +372,70 @@ impl Inner {
         self.attr_of_kind(ino, info, kind)
     }
 
-    /// The target of the link at `ino`, when the file has a link file's size and was read as
-    /// a link with these very attributes (`classify` reads it).
-    fn link_target_seen(&self, ino: u64, info: &FileInfo) -> Option<Vec<u8>> {
-        if info.is_dir || info.size != symlink::FILE_SIZE as u64 {
+    /// Whether a file with `info` could be a link file (only their exact size can).
+    fn may_be_link(info: &FileInfo) -> bool {
+        !info.is_dir && info.size == symlink::FILE_SIZE as u64
+    }
+
+    /// The target of the link at `path` as `classify` last read it. While a changed file
+    /// (other size or mtime) has not been read again, what it last was stands, so its type
+    /// never changes on a failed read.
+    fn link_target(&self, path: &str, info: &FileInfo) -> Option<Vec<u8>> {
+        if !Self::may_be_link(info) {
             return None;
         }
-        let path = self.inodes.lock().path(ino)?;
-        match self.links.lock().get(&path) {
-            Some((stamp, target)) if *stamp == (info.size, info.modified) => target.clone(),
-            _ => None,
+        self.links.lock().get(path).and_then(|l| l.target.clone())
+    }
+
+    /// `path` (and anything below it) was removed or renamed: what was read of link files
+    /// there no longer holds for that name.
+    fn forget_links(&self, path: &str) {
+        let mut l = self.links.lock();
+        if l.is_empty() {
+            return;
         }
+        let below = format!("{path}\\");
+        l.retain(|p, _| p != path && !p.starts_with(&below));
+    }
+
+    /// Whether `info` would change the type the kernel has for `ino` (link ↔ plain file).
+    fn type_changed(&self, ino: u64, info: &FileInfo) -> bool {
+        if info.is_dir {
+            return false;
+        }
+        let was = self.link_inos.lock().contains(&ino);
+        let now = self
+            .inodes
+            .lock()
+            .path(ino)
+            .is_some_and(|p| self.link_target(&p, info).is_some());
+        was != now
     }
 
     /// Reads a file that has a link file's size, once per (size, mtime), to learn whether it
-    /// is a link; returns its target if so. Every other file costs nothing.
-    async fn classify(&self, path: &str, info: &FileInfo) -> Option<Vec<u8>> {
-        if info.is_dir || info.size != symlink::FILE_SIZE as u64 {
-            return None;
+    /// is a link. Every other file costs nothing. A failed read changes nothing.
+    async fn classify(&self, path: &str, info: &FileInfo) {
+        if !Self::may_be_link(info) {
+            return;
         }
         let stamp = (info.size, info.modified);
-        if let Some((s, target)) = self.links.lock().get(path)
-            && *s == stamp
-        {
-            return target.clone();
-        }
-        let target = self
-            .read_small(path, symlink::FILE_SIZE as u32)
-            .await
-            .ok()
-            .and_then(|d| symlink::parse(&d));
-        self.links
+        if self
+            .links
             .lock()
-            .insert(path.to_string(), (stamp, target.clone()));
-        target
+            .get(path)
+            .is_some_and(|l| l.stamp == stamp)
+        {
+            return;
+        }
+        let checked = Instant::now();
+        if let Ok(d) = self.read_small(path, symlink::FILE_SIZE as u32).await {
+            let seen = LinkSeen {
+                stamp,
+                target: symlink::parse(&d),
+                checked,
+            };
+            self.links.lock().insert(path.to_string(), seen);
+        }
     }
 
     /// The first `len` bytes of the file at `path` (open, read, close).
@@ -648,6 +706,13 @@ impl Inner {
                 self.dirs.set_attr(&join(&dir, &e.name), &e.info, at);
             }
         }
+        // Files of a link file's size are read once per listing (per change), not per reply.
+        let dir = self.inodes.lock().path(h.ino);
+        if let Some(dir) = dir {
+            for e in all.iter().filter(|e| Self::may_be_link(&e.info)) {
+                self.classify(&join(&dir, &e.name), &e.info).await;
+            }
+        }
         let l = Arc::new(all);
         *h.listing.lock() = Some(l.clone());
         Ok(l)
@@ -847,8 +912,6 @@ impl Filesystem for RdrFs {
             InitFlags::FUSE_ATOMIC_O_TRUNC,
             InitFlags::FUSE_DIRECT_IO_ALLOW_MMAP,
             InitFlags::FUSE_PARALLEL_DIROPS,
-            // Link targets stay in the kernel's page cache, dropped with the link's pages.
-            InitFlags::FUSE_CACHE_SYMLINKS,
         ] {
             let _ = config.add_capabilities(cap);
         }
@@ -925,6 +988,11 @@ impl Filesystem for RdrFs {
                 if let Some(p) = &path {
                     inner.dirs.set_attr(p, &info, at);
                     inner.classify(p, &info).await;
+                }
+                // Became a link or stopped being one: the kernel looks the name up again
+                // (and makes a new inode) rather than see the type change.
+                if inner.type_changed(ino.0, &info) {
+                    return Err(Errno::ESTALE);
                 }
                 Ok::<_, Errno>((inner.attr(ino.0, &info), inner.opts.attr_ttl))
             }
@@ -1027,6 +1095,11 @@ impl Filesystem for RdrFs {
                 if let Some(p) = &known {
                     inner.dirs.set_attr(p, &info, at);
                     inner.changed(vec![Change::Data(p.clone())]);
+                    // New times on a link (touch -h, tar, cp -a): still a link.
+                    inner.classify(p, &info).await;
+                }
+                if inner.type_changed(ino.0, &info) {
+                    return Err(Errno::ESTALE);
                 }
                 Ok::<_, Errno>(inner.attr(ino.0, &info))
             }
@@ -1111,8 +1184,10 @@ impl Filesystem for RdrFs {
                 })?;
                 let path = join(&inner.path(parent)?, name_str(&name)?);
                 let params = CreateParams {
+                    // DELETE: a link file that could not be written is removed again.
                     access: AccessMask::FILE_WRITE_DATA
                         | AccessMask::FILE_READ_ATTRIBUTES
+                        | AccessMask::DELETE
                         | AccessMask::SYNCHRONIZE,
                     share: share_all(),
                     disposition: CreateDisposition::Create,
@@ -1146,13 +1221,19 @@ impl Filesystem for RdrFs {
                     inner.rdbss.query_info(&fobx, &ctx).await
                 }
                 .await;
+                if written.is_err() {
+                    let gone = SetInfo::Disposition(true);
+                    let _ = inner.rdbss.set_info(&fobx, &gone, &ctx).await;
+                }
                 let closed = inner.rdbss.close(&fobx).await;
                 let info = written.map_err(|e| err(&e))?;
                 closed.map_err(|e| err(&e))?;
-                inner
-                    .links
-                    .lock()
-                    .insert(path.clone(), ((info.size, info.modified), Some(target)));
+                let seen = LinkSeen {
+                    stamp: (info.size, info.modified),
+                    target: Some(target),
+                    checked: Instant::now(),
+                };
+                inner.links.lock().insert(path.clone(), seen);
                 let ino = inner.inodes.lock().lookup(&path);
                 Ok::<_, Errno>(inner.attr(ino, &info))
             }
@@ -1172,6 +1253,15 @@ impl Filesystem for RdrFs {
         self.spawn(async move {
             let r = async {
                 let path = inner.path(ino)?;
+                // Read within the attribute TTL: trusted like the attributes themselves.
+                let fresh = inner.links.lock().get(&path).and_then(|l| {
+                    (l.checked.elapsed() < inner.opts.attr_ttl)
+                        .then(|| l.target.clone())
+                        .flatten()
+                });
+                if let Some(t) = fresh {
+                    return Ok(t);
+                }
                 let data = inner.read_small(&path, symlink::FILE_SIZE as u32).await?;
                 // Rewritten as a plain file since the kernel was told it is a link.
                 symlink::parse(&data).ok_or(Errno::EINVAL)
@@ -1249,6 +1339,8 @@ impl Filesystem for RdrFs {
                     r => r?,
                 }
                 inner.inodes.lock().renamed(&from, &to);
+                inner.forget_links(&from);
+                inner.forget_links(&to);
                 inner.dirs.forget_tree(&from);
                 inner.dirs.forget_tree(&to);
                 let (fd, fname) = split(&from);
@@ -1537,6 +1629,11 @@ impl Filesystem for RdrFs {
                     .copy_range(&src.fobx, offset_in, &dst.fobx, offset_out, n, &ctx)
                     .await
                     .map_err(|e| copy_errno(&e))?;
+                // Nothing copied of a range that exists: the caller would take it for the
+                // end of the file; let the kernel copy instead.
+                if done == 0 {
+                    return Err(Errno::EOPNOTSUPP);
+                }
                 dst.wrote.store(true, Ordering::Relaxed);
                 dst.changed.store(true, Ordering::Relaxed);
                 inner.cached.lock().remove(&dst.ino);
@@ -1644,20 +1741,10 @@ impl Filesystem for RdrFs {
                 }
                 let list = inner.listing(&h).await?;
                 let dir = inner.path(ino)?;
-                let mut links = std::collections::HashSet::new();
-                for e in list.iter().skip(offset.saturating_sub(2) as usize) {
-                    if inner
-                        .classify(&join(&dir, &e.name), &e.info)
-                        .await
-                        .is_some()
-                    {
-                        links.insert(e.name.clone());
-                    }
-                }
-                Ok::<_, Errno>((list, dir, links))
+                Ok::<_, Errno>((list, dir))
             }
             .await;
-            let (list, dir, links) = match r {
+            let (list, dir) = match r {
                 Ok(x) => x,
                 Err(e) => return reply.error(e),
             };
@@ -1677,7 +1764,9 @@ impl Filesystem for RdrFs {
             for (k, e) in list.iter().enumerate().skip((i - 2) as usize) {
                 let kind = if e.info.is_dir {
                     FileType::Directory
-                } else if links.contains(&e.name) {
+                } else if Inner::may_be_link(&e.info)
+                    && inner.link_target(&join(&dir, &e.name), &e.info).is_some()
+                {
                     FileType::Symlink
                 } else {
                     FileType::RegularFile
@@ -1715,9 +1804,6 @@ impl Filesystem for RdrFs {
                 let list = inner.listing(&h).await?;
                 let dir = inner.path(ino)?;
                 let (dinfo, _) = inner.dir_stat(&dir).await?;
-                for e in list.iter().skip(offset.saturating_sub(2) as usize) {
-                    inner.classify(&join(&dir, &e.name), &e.info).await;
-                }
                 Ok::<_, Errno>((list, dir, dinfo))
             }
             .await;
@@ -1934,6 +2020,7 @@ impl RdrFs {
                 inner.dirs.removed(&parent_path, name);
                 inner.changed(vec![Change::Name(path.clone())]);
                 inner.inodes.lock().unlinked(&path);
+                inner.forget_links(&path);
                 Ok::<_, Errno>(())
             }
             .await;

@@ -492,6 +492,12 @@ impl Open {
         if len == 0 {
             return Ok(0);
         }
+        if src_offset.checked_add(len).is_none() || offset.checked_add(len).is_none() {
+            return Err(RxError::status(
+                NtStatus::STATUS_INVALID_PARAMETER,
+                self.what("COPYCHUNK past the largest offset"),
+            ));
+        }
         let source_key = src.resume_key().await?;
         let mut limits = CopyLimits::DEFAULT;
         let mut adapted = false;

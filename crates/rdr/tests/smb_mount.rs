@@ -1526,13 +1526,19 @@ fn smb_copy_within_the_mount_is_done_by_the_server() {
         std::fs::read(smb.server_path(&format!("{top}/e"))).unwrap() == fresh,
         "the copy of a file with writes in flight misses some"
     );
-    // Past the source's end there is nothing to copy.
-    let src = std::fs::File::open(dir.join("d")).unwrap();
-    let dst = std::fs::OpenOptions::new()
+    // The destination's own writes still on their way go first (the copy lands over them,
+    // not under), and its cached pages show the copy at once.
+    let mut dst = std::fs::OpenOptions::new()
+        .read(true)
         .write(true)
-        .open(dir.join("e"))
+        .open(dir.join("c"))
         .unwrap();
-    let (mut off_in, mut off_out) = (fresh.len() as i64, 0i64);
+    let mut head = vec![0u8; 65536];
+    std::io::Read::read_exact(&mut dst, &mut head).unwrap();
+    assert!(head[..] == data[..65536], "c is a copy of a");
+    std::io::Write::write_all(&mut dst, &pattern(1 << 20, 11)).unwrap();
+    let src = std::fs::File::open(dir.join("d")).unwrap();
+    let (mut off_in, mut off_out) = (0i64, 0i64);
     // SAFETY: as above.
     let n = unsafe {
         libc::copy_file_range(
@@ -1540,11 +1546,24 @@ fn smb_copy_within_the_mount_is_done_by_the_server() {
             &mut off_in,
             std::os::fd::AsRawFd::as_raw_fd(&dst),
             &mut off_out,
-            4096,
+            (1 << 20) + 65536,
             0,
         )
     };
-    assert_eq!(n, 0, "a copy from the end of the source copies nothing");
+    assert_eq!(n, (1 << 20) + 65536, "{}", std::io::Error::last_os_error());
+    let mut again = vec![0u8; 65536];
+    std::os::unix::fs::FileExt::read_exact_at(&dst, &mut again, 0).unwrap();
+    assert!(
+        again[..] == fresh[..65536],
+        "a read through the destination after the copy saw old pages"
+    );
+    drop(dst);
+    let c = std::fs::read(smb.server_path(&format!("{top}/c"))).unwrap();
+    assert!(
+        c[..(1 << 20) + 65536] == fresh[..(1 << 20) + 65536],
+        "a write made before the copy landed over it"
+    );
+    assert!(c[(1 << 20) + 65536..] == data[(1 << 20) + 65536..]);
 }
 
 #[test]
@@ -1601,6 +1620,41 @@ fn smb_symlinks_are_minshall_french_link_files() {
         Duration::from_secs(30),
     );
     assert_eq!(stdout(&listed), "./l\n./other\n", "readdir's file types");
+
+    // New times on a link (touch -h; tar, cp -a and rsync -a do the same) keep it a link.
+    let o = sh(
+        &format!(
+            "touch -h -d '2001-02-03 04:05:06' '{}'",
+            dir.join("l").display()
+        ),
+        Duration::from_secs(30),
+    );
+    assert!(o.status.success(), "touch -h: {}", stderr(&o));
+    let m = std::fs::symlink_metadata(dir.join("l")).unwrap();
+    assert!(m.file_type().is_symlink());
+    assert_eq!(
+        std::fs::read_link(dir.join("l")).unwrap(),
+        Path::new("t.txt")
+    );
+
+    // Another client turns a link into a plain file: within the TTL it shows as one, and
+    // no stat in between fails with EIO (a type change under a known inode).
+    std::fs::write(smb.server_path(&format!("{top}/other")), b"plain now").unwrap();
+    let mut bad = None;
+    assert!(
+        wait_until(Duration::from_secs(10), || {
+            match std::fs::symlink_metadata(dir.join("other")) {
+                Ok(m) => m.file_type().is_file(),
+                Err(e) => {
+                    bad.get_or_insert(e);
+                    false
+                }
+            }
+        }),
+        "the rewritten link never showed as a file"
+    );
+    assert!(bad.is_none(), "stat failed meanwhile: {bad:?}");
+    assert_eq!(std::fs::read(dir.join("other")).unwrap(), b"plain now");
 
     // mv keeps a link a link; rm removes the link, not its target.
     std::fs::rename(dir.join("l"), dir.join("l2")).unwrap();
