@@ -427,6 +427,11 @@ pub trait MiniRedirector: Send + Sync + 'static {
         Ok(())
     }
 
+    /// Times the view was connected again after its transport died (shown per connection).
+    fn reconnects(&self, _v_net_root: &MrxContext) -> u64 {
+        0
+    }
+
     /// Whether this server open went with a transport that died (a reconnect does not bring
     /// it back): the core never collapses a new open onto it.
     fn srv_open_lost(&self, _srv_open: &MrxContext) -> bool {

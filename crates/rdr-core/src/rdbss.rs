@@ -208,6 +208,11 @@ impl Rdbss {
         }
     }
 
+    /// Times `v` was connected again after its transport died.
+    pub fn reconnects(&self, v: &VNetRoot) -> u64 {
+        v.context().map_or(0, |c| self.inner.minirdr.reconnects(&c))
+    }
+
     /// Whether the transport under `v` is gone (the mini-redirector says the view's
     /// connection to the server died): the `net use` status "Disconnected".
     pub fn transport_lost(&self, v: &VNetRoot) -> bool {

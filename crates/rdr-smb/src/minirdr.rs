@@ -111,6 +111,8 @@ pub struct SmbVNetRoot {
     /// The tree connect (replaced by a reconnect).
     tree: Mutex<Arc<Tree>>,
     key: (String, String),
+    /// Times the view was connected again after its transport died.
+    reconnects: std::sync::atomic::AtomicU64,
 }
 
 impl SmbVNetRoot {
@@ -242,6 +244,8 @@ impl SmbRdr {
             }
             let t = Tree::connect(&session, tree.share()).await?;
             *v.tree.lock() = t.clone();
+            v.reconnects
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             Ok(t)
         };
         ctx.run(&format!("reconnect to {unc}"), work).await
@@ -286,6 +290,12 @@ impl MiniRedirector for SmbRdr {
     async fn reconnect(&self, v_net_root: &MrxContext, ctx: &RxContext) -> RxResult<()> {
         let v = vnr(v_net_root)?;
         self.live_tree(v, ctx).await.map(|_| ())
+    }
+
+    fn reconnects(&self, v_net_root: &MrxContext) -> u64 {
+        vnr(v_net_root).map_or(0, |v| {
+            v.reconnects.load(std::sync::atomic::Ordering::Relaxed)
+        })
     }
 
     fn srv_open_lost(&self, srv_open: &MrxContext) -> bool {
@@ -376,6 +386,7 @@ impl MiniRedirector for SmbRdr {
                 srv,
                 tree: Mutex::new(tree),
                 key,
+                reconnects: std::sync::atomic::AtomicU64::new(0),
             }),
         })
     }

@@ -581,6 +581,7 @@ fn list_response(conns: &[(Arc<Conn>, &'static str)], json: bool) -> Response {
                     "gid": c.gid,
                     "port": c.port,
                     "opens": c.mount.open_handles(),
+                    "reconnects": c.rdbss.reconnects(&c.v),
                     "persistent": c.persistent,
                 })
             })

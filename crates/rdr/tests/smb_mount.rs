@@ -1288,6 +1288,16 @@ fn use_remote(env: &mut Env, mp: &Path, remote: &str, user: &str, pw: &Path) {
     env.mounts.push(mp.to_path_buf());
 }
 
+/// The reconnect count `rdr use --json` shows for the connection at `mp`.
+fn reconnects(env: &Env, mp: &Path) -> u64 {
+    let o = env.rdr(&["use", "--json"]);
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    v.as_array()
+        .and_then(|a| a.iter().find(|c| c["local"] == mp.to_str().unwrap()))
+        .and_then(|c| c["reconnects"].as_u64())
+        .unwrap_or_else(|| panic!("no reconnect count for {}: {v}", mp.display()))
+}
+
 /// The Status column of the first connection `rdr use --json` lists.
 fn first_status(env: &Env) -> String {
     let o = env.rdr(&["use", "--json"]);
@@ -1350,6 +1360,7 @@ fn smb_when_the_server_comes_back_new_opens_reconnect_and_old_handles_fail() {
     std::fs::write(mp.join("f.txt"), b"before").unwrap();
     let mut holder = Holder::open(&mp.join("f.txt"));
     assert_eq!(holder.read(), "data before");
+    assert_eq!(reconnects(&env, &mp), 0);
     // The server restarts: the connection is reset, then the server is back.
     srv.restart();
     assert!(
@@ -1385,6 +1396,7 @@ fn smb_when_the_server_comes_back_new_opens_reconnect_and_old_handles_fail() {
         "status stayed {:?}",
         first_status(&env)
     );
+    assert_eq!(reconnects(&env, &mp), 1, "the list counts the reconnect");
     // Its new opens work (its own session and tree on the new connection).
     assert_eq!(std::fs::read(mp.join("f.txt")).unwrap(), b"before");
     std::fs::write(mp.join("g.txt"), b"after").unwrap();
