@@ -398,6 +398,24 @@ impl Inner {
         l.retain(|p, _| p != path && !p.starts_with(&below));
     }
 
+    /// `from` (and anything below it) was renamed to `to`: what was read of link files moves
+    /// with them (a rename changes no content), and what stood at `to` is gone.
+    fn renamed_links(&self, from: &str, to: &str) {
+        self.forget_links(to);
+        let mut l = self.links.lock();
+        let below = format!("{from}\\");
+        let moved: Vec<String> = l
+            .keys()
+            .filter(|p| p.as_str() == from || p.starts_with(&below))
+            .cloned()
+            .collect();
+        for old in moved {
+            if let Some(seen) = l.remove(&old) {
+                l.insert(format!("{to}{}", &old[from.len()..]), seen);
+            }
+        }
+    }
+
     /// Whether `info` would change the type the kernel has for `ino` (link ↔ plain file).
     fn type_changed(&self, ino: u64, info: &FileInfo) -> bool {
         if info.is_dir {
@@ -1339,8 +1357,7 @@ impl Filesystem for RdrFs {
                     r => r?,
                 }
                 inner.inodes.lock().renamed(&from, &to);
-                inner.forget_links(&from);
-                inner.forget_links(&to);
+                inner.renamed_links(&from, &to);
                 inner.dirs.forget_tree(&from);
                 inner.dirs.forget_tree(&to);
                 let (fd, fname) = split(&from);

@@ -1437,6 +1437,33 @@ fn connection_bytes(pid: i32, port: u16) -> (u64, u64) {
     (field("bytes_sent:"), field("bytes_received:"))
 }
 
+/// copy_file_range(2) of the first `len` bytes of `src` to the same offsets of `dst`, in as
+/// many calls as it takes; each must copy something.
+fn copy_all(src: &std::fs::File, dst: &std::fs::File, len: usize) {
+    use std::os::fd::AsRawFd;
+    let mut copied = 0usize;
+    while copied < len {
+        let (mut off_in, mut off_out) = (copied as i64, copied as i64);
+        // SAFETY: both descriptors are open for the call; the offsets are valid locals.
+        let n = unsafe {
+            libc::copy_file_range(
+                src.as_raw_fd(),
+                &mut off_in,
+                dst.as_raw_fd(),
+                &mut off_out,
+                len - copied,
+                0,
+            )
+        };
+        assert!(
+            n > 0,
+            "copy_file_range: {}",
+            std::io::Error::last_os_error()
+        );
+        copied += n as usize;
+    }
+}
+
 #[test]
 fn smb_copy_within_the_mount_is_done_by_the_server() {
     let Some(smb) = Smb::get("smb_copy_within_the_mount_is_done_by_the_server") else {
@@ -1511,27 +1538,7 @@ fn smb_copy_within_the_mount_is_done_by_the_server() {
         .unwrap();
     std::io::Write::write_all(&mut src, &fresh).unwrap();
     let dst = std::fs::File::create(dir.join("e")).unwrap();
-    let mut copied = 0usize;
-    while copied < fresh.len() {
-        let (mut off_in, mut off_out) = (copied as i64, copied as i64);
-        // SAFETY: both descriptors are open for the call; the offsets are valid locals.
-        let n = unsafe {
-            libc::copy_file_range(
-                std::os::fd::AsRawFd::as_raw_fd(&src),
-                &mut off_in,
-                std::os::fd::AsRawFd::as_raw_fd(&dst),
-                &mut off_out,
-                fresh.len() - copied,
-                0,
-            )
-        };
-        assert!(
-            n > 0,
-            "copy_file_range: {}",
-            std::io::Error::last_os_error()
-        );
-        copied += n as usize;
-    }
+    copy_all(&src, &dst, fresh.len());
     drop(dst);
     drop(src);
     assert!(
@@ -1550,19 +1557,7 @@ fn smb_copy_within_the_mount_is_done_by_the_server() {
     assert!(head[..] == data[..65536], "c is a copy of a");
     std::io::Write::write_all(&mut dst, &pattern(1 << 20, 11)).unwrap();
     let src = std::fs::File::open(dir.join("d")).unwrap();
-    let (mut off_in, mut off_out) = (0i64, 0i64);
-    // SAFETY: as above.
-    let n = unsafe {
-        libc::copy_file_range(
-            std::os::fd::AsRawFd::as_raw_fd(&src),
-            &mut off_in,
-            std::os::fd::AsRawFd::as_raw_fd(&dst),
-            &mut off_out,
-            (1 << 20) + 65536,
-            0,
-        )
-    };
-    assert_eq!(n, (1 << 20) + 65536, "{}", std::io::Error::last_os_error());
+    copy_all(&src, &dst, (1 << 20) + 65536);
     let mut again = vec![0u8; 65536];
     std::os::unix::fs::FileExt::read_exact_at(&dst, &mut again, 0).unwrap();
     assert!(
