@@ -27,19 +27,25 @@ pub struct MountConfig {
     pub fs: FsOptions,
     /// Shown as the mount's source in /proc/mounts.
     pub fsname: String,
-    /// FUSE reader threads.
+    /// FUSE reader threads. Two: handlers never block a reader (what waits becomes a task),
+    /// so more readers only spread one application's requests over more cold threads and
+    /// vCPUs (docs/BENCHMARKS.md, session 7: 4 → 2 made small-file creates and 1 MiB
+    /// writes faster).
     pub n_threads: usize,
     /// Kernel read-ahead for this mount's page-cache reads (the bdi's `read_ahead_kb`);
     /// 128 KiB requests become 1 MiB ones (docs/fuse-performance.md). `None` leaves it.
     pub read_ahead_kb: Option<u32>,
 }
 
+/// FUSE reader threads of a mount unless configured otherwise (see `MountConfig::n_threads`).
+pub const DEFAULT_READERS: usize = 2;
+
 impl Default for MountConfig {
     fn default() -> Self {
         MountConfig {
             fs: FsOptions::default(),
             fsname: "rdr".into(),
-            n_threads: 4,
+            n_threads: DEFAULT_READERS,
             read_ahead_kb: Some(4096),
         }
     }

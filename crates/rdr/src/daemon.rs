@@ -849,7 +849,7 @@ impl Daemon {
                 on_change: Some(self.change_hook(id, &share_key)),
             },
             fsname: format!("rdr:{display}"),
-            n_threads: 4,
+            n_threads: rdr_fuse::mount::DEFAULT_READERS,
             read_ahead_kb: Some(4096),
         };
         let rt = self.rt.clone();
