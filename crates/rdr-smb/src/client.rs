@@ -31,6 +31,9 @@ pub struct ClientConfig {
     pub credit_target: u16,
     /// Request leases (2.1+) or batch oplocks (2.0.2) on file opens.
     pub request_leases: bool,
+    /// Ask for durable handles (v2, SMB 3.x, with a lease) so that opens survive a dropped
+    /// connection and are reclaimed after the reconnect; granted where the server allows.
+    pub durable_handles: bool,
     /// How long a break waits for its consumer before acknowledging anyway (below the
     /// server's 35 s timeout).
     pub break_budget: Duration,
@@ -58,6 +61,7 @@ impl Default for ClientConfig {
             connect_timeout: Duration::from_secs(10),
             credit_target: 1024,
             request_leases: true,
+            durable_handles: true,
             break_budget: Duration::from_secs(30),
             workstation: "RDR".to_string(),
             client_guid: guid,
@@ -158,7 +162,7 @@ impl SmbClient {
 
     /// True when the connection has died.
     pub fn is_dead(&self) -> bool {
-        self.conn.dead().is_some()
+        self.conn.is_dead()
     }
 
     /// Receives every oplock and lease break from now on (one subscriber; a new call replaces

@@ -178,9 +178,24 @@ impl LeaseTable {
         let mut users = e.users.lock();
         *users = users.saturating_sub(1);
         if *users == 0 {
-            t.by_path.remove(&(e.share.clone(), e.path.clone()));
+            let k = (e.share.clone(), e.path.clone());
+            // The path may name another key by now (a reclaimed open kept its old one).
+            if t.by_path.get(&k).is_some_and(|x| Arc::ptr_eq(x, e)) {
+                t.by_path.remove(&k);
+            }
             t.by_key.remove(&e.key);
         }
+    }
+
+    /// Takes over the lease key of a durable open reclaimed on this connection (its old one
+    /// died): breaks of that key arrive here now. New opens of the path share the key unless
+    /// the path got another one meanwhile.
+    pub(crate) fn adopt(&self, e: &Arc<LeaseEntry>) {
+        let mut t = self.tables.lock();
+        t.by_key.entry(e.key).or_insert_with(|| e.clone());
+        t.by_path
+            .entry((e.share.clone(), e.path.clone()))
+            .or_insert_with(|| e.clone());
     }
 
     /// Number of lease keys in use (tests).

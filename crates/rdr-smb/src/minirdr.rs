@@ -9,9 +9,13 @@
 //! `finalize_v_net_root` disconnects the tree and logs the session off with its last tree;
 //! `finalize_srv_call` closes the connection. When the connection dies (the server closed it
 //! or stopped answering), the next path operation of a view reconnects: a new connection, the
-//! identity's session set up again, the tree connected again. Opens of the old connection are
-//! not reopened (no durable handles): their I/O fails, and they are never collapsed onto. Breaks of every connection go to the channel
-//! from [`SmbRdr::subscribe_breaks`].
+//! identity's session set up again, the tree connected again. Durable opens of the view (granted
+//! where the server allows, see [`crate::ClientConfig::durable_handles`]) are then reclaimed on
+//! the new tree with their lease keys, and their I/O goes on there; an operation that failed
+//! because the connection died under a durable open runs once more after the reclaim. Other
+//! opens of the old connection are not reopened: their I/O fails, and they are never
+//! collapsed onto. Breaks of every connection go to the channel from
+//! [`SmbRdr::subscribe_breaks`].
 //!
 //! How the daemon uses it:
 //! ```no_run
@@ -113,6 +117,39 @@ pub struct SmbVNetRoot {
     key: (String, String),
     /// Times the view was connected again after its transport died.
     reconnects: std::sync::atomic::AtomicU64,
+    /// The view's durable opens, reclaimed on the new tree after a reconnect (keyed by the
+    /// open's address; an open leaves when its SrvOpen context is dropped).
+    durable: Mutex<HashMap<usize, std::sync::Weak<Open>>>,
+    /// One reclaim pass at a time.
+    reclaiming: tokio::sync::Mutex<()>,
+}
+
+/// How long a reclaim refused with STATUS_OBJECT_NAME_NOT_FOUND is asked again: the server
+/// keeps a durable handle as its old connection's until it sees that connection reset.
+const RECLAIM_PATIENCE: Duration = Duration::from_secs(3);
+
+/// SrvOpen context: the server open and the view it was made through (a durable open's I/O
+/// reconnects that view and reclaims the open when the connection died).
+pub struct SmbSrvOpen {
+    open: Arc<Open>,
+    view: std::sync::Weak<SmbVNetRoot>,
+}
+
+impl SmbSrvOpen {
+    /// The server open.
+    pub fn open(&self) -> &Arc<Open> {
+        &self.open
+    }
+}
+
+impl Drop for SmbSrvOpen {
+    fn drop(&mut self) {
+        if self.open.is_durable()
+            && let Some(v) = self.view.upgrade()
+        {
+            v.durable.lock().remove(&(Arc::as_ptr(&self.open) as usize));
+        }
+    }
 }
 
 impl SmbVNetRoot {
@@ -141,10 +178,36 @@ fn vnr(ctx: &MrxContext) -> RxResult<&SmbVNetRoot> {
         .ok_or_else(|| bad_context("VNetRoot"))
 }
 
-fn open(ctx: &MrxContext) -> RxResult<&Open> {
+fn smb_srv_open(ctx: &MrxContext) -> RxResult<&SmbSrvOpen> {
     (**ctx)
-        .downcast_ref::<Open>()
+        .downcast_ref::<SmbSrvOpen>()
         .ok_or_else(|| bad_context("SrvOpen"))
+}
+
+fn open(ctx: &MrxContext) -> RxResult<&Open> {
+    smb_srv_open(ctx).map(|s| &*s.open)
+}
+
+/// Runs a handle operation; when it failed because the connection died under a durable open,
+/// the open is reclaimed (`SmbRdr::ready`) and the operation runs once more. Only for
+/// operations that may run twice (reads, writes at an offset, flush, queries).
+macro_rules! retried {
+    ($rdr:expr, $so:expr, $ctx:expr, |$o:ident| $op:expr) => {{
+        let so: &SmbSrvOpen = $so;
+        $rdr.ready(so, $ctx).await;
+        let first = {
+            let $o: &Open = &so.open;
+            $op
+        };
+        match first {
+            Err(_) if so.open.is_durable() && so.open.connection_lost() => {
+                $rdr.ready(so, $ctx).await;
+                let $o: &Open = &so.open;
+                $op
+            }
+            r => r,
+        }
+    }};
 }
 
 impl SmbRdr {
@@ -234,7 +297,8 @@ impl SmbRdr {
                     )
                 })?;
                 if !Arc::ptr_eq(slot.session.client(), &client) || slot.session.is_logged_off() {
-                    slot.session = Session::setup(&client, &slot.who).await?;
+                    let previous = slot.session.id();
+                    slot.session = Session::setup_replacing(&client, &slot.who, previous).await?;
                 }
                 slot.session.clone()
             };
@@ -246,9 +310,75 @@ impl SmbRdr {
             *v.tree.lock() = t.clone();
             v.reconnects
                 .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            Self::reclaim_durable(v, &t).await;
             Ok(t)
         };
         ctx.run(&format!("reconnect to {unc}"), work).await
+    }
+
+    /// Reclaims the view's durable opens whose connection died on `tree`, its new tree
+    /// connect. One that cannot be reclaimed stays lost (its I/O fails as before).
+    async fn reclaim_durable(v: &SmbVNetRoot, tree: &Arc<Tree>) {
+        let _one = v.reclaiming.lock().await;
+        let mut left: Vec<Arc<Open>> = v
+            .durable
+            .lock()
+            .values()
+            .filter_map(std::sync::Weak::upgrade)
+            .filter(|o| o.is_durable() && o.connection_lost())
+            .collect();
+        // The server may not have noticed yet that the old connection is gone: until it
+        // does, the handle is still that connection's and a reclaim is refused. Ask again
+        // for a little while.
+        let until = tokio::time::Instant::now() + RECLAIM_PATIENCE;
+        let mut pause = Duration::from_millis(50);
+        loop {
+            let mut refused = Vec::new();
+            for o in left {
+                match o.reclaim(tree).await {
+                    Ok(()) => {}
+                    Err(e)
+                        if e.nt_status() == NtStatus::STATUS_OBJECT_NAME_NOT_FOUND
+                            && o.is_durable() =>
+                    {
+                        refused.push(o)
+                    }
+                    Err(_) => {
+                        if !tree.session().client().is_dead() {
+                            o.give_up();
+                        }
+                    }
+                }
+            }
+            if refused.is_empty() || tree.session().client().is_dead() {
+                return;
+            }
+            if tokio::time::Instant::now() + pause > until {
+                for o in refused {
+                    o.give_up();
+                }
+                return;
+            }
+            tokio::time::sleep(pause).await;
+            pause = (pause * 2).min(Duration::from_millis(500));
+            left = refused;
+        }
+    }
+
+    /// Before a handle operation: a durable open whose connection died is reclaimed first,
+    /// by reconnecting its view (bounded by `ctx`). Other opens are left as they are.
+    async fn ready(&self, so: &SmbSrvOpen, ctx: &RxContext) {
+        if !so.open.is_durable() || !so.open.connection_lost() {
+            return;
+        }
+        // The view may have been reconnected by someone else while this open was not
+        // reclaimed (say, made during that reclaim pass): one more pass.
+        if let Some(v) = so.view.upgrade()
+            && self.live_tree(&v, ctx).await.is_ok()
+            && so.open.connection_lost()
+        {
+            Self::reclaim_durable(&v, &v.tree()).await;
+        }
     }
 }
 
@@ -346,7 +476,9 @@ impl MiniRedirector for SmbRdr {
                         }
                         if !Arc::ptr_eq(slot.session.client(), &client) {
                             // The identity's session went with the old connection.
-                            slot.session = Session::setup(&client, &slot.who).await?;
+                            let previous = slot.session.id();
+                            slot.session =
+                                Session::setup_replacing(&client, &slot.who, previous).await?;
                         }
                         slot.trees += 1;
                         slot.session.clone()
@@ -387,6 +519,8 @@ impl MiniRedirector for SmbRdr {
                 tree: Mutex::new(tree),
                 key,
                 reconnects: std::sync::atomic::AtomicU64::new(0),
+                durable: Mutex::new(HashMap::new()),
+                reclaiming: tokio::sync::Mutex::new(()),
             }),
         })
     }
@@ -413,14 +547,24 @@ impl MiniRedirector for SmbRdr {
     ) -> RxResult<CreateResult> {
         let v = vnr(v_net_root)?;
         let tree = self.live_tree(v, ctx).await?;
-        let o = ctx
-            .run(&tree.unc_path(path), tree.create(path, params))
-            .await?;
+        let o = Arc::new(
+            ctx.run(&tree.unc_path(path), tree.create(path, params))
+                .await?,
+        );
+        let view = match v_net_root.clone().downcast::<SmbVNetRoot>() {
+            Ok(v) => Arc::downgrade(&v),
+            Err(_) => std::sync::Weak::new(),
+        };
+        if o.is_durable() {
+            v.durable
+                .lock()
+                .insert(Arc::as_ptr(&o) as usize, Arc::downgrade(&o));
+        }
         Ok(CreateResult {
             info: o.info().clone(),
             action: o.action(),
             buffering: o.buffering(),
-            srv_open: Arc::new(o),
+            srv_open: Arc::new(SmbSrvOpen { open: o, view }),
         })
     }
 
@@ -442,8 +586,10 @@ impl MiniRedirector for SmbRdr {
         len: u32,
         ctx: &RxContext,
     ) -> RxResult<Bytes> {
-        let o = open(srv_open)?;
-        ctx.run(o.path(), o.read(offset, len)).await
+        let so = smb_srv_open(srv_open)?;
+        retried!(self, so, ctx, |o| ctx
+            .run(o.path(), o.read(offset, len))
+            .await)
     }
 
     async fn write(
@@ -453,14 +599,16 @@ impl MiniRedirector for SmbRdr {
         data: Bytes,
         ctx: &RxContext,
     ) -> RxResult<u32> {
-        let o = open(srv_open)?;
-        let n = ctx.run(o.path(), o.write(offset, data)).await?;
+        let so = smb_srv_open(srv_open)?;
+        let n = retried!(self, so, ctx, |o| ctx
+            .run(o.path(), o.write(offset, data.clone()))
+            .await)?;
         Ok(u32::try_from(n).unwrap_or(u32::MAX))
     }
 
     async fn flush(&self, srv_open: &MrxContext, ctx: &RxContext) -> RxResult<()> {
-        let o = open(srv_open)?;
-        ctx.run(o.path(), o.flush()).await
+        let so = smb_srv_open(srv_open)?;
+        retried!(self, so, ctx, |o| ctx.run(o.path(), o.flush()).await)
     }
 
     async fn copy_range(
@@ -472,7 +620,10 @@ impl MiniRedirector for SmbRdr {
         len: u64,
         ctx: &RxContext,
     ) -> RxResult<u64> {
-        let (s, d) = (open(src)?, open(dst)?);
+        let (s, d) = (smb_srv_open(src)?, smb_srv_open(dst)?);
+        self.ready(s, ctx).await;
+        self.ready(d, ctx).await;
+        let (s, d) = (&*s.open, &*d.open);
         // A resume key names an open within its session only.
         if !Arc::ptr_eq(s.tree().session(), d.tree().session()) {
             return Err(RxError::status(
@@ -485,8 +636,8 @@ impl MiniRedirector for SmbRdr {
     }
 
     async fn query_info(&self, srv_open: &MrxContext, ctx: &RxContext) -> RxResult<FileInfo> {
-        let o = open(srv_open)?;
-        ctx.run(o.path(), o.query_info()).await
+        let so = smb_srv_open(srv_open)?;
+        retried!(self, so, ctx, |o| ctx.run(o.path(), o.query_info()).await)
     }
 
     async fn query_path_info(
@@ -517,7 +668,9 @@ impl MiniRedirector for SmbRdr {
         info: &SetInfo,
         ctx: &RxContext,
     ) -> RxResult<()> {
-        let o = open(srv_open)?;
+        let so = smb_srv_open(srv_open)?;
+        self.ready(so, ctx).await;
+        let o = &*so.open;
         ctx.run(o.path(), o.set_info(info)).await
     }
 
@@ -528,7 +681,9 @@ impl MiniRedirector for SmbRdr {
         restart: bool,
         ctx: &RxContext,
     ) -> RxResult<Vec<DirEntry>> {
-        let o = open(srv_open)?;
+        let so = smb_srv_open(srv_open)?;
+        self.ready(so, ctx).await;
+        let o = &*so.open;
         ctx.run(o.path(), o.query_directory(pattern, restart)).await
     }
 
@@ -539,7 +694,9 @@ impl MiniRedirector for SmbRdr {
         watch_tree: bool,
         ctx: &RxContext,
     ) -> RxResult<Vec<ChangeEvent>> {
-        let o = open(srv_open)?;
+        let so = smb_srv_open(srv_open)?;
+        self.ready(so, ctx).await;
+        let o = &*so.open;
         o.notify_change(filter, watch_tree, ctx).await
     }
 
@@ -550,7 +707,9 @@ impl MiniRedirector for SmbRdr {
         wait: bool,
         ctx: &RxContext,
     ) -> RxResult<()> {
-        let o = open(srv_open)?;
+        let so = smb_srv_open(srv_open)?;
+        self.ready(so, ctx).await;
+        let o = &*so.open;
         o.lock(range, wait, ctx).await
     }
 
@@ -560,7 +719,9 @@ impl MiniRedirector for SmbRdr {
         range: LockRange,
         ctx: &RxContext,
     ) -> RxResult<()> {
-        let o = open(srv_open)?;
+        let so = smb_srv_open(srv_open)?;
+        self.ready(so, ctx).await;
+        let o = &*so.open;
         ctx.run(o.path(), o.unlock(range)).await
     }
 

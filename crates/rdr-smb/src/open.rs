@@ -19,7 +19,7 @@ use crate::lease::LeaseEntry;
 use crate::proto::{
     self, AccessMask, ChangeNotifyRequest, ChangeNotifyResponse, CloseRequest, CompletionFilter,
     CopyChunk, CopyChunkCopy, CopyChunkResponse, CreateDisposition, CreateOptions, CreateRequest,
-    CreateResponse, Dialect, FileAllInformation, FileAttributes, FileBasicInformation,
+    CreateResponse, Dialect, DurableV2, FileAllInformation, FileAttributes, FileBasicInformation,
     FileDispositionInformation, FileEndOfFileInformation, FileId, FileInfoClass,
     FileRenameInformation, FileTime, FlushRequest, IoctlResponse, Lease, LeaseFlags, LeaseState,
     LeaseV2, LockElement, LockFlags, LockRequest, Message, OplockLevel, QueryDirectoryFlags,
@@ -29,10 +29,29 @@ use crate::proto::{
 };
 use crate::tree::Tree;
 
-/// An open handle on the server.
-pub struct Open {
+/// Where an open lives on the server: its tree (connection and session) and FileId. A durable
+/// open is bound again, to a new tree, when it is reclaimed after a reconnect.
+struct Binding {
     tree: Arc<Tree>,
     file_id: FileId,
+}
+
+/// What reclaiming a durable open takes ([MS-SMB2] 3.2.4.4): its CreateGuid and the request it
+/// was opened with, sent again with a DH2C context.
+struct Durable {
+    create_guid: [u8; 16],
+    request: CreateRequest,
+    /// The server refused a reclaim: the handle is gone for good.
+    refused: AtomicBool,
+    /// Byte-range locks granted and not released (not exact for partial unlocks: it only
+    /// tells whether the open may hold any).
+    locks: std::sync::atomic::AtomicUsize,
+}
+
+/// An open handle on the server.
+pub struct Open {
+    at: parking_lot::RwLock<Binding>,
+    durable: Option<Durable>,
     path: String,
     lease: Option<Arc<LeaseEntry>>,
     oplock: bool,
@@ -46,7 +65,8 @@ impl std::fmt::Debug for Open {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Open")
             .field("path", &self.path)
-            .field("file_id", &self.file_id)
+            .field("file_id", &self.file_id())
+            .field("durable", &self.durable.is_some())
             .field("buffering", &self.buffering)
             .finish()
     }
@@ -163,12 +183,29 @@ impl Tree {
         let dir = params
             .options
             .contains(rdr_core::minirdr::CreateOptions::DIRECTORY_FILE);
+        let base = req.clone();
         let mut lease = None;
         let mut oplock = false;
+        let mut create_guid = None;
         if client.config.request_leases && wants_data && !dir {
             if client.neg.leasing() {
                 let e = client.leases.acquire(&self.share, path);
                 let v2 = client.neg.dialect >= Dialect::SMB3_0;
+                if v2 && client.config.durable_handles {
+                    // Durable where the server allows it: a dropped connection does not take
+                    // the open (nor its lease and locks) with it.
+                    let mut guid = [0u8; 16];
+                    let _ = getrandom::fill(&mut guid);
+                    req.contexts.push(
+                        DurableV2 {
+                            timeout: 0,
+                            flags: 0,
+                            create_guid: guid,
+                        }
+                        .to_request_context(),
+                    );
+                    create_guid = Some(guid);
+                }
                 req.requested_oplock_level = OplockLevel::LEASE;
                 req.contexts.push(
                     Lease {
@@ -232,9 +269,22 @@ impl Tree {
                 buffering = oplock_buffering(body.oplock_level);
             }
         }
+        // Durable only when granted, and only with the lease it rides on.
+        let durable = match (create_guid, &lease, body.durable_v2()) {
+            (Some(create_guid), Some(_), Ok(Some(_))) => Some(Durable {
+                create_guid,
+                request: base,
+                refused: AtomicBool::new(false),
+                locks: std::sync::atomic::AtomicUsize::new(0),
+            }),
+            _ => None,
+        };
         Ok(Open {
-            tree: self.clone(),
-            file_id: body.file_id,
+            at: parking_lot::RwLock::new(Binding {
+                tree: self.clone(),
+                file_id: body.file_id,
+            }),
+            durable,
             path: path.to_string(),
             lease,
             oplock,
@@ -247,9 +297,36 @@ impl Tree {
 }
 
 impl Open {
+    /// The tree and FileId the open is bound to now.
+    fn at(&self) -> (Arc<Tree>, FileId) {
+        let b = self.at.read();
+        (b.tree.clone(), b.file_id)
+    }
+
     /// The SMB FileId.
     pub fn file_id(&self) -> FileId {
-        self.file_id
+        self.at.read().file_id
+    }
+
+    /// Whether the server granted a durable handle: the open can be reclaimed after its
+    /// connection dies (`reclaim`).
+    pub fn is_durable(&self) -> bool {
+        self.durable
+            .as_ref()
+            .is_some_and(|d| !d.refused.load(Ordering::Relaxed))
+    }
+
+    /// Gives a durable open up after the server refused to reclaim it: it is lost like any
+    /// other open of a dead connection, and never reclaimed again.
+    pub fn give_up(&self) {
+        if let Some(d) = &self.durable {
+            d.refused.store(true, Ordering::Relaxed);
+        }
+    }
+
+    /// Whether the connection the open is bound to has died.
+    pub fn connection_lost(&self) -> bool {
+        self.at.read().tree.session.client.is_dead()
     }
 
     /// Path in the share.
@@ -257,9 +334,90 @@ impl Open {
         &self.path
     }
 
-    /// The tree the open belongs to.
-    pub fn tree(&self) -> &Arc<Tree> {
-        &self.tree
+    /// Reclaims this durable open on `tree`, a new tree connect of the same share made after
+    /// the open's connection died ([MS-SMB2] 3.2.4.4: CREATE with DH2C and the same lease
+    /// key). From then on every operation of the open goes to `tree`, and its lease's breaks
+    /// arrive there. Fails, changing nothing, when the open is not durable, was closed, or
+    /// the server no longer has it or gives back less caching than was held.
+    pub async fn reclaim(&self, tree: &Arc<Tree>) -> RxResult<()> {
+        self.check_open("reclaim")?;
+        let (Some(d), Some(l), true) = (&self.durable, &self.lease, self.is_durable()) else {
+            return Err(RxError::status(
+                NtStatus::STATUS_OBJECT_NAME_NOT_FOUND,
+                self.what("reclaim: not a durable handle"),
+            ));
+        };
+        if d.locks.load(Ordering::Relaxed) > 0 {
+            // Samba 4.17 keeps such a handle where it maps byte-range locks to POSIX locks,
+            // and its process for the new connection then crashes reclaiming it (taking every
+            // other open of that connection along). Not risked: the open is lost, as without
+            // durable handles.
+            d.refused.store(true, Ordering::Relaxed);
+            return Err(RxError::status(
+                NtStatus::STATUS_OBJECT_NAME_NOT_FOUND,
+                self.what("reclaim: the handle holds byte-range locks"),
+            ));
+        }
+        let (_, old) = self.at();
+        let (held, epoch) = *l.state.lock();
+        let mut req = d.request.clone();
+        // DH2C allows no other context than the lease (MS-SMB2 3.3.5.9.12).
+        req.contexts.clear();
+        req.requested_oplock_level = OplockLevel::LEASE;
+        req.contexts
+            .push(proto::durable_reconnect_v2(old, d.create_guid, 0));
+        req.contexts.push(
+            Lease {
+                key: l.key,
+                state: held,
+                flags: LeaseFlags::empty(),
+                duration: 0,
+                v2: Some(LeaseV2 {
+                    epoch,
+                    ..LeaseV2::default()
+                }),
+            }
+            .to_context(),
+        );
+        let m = tree.send(&req).await?;
+        check(&m, || {
+            format!("{}: reclaim the durable handle", tree.unc_path(&self.path))
+        })?;
+        let body: CreateResponse = m.body()?;
+        let granted = match body.lease().ok().flatten() {
+            Some(g) if body.oplock_level == OplockLevel::LEASE => Some(g),
+            _ => None,
+        };
+        let Some(g) = granted.filter(|g| g.state.contains(held)) else {
+            d.refused.store(true, Ordering::Relaxed);
+            // What the core caches rests on the old state: give the handle back rather than
+            // keep it with less.
+            let _ = tree
+                .send(&CloseRequest {
+                    flags: 0,
+                    file_id: body.file_id,
+                })
+                .await;
+            return Err(RxError::status(
+                NtStatus::STATUS_OPLOCK_NOT_GRANTED,
+                format!(
+                    "{}: reclaimed without the caching held before",
+                    tree.unc_path(&self.path)
+                ),
+            ));
+        };
+        tree.session.client.leases.adopt(l);
+        l.granted(held, g.v2.as_ref().map_or(epoch, |v| v.epoch), tree);
+        *self.at.write() = Binding {
+            tree: tree.clone(),
+            file_id: body.file_id,
+        };
+        Ok(())
+    }
+
+    /// The tree the open belongs to (a new one after the open was reclaimed).
+    pub fn tree(&self) -> Arc<Tree> {
+        self.at.read().tree.clone()
     }
 
     /// Metadata returned by CREATE.
@@ -288,7 +446,7 @@ impl Open {
         if let Some(l) = &self.lease {
             return Some(l.key.to_vec());
         }
-        self.oplock.then(|| file_id_key(&self.file_id))
+        self.oplock.then(|| file_id_key(&self.file_id()))
     }
 
     /// The lease key, if a lease was granted.
@@ -297,26 +455,26 @@ impl Open {
     }
 
     fn what(&self, op: &str) -> String {
-        format!("{}: {op}", self.tree.unc_path(&self.path))
+        format!("{}: {op}", self.tree().unc_path(&self.path))
     }
 
     fn check_open(&self, op: &str) -> RxResult<()> {
         if self.closed.load(Ordering::SeqCst) {
             return Err(RxError::HandleClosed {
-                path: self.tree.unc_path(&self.path),
+                path: self.tree().unc_path(&self.path),
             });
         }
         let _ = op;
         Ok(())
     }
 
-    fn read_request(&self, offset: u64, len: u32) -> ReadRequest {
+    fn read_request(file_id: FileId, offset: u64, len: u32) -> ReadRequest {
         ReadRequest {
             padding: 0x50,
             flags: 0,
             length: len,
             offset,
-            file_id: self.file_id,
+            file_id,
             minimum_count: 0,
             channel: 0,
             remaining_bytes: 0,
@@ -336,9 +494,10 @@ impl Open {
     /// result is end of file.
     pub async fn read(&self, offset: u64, len: u32) -> RxResult<Bytes> {
         self.check_open("READ")?;
-        let chunk = self.tree.session.client.io_chunk_read();
+        let (tree, fid) = self.at();
+        let chunk = tree.session.client.io_chunk_read();
         if len <= chunk {
-            let r = self.tree.send(&self.read_request(offset, len)).await;
+            let r = tree.send(&Self::read_request(fid, offset, len)).await;
             return self.read_result(r);
         }
         // Grown as data arrives: a large `len` on a small file must not allocate `len` up front.
@@ -360,7 +519,8 @@ impl Open {
         mut sink: impl FnMut(u64, Bytes) -> RxResult<()>,
     ) -> RxResult<u64> {
         self.check_open("READ")?;
-        let client = &self.tree.session.client;
+        let (tree, fid) = self.at();
+        let client = &tree.session.client;
         let chunk = u64::from(client.io_chunk_read());
         let depth = client.config.io_depth.max(1);
         let mut next = offset;
@@ -370,7 +530,7 @@ impl Open {
         loop {
             while window.len() < depth && next < end {
                 let n = (end - next).min(chunk) as u32;
-                let p = self.tree.submit(&self.read_request(next, n)).await?;
+                let p = tree.submit(&Self::read_request(fid, next, n)).await?;
                 window.push_back((next, n, p));
                 next += u64::from(n);
             }
@@ -398,20 +558,21 @@ impl Open {
             Some(l) => Some(l.io_gate.read().await),
             None => None,
         };
-        let client = &self.tree.session.client;
+        let (tree, fid) = self.at();
+        let client = &tree.session.client;
         let chunk = client.io_chunk_write() as usize;
         let depth = client.config.io_depth.max(1);
         let mut window: VecDeque<(usize, Pending)> = VecDeque::new();
         let mut pos = 0usize;
         let mut total = 0u64;
-        let h = self.tree.header(proto::Command::WRITE);
-        let opts = self.tree.opts();
+        let h = tree.header(proto::Command::WRITE);
+        let opts = tree.opts();
         loop {
             while window.len() < depth && pos < data.len() {
                 let n = (data.len() - pos).min(chunk);
                 let req = WriteRequest {
                     offset: offset + pos as u64,
-                    file_id: self.file_id,
+                    file_id: fid,
                     channel: 0,
                     remaining_bytes: 0,
                     flags: 0,
@@ -436,7 +597,7 @@ impl Open {
             // A zero-length write still goes to the server (it updates times, checks access).
             let req = WriteRequest {
                 offset,
-                file_id: self.file_id,
+                file_id: fid,
                 channel: 0,
                 remaining_bytes: 0,
                 flags: 0,
@@ -456,22 +617,16 @@ impl Open {
     /// Makes written data durable (SMB2 FLUSH).
     pub async fn flush(&self) -> RxResult<()> {
         self.check_open("FLUSH")?;
-        let m = self
-            .tree
-            .send(&FlushRequest {
-                file_id: self.file_id,
-            })
-            .await?;
+        let (tree, fid) = self.at();
+        let m = tree.send(&FlushRequest { file_id: fid }).await?;
         check(&m, || self.what("FLUSH"))
     }
 
     /// FSCTL_SRV_REQUEST_RESUME_KEY: the key by which a server-side copy names this open.
     pub async fn resume_key(&self) -> RxResult<[u8; proto::RESUME_KEY_LEN]> {
         self.check_open("REQUEST_RESUME_KEY")?;
-        let m = self
-            .tree
-            .send(&proto::resume_key_request(self.file_id))
-            .await?;
+        let (tree, fid) = self.at();
+        let m = tree.send(&proto::resume_key_request(fid)).await?;
         check(&m, || self.what("REQUEST_RESUME_KEY"))?;
         let io: IoctlResponse = m.body()?;
         Ok(proto::parse_resume_key(&io.output)?)
@@ -499,14 +654,15 @@ impl Open {
             ));
         }
         let source_key = src.resume_key().await?;
+        let (tree, fid) = self.at();
         let mut limits = CopyLimits::DEFAULT;
         let mut adapted = false;
         let mut done = 0u64;
         while done < len {
             let chunks = limits.chunks(src_offset + done, offset + done, len - done);
             let batch: u64 = chunks.iter().map(|c| u64::from(c.length)).sum();
-            let req = CopyChunkCopy { source_key, chunks }.to_ioctl(self.file_id)?;
-            let m = self.tree.send(&req).await?;
+            let req = CopyChunkCopy { source_key, chunks }.to_ioctl(fid)?;
+            let m = tree.send(&req).await?;
             // A server with lower limits refuses the request and names them (MS-SMB2
             // 3.3.5.15.6): retry once within them.
             if m.header.status == NtStatus::STATUS_INVALID_PARAMETER && !adapted {
@@ -536,19 +692,19 @@ impl Open {
         if self.closed.swap(true, Ordering::SeqCst) {
             return Ok(());
         }
-        let leases = &self.tree.session.client.leases;
-        let r = self
-            .tree
+        let (tree, fid) = self.at();
+        let leases = &tree.session.client.leases;
+        let r = tree
             .send(&CloseRequest {
                 flags: 0,
-                file_id: self.file_id,
+                file_id: fid,
             })
             .await;
         if let Some(l) = &self.lease {
             leases.release(l);
         }
         if self.oplock {
-            leases.remove_oplock(&self.file_id);
+            leases.remove_oplock(&fid);
         }
         check(&r?, || self.what("CLOSE"))
     }
@@ -556,10 +712,10 @@ impl Open {
     /// Metadata of the open file (FileAllInformation).
     pub async fn query_info(&self) -> RxResult<FileInfo> {
         self.check_open("QUERY_INFO")?;
-        let m = self
-            .tree
+        let (tree, fid) = self.at();
+        let m = tree
             .send(&QueryInfoRequest::file(
-                self.file_id,
+                fid,
                 FileInfoClass::FileAllInformation,
                 4096,
             ))
@@ -619,10 +775,8 @@ impl Open {
                 ));
             }
         };
-        let m = self
-            .tree
-            .send(&SetInfoRequest::file(self.file_id, class, buf))
-            .await?;
+        let (tree, fid) = self.at();
+        let m = tree.send(&SetInfoRequest::file(fid, class, buf)).await?;
         check(&m, || self.what(op))
     }
 
@@ -637,7 +791,8 @@ impl Open {
         restart: bool,
     ) -> RxResult<Vec<DirEntry>> {
         self.check_open("QUERY_DIRECTORY")?;
-        let len = self.tree.session.client.neg.max_transact.min(256 * 1024);
+        let (tree, fid) = self.at();
+        let len = tree.session.client.neg.max_transact.min(256 * 1024);
         let mut restart = restart;
         loop {
             let req = QueryDirectoryRequest {
@@ -648,12 +803,12 @@ impl Open {
                     QueryDirectoryFlags::empty()
                 },
                 file_index: 0,
-                file_id: self.file_id,
+                file_id: fid,
                 pattern: pattern.unwrap_or("*").to_string(),
                 output_buffer_length: len,
             };
             restart = false;
-            let m = self.tree.send(&req).await?;
+            let m = tree.send(&req).await?;
             if m.header.status == NtStatus::STATUS_NO_MORE_FILES {
                 return Ok(Vec::new());
             }
@@ -698,8 +853,9 @@ impl Open {
         tokio::select! {
             r = &mut fut => r,
             _ = ctx.cancelled() => {
-                let conn = &self.tree.session.client.conn;
-                let _ = conn.cancel(mid, &self.tree.opts()).await;
+                let tree = self.tree();
+                let conn = &tree.session.client.conn;
+                let _ = conn.cancel(mid, &tree.opts()).await;
                 match tokio::time::timeout(Duration::from_secs(5), &mut fut).await {
                     Ok(Ok(m)) if m.header.status == NtStatus::STATUS_CANCELLED => {
                         Err(RxError::status(
@@ -723,13 +879,14 @@ impl Open {
         ctx: &RxContext,
     ) -> RxResult<Vec<ChangeEvent>> {
         self.check_open("CHANGE_NOTIFY")?;
+        let (tree, fid) = self.at();
         let req = ChangeNotifyRequest {
             flags: if watch_tree { WATCH_TREE } else { 0 },
-            output_buffer_length: self.tree.session.client.neg.max_transact.min(64 * 1024),
-            file_id: self.file_id,
+            output_buffer_length: tree.session.client.neg.max_transact.min(64 * 1024),
+            file_id: fid,
             completion_filter: CompletionFilter::from_bits_retain(filter),
         };
-        let p = self.tree.submit(&req).await?;
+        let p = tree.submit(&req).await?;
         let m = self.pending_request(p, ctx, "CHANGE_NOTIFY").await?;
         if m.header.status == NtStatus::STATUS_NOTIFY_ENUM_DIR {
             return Ok(Vec::new());
@@ -757,38 +914,52 @@ impl Open {
         if !wait {
             flags |= LockFlags::FAIL_IMMEDIATELY;
         }
+        let (tree, fid) = self.at();
         let req = LockRequest {
             lock_sequence: 0,
-            file_id: self.file_id,
+            file_id: fid,
             locks: vec![LockElement {
                 offset: range.offset,
                 length: range.length,
                 flags,
             }],
         };
-        let p = self.tree.submit(&req).await?;
+        let p = tree.submit(&req).await?;
         let m = self.pending_request(p, ctx, "LOCK").await?;
         check(&m, || {
             self.what(&format!("LOCK {}+{}", range.offset, range.length))
-        })
+        })?;
+        if let Some(d) = &self.durable {
+            d.locks.fetch_add(1, Ordering::Relaxed);
+        }
+        Ok(())
     }
 
     /// Releases a byte-range lock.
     pub async fn unlock(&self, range: LockRange) -> RxResult<()> {
         self.check_open("UNLOCK")?;
+        let (tree, fid) = self.at();
         let req = LockRequest {
             lock_sequence: 0,
-            file_id: self.file_id,
+            file_id: fid,
             locks: vec![LockElement {
                 offset: range.offset,
                 length: range.length,
                 flags: LockFlags::UNLOCK,
             }],
         };
-        let m = self.tree.send(&req).await?;
+        let m = tree.send(&req).await?;
         check(&m, || {
             self.what(&format!("UNLOCK {}+{}", range.offset, range.length))
-        })
+        })?;
+        if let Some(d) = &self.durable {
+            let _ = d
+                .locks
+                .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| {
+                    Some(n.saturating_sub(1))
+                });
+        }
+        Ok(())
     }
 }
 
@@ -797,12 +968,13 @@ impl Drop for Open {
         // A handle dropped without close: forget its lease use (the server handle goes with the
         // tree or session).
         if !self.closed.load(Ordering::SeqCst) {
-            let leases = &self.tree.session.client.leases;
+            let b = self.at.read();
+            let leases = &b.tree.session.client.leases;
             if let Some(l) = &self.lease {
                 leases.release(l);
             }
             if self.oplock {
-                leases.remove_oplock(&self.file_id);
+                leases.remove_oplock(&b.file_id);
             }
         }
     }

@@ -114,6 +114,18 @@ impl std::fmt::Debug for Session {
 impl Session {
     /// Authenticates `who` on `client`'s connection (SESSION_SETUP until success).
     pub async fn setup(client: &Arc<SmbClient>, who: &Identity) -> RxResult<Arc<Session>> {
+        Self::setup_replacing(client, who, 0).await
+    }
+
+    /// `setup` after a reconnect: `previous` names the identity's session on the connection
+    /// that died (PreviousSessionId, [MS-SMB2] 3.2.4.2.3), so the server ends it at once
+    /// and its durable opens can be reclaimed without waiting for the server to notice the
+    /// old connection is gone.
+    pub async fn setup_replacing(
+        client: &Arc<SmbClient>,
+        who: &Identity,
+        previous: u64,
+    ) -> RxResult<Arc<Session>> {
         let server = client.server.clone();
         let what = || format!("\\\\{server}: session setup for user {:?}", who.user);
         let neg = &client.neg;
@@ -146,7 +158,7 @@ impl Session {
                 security_mode,
                 capabilities: Default::default(),
                 channel: 0,
-                previous_session_id: 0,
+                previous_session_id: previous,
                 security_buffer: Bytes::from(token.clone()),
             };
             let mut h = Header::request(Command::SESSION_SETUP);

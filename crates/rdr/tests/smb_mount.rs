@@ -1411,6 +1411,96 @@ fn smb_when_the_server_comes_back_new_opens_reconnect_and_old_handles_fail() {
     assert!(o.status.success(), "{}\n{}", stderr(&o), env.log());
 }
 
+/// Cuts the daemon's one TCP connection to the server at `port` (`ss -K`: both ends see it
+/// reset, as when a network path drops), and returns its local port.
+fn cut_connection(pid: i32, port: u16) -> u16 {
+    let ports = local_ports_to(pid, port);
+    assert_eq!(
+        ports.len(),
+        1,
+        "the daemon has one connection to the server"
+    );
+    let mut c = Command::new("ss");
+    c.args([
+        "-K",
+        &format!("sport = :{}", ports[0]),
+        &format!("dport = :{port}"),
+    ]);
+    let o = run_bounded(c, Duration::from_secs(10));
+    assert!(o.status.success(), "ss -K: {}", stderr(&o));
+    assert!(
+        wait_until(Duration::from_secs(5), || !local_ports_to(pid, port)
+            .contains(&ports[0])),
+        "the connection from port {} is still there",
+        ports[0]
+    );
+    ports[0]
+}
+
+#[test]
+fn smb_a_dropped_connection_keeps_open_files_where_the_server_allows_durable_handles() {
+    let Some(smb) = Smb::get(
+        "smb_a_dropped_connection_keeps_open_files_where_the_server_allows_durable_handles",
+    ) else {
+        return;
+    };
+    let srv = PrivateSmbd::start(&smb);
+    let mut env = Env::new();
+    let pw = password_file(&env, &smb.users[0].1, None);
+    let mp = env.dir.path().join("durable-mnt");
+    let remote = format!("//127.0.0.1:{}/data", srv.port);
+    use_remote(&mut env, &mp, &remote, &smb.users[0].0, &pw);
+    // Made by another SMB client, so that each file has exactly one open of ours (Samba 4.17
+    // reclaims a durable handle only when it is the file's only open, and only on a file
+    // whose creation time it recorded itself).
+    let private = Smb {
+        port: srv.port,
+        share: "data".into(),
+        ..smb.clone()
+    };
+    for (name, text) in [("d.txt", "before"), ("l.txt", "locked")] {
+        let local = env.dir.path().join(name);
+        std::fs::write(&local, text).unwrap();
+        smbclient(&private, &format!("put {} {name}", local.display()));
+    }
+    let mut held = Holder::open(&mp.join("d.txt"));
+    let mut locked = Holder::open(&mp.join("l.txt"));
+    assert_eq!(held.read(), "data before");
+    assert_eq!(locked.read(), "data locked");
+    // A handle with byte-range locks is not reclaimed (see `Open::reclaim`).
+    assert_eq!(locked.lock(), "lock ok");
+    // A write still on its way (write-behind) when the connection drops.
+    assert_eq!(held.pwrite(6, "-during"), "pwrite ok");
+    let old_port = cut_connection(env.daemon_pid(), srv.port);
+    // The durable handle goes on: the daemon reconnects, reclaims the open with its lease,
+    // and sends again what the server had not acknowledged.
+    assert_eq!(held.pwrite(13, "-after"), "pwrite ok", "{}", env.log());
+    assert_eq!(held.read(), "data before-during-after", "{}", env.log());
+    assert_eq!(held.close(), "closed ok");
+    assert_eq!(
+        std::fs::read(srv.dir.path().join("data/d.txt")).unwrap(),
+        b"before-during-after",
+        "on the server"
+    );
+    // The locked handle went with the connection, as every handle did before.
+    let mut last = String::new();
+    assert!(
+        wait_until(Duration::from_secs(10), || {
+            last = locked.read();
+            last.starts_with("err")
+        }),
+        "the locked handle still read: {last}"
+    );
+    assert_eq!(locked.close(), "closed ok");
+    // One reconnect, on a new connection.
+    let now = local_ports_to(env.daemon_pid(), srv.port);
+    assert_eq!(now.len(), 1, "{now:?}");
+    assert_ne!(now[0], old_port);
+    assert_eq!(reconnects(&env, &mp), 1, "{}", env.log());
+    let o = env.rdr(&["use", mp.to_str().unwrap(), "--delete"]);
+    assert!(o.status.success(), "{}\n{}", stderr(&o), env.log());
+}
+
 /// Bytes the daemon's one connection to the server has sent and received so far (TCP_INFO,
 /// read with `ss`).
 fn connection_bytes(pid: i32, port: u16) -> (u64, u64) {

@@ -392,6 +392,12 @@ impl Connection {
         self.inner.state.lock().dead.clone()
     }
 
+    /// Whether the connection died (cheap: no lock of the connection's state, no copy of
+    /// the error); every handle operation asks.
+    pub fn is_dead(&self) -> bool {
+        *self.inner.dead_tx.borrow()
+    }
+
     /// The server address.
     pub fn peer(&self) -> &str {
         &self.inner.peer
@@ -921,15 +927,16 @@ impl Inner {
             if st.dead.is_none() {
                 st.dead = Some(err.clone());
             }
+            // Under the lock: `is_dead` turns true no later than `dead`.
+            self.dead_tx.send_replace(true);
             std::mem::take(&mut st.waiters)
         };
         for (_, w) in waiters {
             let _ = w.tx.send(Err(err.clone()));
         }
         self.credit_notify.notify_waiters();
-        // Wakes the reader and a blocked writer; dropping the write half (here, or in the
-        // writer that holds it) sends FIN, and the reader drops the rest of the socket.
-        self.dead_tx.send_replace(true);
+        // The reader and a blocked writer were woken above; dropping the write half (here, or
+        // in the writer that holds it) sends FIN, and the reader drops the rest of the socket.
         if let Ok(mut w) = self.writer.try_lock() {
             w.take();
         }

@@ -349,6 +349,13 @@ impl Holder {
         self.answer()
     }
 
+    /// Write `text` at `offset` (pwrite): `pwrite ok` or `pwrite err <errno>`.
+    pub fn pwrite(&mut self, offset: u64, text: &str) -> String {
+        writeln!(self.stdin, "pwrite {offset} {text}").unwrap();
+        self.stdin.flush().unwrap();
+        self.answer()
+    }
+
     /// A POSIX write lock on bytes 0..100 (F_SETLK): `lock ok` or `lock err <errno>`.
     pub fn lock(&mut self) -> String {
         writeln!(self.stdin, "lock").unwrap();
@@ -459,6 +466,18 @@ pub fn holder_body() {
                         out("getlk free".into());
                     } else {
                         out("getlk locked".into());
+                    }
+                }
+                None => out("err closed".into()),
+            },
+            cmd if cmd.starts_with("pwrite ") => match &f {
+                Some(file) => {
+                    let mut parts = cmd.splitn(3, ' ').skip(1);
+                    let offset: u64 = parts.next().and_then(|o| o.parse().ok()).unwrap_or(0);
+                    let text = parts.next().unwrap_or("");
+                    match file.write_all_at(text.as_bytes(), offset) {
+                        Ok(()) => out("pwrite ok".into()),
+                        Err(e) => out(format!("pwrite err {}", e.raw_os_error().unwrap_or(0))),
                     }
                 }
                 None => out("err closed".into()),
