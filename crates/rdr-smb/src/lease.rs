@@ -102,6 +102,11 @@ impl LeaseEntry {
         *self.state.lock() = (state, epoch);
         *self.tree.lock() = Arc::downgrade(tree);
     }
+
+    /// Acknowledgments of the key's breaks go to `tree` from now on (a reclaim moved it).
+    pub(crate) fn rebind(&self, tree: &Arc<Tree>) {
+        *self.tree.lock() = Arc::downgrade(tree);
+    }
 }
 
 struct OplockEntry {
@@ -190,12 +195,29 @@ impl LeaseTable {
     /// Takes over the lease key of a durable open reclaimed on this connection (its old one
     /// died): breaks of that key arrive here now. New opens of the path share the key unless
     /// the path got another one meanwhile.
-    pub(crate) fn adopt(&self, e: &Arc<LeaseEntry>) {
+    /// Returns whether the key was new here (`unadopt` undoes that).
+    pub(crate) fn adopt(&self, e: &Arc<LeaseEntry>) -> bool {
         let mut t = self.tables.lock();
-        t.by_key.entry(e.key).or_insert_with(|| e.clone());
+        let new = !t.by_key.contains_key(&e.key);
+        if new {
+            t.by_key.insert(e.key, e.clone());
+        }
         t.by_path
             .entry((e.share.clone(), e.path.clone()))
             .or_insert_with(|| e.clone());
+        new
+    }
+
+    /// Forgets a key adopted for a reclaim that failed.
+    pub(crate) fn unadopt(&self, e: &Arc<LeaseEntry>) {
+        let mut t = self.tables.lock();
+        if t.by_key.get(&e.key).is_some_and(|x| Arc::ptr_eq(x, e)) {
+            t.by_key.remove(&e.key);
+        }
+        let k = (e.share.clone(), e.path.clone());
+        if t.by_path.get(&k).is_some_and(|x| Arc::ptr_eq(x, e)) {
+            t.by_path.remove(&k);
+        }
     }
 
     /// Number of lease keys in use (tests).

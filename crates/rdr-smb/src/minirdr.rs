@@ -11,10 +11,10 @@
 //! or stopped answering), the next path operation of a view reconnects: a new connection, the
 //! identity's session set up again, the tree connected again. Durable opens of the view (granted
 //! where the server allows, see [`crate::ClientConfig::durable_handles`]) are then reclaimed on
-//! the new tree with their lease keys, and their I/O goes on there; an operation that failed
-//! because the connection died under a durable open runs once more after the reclaim. Other
-//! opens of the old connection are not reopened: their I/O fails, and they are never
-//! collapsed onto. Breaks of every connection go to the channel from
+//! the new tree with their lease keys, and their I/O goes on there; a read, write, flush or
+//! query that failed because the connection died under a durable open runs once more after
+//! the reclaim. Other opens of the old connection are not reopened: their I/O fails, and they
+//! are never collapsed onto. Breaks of every connection go to the channel from
 //! [`SmbRdr::subscribe_breaks`].
 //!
 //! How the daemon uses it:
@@ -120,8 +120,10 @@ pub struct SmbVNetRoot {
     /// The view's durable opens, reclaimed on the new tree after a reconnect (keyed by the
     /// open's address; an open leaves when its SrvOpen context is dropped).
     durable: Mutex<HashMap<usize, std::sync::Weak<Open>>>,
-    /// One reclaim pass at a time.
-    reclaiming: tokio::sync::Mutex<()>,
+    /// One reconnect of the view at a time: the next caller finds the tree it made, with the
+    /// durable opens already reclaimed on it (no second tree, no open made meanwhile that
+    /// would stop the server from reclaiming).
+    reconnecting: tokio::sync::Mutex<()>,
 }
 
 /// How long a reclaim refused with STATUS_OBJECT_NAME_NOT_FOUND is asked again: the server
@@ -144,9 +146,7 @@ impl SmbSrvOpen {
 
 impl Drop for SmbSrvOpen {
     fn drop(&mut self) {
-        if self.open.is_durable()
-            && let Some(v) = self.view.upgrade()
-        {
+        if let Some(v) = self.view.upgrade() {
             v.durable.lock().remove(&(Arc::as_ptr(&self.open) as usize));
         }
     }
@@ -188,19 +188,24 @@ fn open(ctx: &MrxContext) -> RxResult<&Open> {
     smb_srv_open(ctx).map(|s| &*s.open)
 }
 
-/// Runs a handle operation; when it failed because the connection died under a durable open,
-/// the open is reclaimed (`SmbRdr::ready`) and the operation runs once more. Only for
-/// operations that may run twice (reads, writes at an offset, flush, queries).
+/// Runs a handle operation; when it failed because the connection died under a durable open
+/// (the open's connection is dead, or the open was reclaimed meanwhile), the open is reclaimed
+/// (`SmbRdr::ready`) and the operation runs once more. Only for operations that may run twice
+/// (reads, writes at an offset, flush, queries).
 macro_rules! retried {
     ($rdr:expr, $so:expr, $ctx:expr, |$o:ident| $op:expr) => {{
         let so: &SmbSrvOpen = $so;
         $rdr.ready(so, $ctx).await;
+        let before = so.open.generation();
         let first = {
             let $o: &Open = &so.open;
             $op
         };
         match first {
-            Err(_) if so.open.is_durable() && so.open.connection_lost() => {
+            Err(_)
+                if so.open.is_durable()
+                    && (so.open.connection_lost() || so.open.generation() != before) =>
+            {
                 $rdr.ready(so, $ctx).await;
                 let $o: &Open = &so.open;
                 $op
@@ -276,9 +281,10 @@ impl SmbRdr {
     }
 
     /// The view's tree, reconnected first when its connection died: a new connection (one
-    /// per server, shared by its views), the identity's session set up again, the tree
-    /// connected again. Fails as a new connection would (refused, logon failure) when the
-    /// server is still away.
+    /// per server, shared by its views), the identity's session set up again (naming the old
+    /// one), the tree connected again, and the view's durable opens reclaimed on it before
+    /// anyone else can use it. One reconnect per view at a time. Fails as a new connection
+    /// would (refused, logon failure) when the server is still away.
     async fn live_tree(&self, v: &SmbVNetRoot, ctx: &RxContext) -> RxResult<Arc<Tree>> {
         let tree = v.tree();
         if !tree.session().client().is_dead() {
@@ -286,6 +292,11 @@ impl SmbRdr {
         }
         let unc = tree.unc();
         let work = async {
+            let _one = v.reconnecting.lock().await;
+            let current = v.tree();
+            if !current.session().client().is_dead() {
+                return Ok(current); // another task reconnected this view meanwhile
+            }
             let srv = &v.srv;
             let client = self.live_client(srv).await?;
             let session = {
@@ -302,82 +313,41 @@ impl SmbRdr {
                 }
                 slot.session.clone()
             };
-            let current = v.tree();
-            if Arc::ptr_eq(current.session(), &session) && !current.is_disconnected() {
-                return Ok(current); // another task reconnected this view meanwhile
-            }
             let t = Tree::connect(&session, tree.share()).await?;
+            let opens: Vec<Arc<Open>> = v
+                .durable
+                .lock()
+                .values()
+                .filter_map(std::sync::Weak::upgrade)
+                .collect();
+            reclaim_all(opens, t.clone()).await;
             *v.tree.lock() = t.clone();
             v.reconnects
                 .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            Self::reclaim_durable(v, &t).await;
             Ok(t)
         };
         ctx.run(&format!("reconnect to {unc}"), work).await
     }
 
-    /// Reclaims the view's durable opens whose connection died on `tree`, its new tree
-    /// connect. One that cannot be reclaimed stays lost (its I/O fails as before).
-    async fn reclaim_durable(v: &SmbVNetRoot, tree: &Arc<Tree>) {
-        let _one = v.reclaiming.lock().await;
-        let mut left: Vec<Arc<Open>> = v
-            .durable
-            .lock()
-            .values()
-            .filter_map(std::sync::Weak::upgrade)
-            .filter(|o| o.is_durable() && o.connection_lost())
-            .collect();
-        // The server may not have noticed yet that the old connection is gone: until it
-        // does, the handle is still that connection's and a reclaim is refused. Ask again
-        // for a little while.
-        let until = tokio::time::Instant::now() + RECLAIM_PATIENCE;
-        let mut pause = Duration::from_millis(50);
-        loop {
-            let mut refused = Vec::new();
-            for o in left {
-                match o.reclaim(tree).await {
-                    Ok(()) => {}
-                    Err(e)
-                        if e.nt_status() == NtStatus::STATUS_OBJECT_NAME_NOT_FOUND
-                            && o.is_durable() =>
-                    {
-                        refused.push(o)
-                    }
-                    Err(_) => {
-                        if !tree.session().client().is_dead() {
-                            o.give_up();
-                        }
-                    }
-                }
-            }
-            if refused.is_empty() || tree.session().client().is_dead() {
-                return;
-            }
-            if tokio::time::Instant::now() + pause > until {
-                for o in refused {
-                    o.give_up();
-                }
-                return;
-            }
-            tokio::time::sleep(pause).await;
-            pause = (pause * 2).min(Duration::from_millis(500));
-            left = refused;
-        }
-    }
-
     /// Before a handle operation: a durable open whose connection died is reclaimed first,
-    /// by reconnecting its view (bounded by `ctx`). Other opens are left as they are.
+    /// by reconnecting its view, both bounded by `ctx`. Other opens are left as they are.
     async fn ready(&self, so: &SmbSrvOpen, ctx: &RxContext) {
         if !so.open.is_durable() || !so.open.connection_lost() {
             return;
         }
-        // The view may have been reconnected by someone else while this open was not
-        // reclaimed (say, made during that reclaim pass): one more pass.
-        if let Some(v) = so.view.upgrade()
-            && self.live_tree(&v, ctx).await.is_ok()
-            && so.open.connection_lost()
-        {
-            Self::reclaim_durable(&v, &v.tree()).await;
+        let Some(v) = so.view.upgrade() else { return };
+        let Ok(tree) = self.live_tree(&v, ctx).await else {
+            return;
+        };
+        // The view was reconnected before without this open (a reclaim pass cut short):
+        // this one alone.
+        if so.open.connection_lost() {
+            let _ = ctx
+                .run(so.open.path(), async {
+                    reclaim_all(vec![so.open.clone()], tree).await;
+                    Ok(())
+                })
+                .await;
         }
     }
 }
@@ -520,7 +490,7 @@ impl MiniRedirector for SmbRdr {
                 key,
                 reconnects: std::sync::atomic::AtomicU64::new(0),
                 durable: Mutex::new(HashMap::new()),
-                reclaiming: tokio::sync::Mutex::new(()),
+                reconnecting: tokio::sync::Mutex::new(()),
             }),
         })
     }
@@ -730,6 +700,56 @@ impl MiniRedirector for SmbRdr {
         let tree = self.live_tree(v, ctx).await?;
         ctx.run(&tree.unc(), tree.query_volume()).await
     }
+}
+
+/// Reclaims `opens` whose connection died on `tree` (a new tree connect of their share), in a
+/// task of its own: a caller that gives up waiting does not cut a reclaim short between the
+/// server's answer and the open's new binding. The server may not have seen the old
+/// connection reset yet (it refuses with STATUS_OBJECT_NAME_NOT_FOUND until then): refused
+/// ones are asked again for `RECLAIM_PATIENCE`, then given up, like those the server refuses
+/// otherwise. An open that cannot be reclaimed is lost as before (its I/O fails).
+async fn reclaim_all(opens: Vec<Arc<Open>>, tree: Arc<Tree>) {
+    let pass = async move {
+        let mut left: Vec<Arc<Open>> = opens
+            .into_iter()
+            .filter(|o| o.is_durable() && o.connection_lost())
+            .collect();
+        let until = tokio::time::Instant::now() + RECLAIM_PATIENCE;
+        let mut pause = Duration::from_millis(50);
+        loop {
+            let mut refused = Vec::new();
+            for o in left {
+                match o.reclaim(&tree).await {
+                    Ok(()) => {}
+                    Err(e)
+                        if e.nt_status() == NtStatus::STATUS_OBJECT_NAME_NOT_FOUND
+                            && o.is_durable() =>
+                    {
+                        refused.push(o)
+                    }
+                    Err(_) => {
+                        // Answered by the server (not a connection that died again): final.
+                        if !tree.session().client().is_dead() {
+                            o.give_up();
+                        }
+                    }
+                }
+            }
+            if refused.is_empty() || tree.session().client().is_dead() {
+                return;
+            }
+            if tokio::time::Instant::now() + pause > until {
+                for o in refused {
+                    o.give_up();
+                }
+                return;
+            }
+            tokio::time::sleep(pause).await;
+            pause = (pause * 2).min(Duration::from_millis(500));
+            left = refused;
+        }
+    };
+    let _ = tokio::spawn(pass).await;
 }
 
 /// Drops one tree's use of its session; logs the session off with its last tree.

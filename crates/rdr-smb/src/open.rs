@@ -34,6 +34,8 @@ use crate::tree::Tree;
 struct Binding {
     tree: Arc<Tree>,
     file_id: FileId,
+    /// Counts the reclaims: an operation that failed on an older binding may run again.
+    generation: u64,
 }
 
 /// What reclaiming a durable open takes ([MS-SMB2] 3.2.4.4): its CreateGuid and the request it
@@ -41,11 +43,16 @@ struct Binding {
 struct Durable {
     create_guid: [u8; 16],
     request: CreateRequest,
+    /// The lease state granted at open, asked for again by a reclaim.
+    granted: LeaseState,
     /// The server refused a reclaim: the handle is gone for good.
     refused: AtomicBool,
-    /// Byte-range locks granted and not released (not exact for partial unlocks: it only
-    /// tells whether the open may hold any).
+    /// Byte-range locks that may be held: counted when asked for, uncounted when the server
+    /// refuses one or one is released (so it errs on "some").
     locks: std::sync::atomic::AtomicUsize,
+    /// A reclaim and a close of the open never overlap (a handle reclaimed while it was
+    /// being closed would stay open on the server).
+    serial: tokio::sync::Mutex<()>,
 }
 
 /// An open handle on the server.
@@ -271,11 +278,13 @@ impl Tree {
         }
         // Durable only when granted, and only with the lease it rides on.
         let durable = match (create_guid, &lease, body.durable_v2()) {
-            (Some(create_guid), Some(_), Ok(Some(_))) => Some(Durable {
+            (Some(create_guid), Some(l), Ok(Some(_))) => Some(Durable {
                 create_guid,
                 request: base,
+                granted: l.state.lock().0,
                 refused: AtomicBool::new(false),
                 locks: std::sync::atomic::AtomicUsize::new(0),
+                serial: tokio::sync::Mutex::new(()),
             }),
             _ => None,
         };
@@ -283,6 +292,7 @@ impl Tree {
             at: parking_lot::RwLock::new(Binding {
                 tree: self.clone(),
                 file_id: body.file_id,
+                generation: 0,
             }),
             durable,
             path: path.to_string(),
@@ -306,6 +316,12 @@ impl Open {
     /// The SMB FileId.
     pub fn file_id(&self) -> FileId {
         self.at.read().file_id
+    }
+
+    /// How many times the open was reclaimed: an operation that failed while this changed
+    /// failed on the old connection.
+    pub fn generation(&self) -> u64 {
+        self.at.read().generation
     }
 
     /// Whether the server granted a durable handle: the open can be reclaimed after its
@@ -337,16 +353,27 @@ impl Open {
     /// Reclaims this durable open on `tree`, a new tree connect of the same share made after
     /// the open's connection died ([MS-SMB2] 3.2.4.4: CREATE with DH2C and the same lease
     /// key). From then on every operation of the open goes to `tree`, and its lease's breaks
-    /// arrive there. Fails, changing nothing, when the open is not durable, was closed, or
-    /// the server no longer has it or gives back less caching than was held.
+    /// arrive there. Nothing to do when it was reclaimed meanwhile. Fails when the open is
+    /// not durable (any more), was closed, holds byte-range locks (then it is given up), or
+    /// the server no longer has it.
     pub async fn reclaim(&self, tree: &Arc<Tree>) -> RxResult<()> {
-        self.check_open("reclaim")?;
-        let (Some(d), Some(l), true) = (&self.durable, &self.lease, self.is_durable()) else {
+        let (Some(d), Some(l)) = (&self.durable, &self.lease) else {
             return Err(RxError::status(
                 NtStatus::STATUS_OBJECT_NAME_NOT_FOUND,
                 self.what("reclaim: not a durable handle"),
             ));
         };
+        let _one = d.serial.lock().await;
+        self.check_open("reclaim")?;
+        if !self.connection_lost() {
+            return Ok(());
+        }
+        if !self.is_durable() {
+            return Err(RxError::status(
+                NtStatus::STATUS_OBJECT_NAME_NOT_FOUND,
+                self.what("reclaim: the server refused it before"),
+            ));
+        }
         if d.locks.load(Ordering::Relaxed) > 0 {
             // Samba 4.17 keeps such a handle where it maps byte-range locks to POSIX locks,
             // and its process for the new connection then crashes reclaiming it (taking every
@@ -358,8 +385,13 @@ impl Open {
                 self.what("reclaim: the handle holds byte-range locks"),
             ));
         }
-        let (_, old) = self.at();
-        let (held, epoch) = *l.state.lock();
+        let old = self.file_id();
+        // A break of the key may follow the server's answer at once: the new connection knows
+        // the key before the request goes out.
+        let leases = &tree.session.client.leases;
+        let adopted = leases.adopt(l);
+        l.rebind(tree);
+        let epoch = l.state.lock().1;
         let mut req = d.request.clone();
         // DH2C allows no other context than the lease (MS-SMB2 3.3.5.9.12).
         req.contexts.clear();
@@ -369,7 +401,7 @@ impl Open {
         req.contexts.push(
             Lease {
                 key: l.key,
-                state: held,
+                state: d.granted,
                 flags: LeaseFlags::empty(),
                 duration: 0,
                 v2: Some(LeaseV2 {
@@ -379,38 +411,38 @@ impl Open {
             }
             .to_context(),
         );
-        let m = tree.send(&req).await?;
-        check(&m, || {
-            format!("{}: reclaim the durable handle", tree.unc_path(&self.path))
-        })?;
-        let body: CreateResponse = m.body()?;
-        let granted = match body.lease().ok().flatten() {
-            Some(g) if body.oplock_level == OplockLevel::LEASE => Some(g),
-            _ => None,
+        let answer = async {
+            let m = tree.send(&req).await?;
+            check(&m, || {
+                format!("{}: reclaim the durable handle", tree.unc_path(&self.path))
+            })?;
+            Ok::<CreateResponse, RxError>(m.body()?)
+        }
+        .await;
+        let body = match answer {
+            Ok(b) => b,
+            Err(e) => {
+                if adopted {
+                    leases.unadopt(l);
+                }
+                return Err(e);
+            }
         };
-        let Some(g) = granted.filter(|g| g.state.contains(held)) else {
-            d.refused.store(true, Ordering::Relaxed);
-            // What the core caches rests on the old state: give the handle back rather than
-            // keep it with less.
-            let _ = tree
-                .send(&CloseRequest {
-                    flags: 0,
-                    file_id: body.file_id,
-                })
-                .await;
-            return Err(RxError::status(
-                NtStatus::STATUS_OPLOCK_NOT_GRANTED,
-                format!(
-                    "{}: reclaimed without the caching held before",
-                    tree.unc_path(&self.path)
-                ),
-            ));
+        // Whatever caching comes back: the core stopped caching under the lease when the
+        // connection died (a break to none), so it never relies on more than this.
+        let (state, epoch) = match body.lease().ok().flatten() {
+            Some(g) if body.oplock_level == OplockLevel::LEASE => {
+                (g.state, g.v2.as_ref().map_or(epoch, |v| v.epoch))
+            }
+            _ => (LeaseState::empty(), epoch),
         };
-        tree.session.client.leases.adopt(l);
-        l.granted(held, g.v2.as_ref().map_or(epoch, |v| v.epoch), tree);
-        *self.at.write() = Binding {
+        l.granted(state, epoch, tree);
+        let mut b = self.at.write();
+        let generation = b.generation + 1;
+        *b = Binding {
             tree: tree.clone(),
             file_id: body.file_id,
+            generation,
         };
         Ok(())
     }
@@ -689,6 +721,10 @@ impl Open {
 
     /// Closes the handle; the lease key is forgotten with its last open.
     pub async fn close(&self) -> RxResult<()> {
+        let _no_reclaim = match &self.durable {
+            Some(d) => Some(d.serial.lock().await),
+            None => None,
+        };
         if self.closed.swap(true, Ordering::SeqCst) {
             return Ok(());
         }
@@ -924,15 +960,26 @@ impl Open {
                 flags,
             }],
         };
-        let p = tree.submit(&req).await?;
-        let m = self.pending_request(p, ctx, "LOCK").await?;
-        check(&m, || {
-            self.what(&format!("LOCK {}+{}", range.offset, range.length))
-        })?;
+        // Counted before it is asked for: a grant whose answer is lost still counts.
         if let Some(d) = &self.durable {
             d.locks.fetch_add(1, Ordering::Relaxed);
         }
-        Ok(())
+        let p = tree.submit(&req).await?;
+        let m = self.pending_request(p, ctx, "LOCK").await?;
+        let r = check(&m, || {
+            self.what(&format!("LOCK {}+{}", range.offset, range.length))
+        });
+        if r.is_err()
+            && let Some(d) = &self.durable
+        {
+            // The server refused it: not held.
+            let _ = d
+                .locks
+                .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| {
+                    Some(n.saturating_sub(1))
+                });
+        }
+        r
     }
 
     /// Releases a byte-range lock.
