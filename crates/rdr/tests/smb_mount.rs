@@ -1437,6 +1437,30 @@ fn cut_connection(pid: i32, port: u16) -> u16 {
     ports[0]
 }
 
+/// The pid of the server process serving the one established connection to `port` (smbd
+/// forks one per connection).
+fn smbd_serving(port: u16) -> i32 {
+    let mut c = Command::new("ss");
+    c.args(["-tnpH", "state", "established", &format!("sport = :{port}")]);
+    let out = stdout(&run_bounded(c, Duration::from_secs(10)));
+    let pids: Vec<i32> = out
+        .split("pid=")
+        .skip(1)
+        .filter_map(|t| {
+            t.split(|ch: char| !ch.is_ascii_digit())
+                .next()?
+                .parse()
+                .ok()
+        })
+        .collect();
+    assert_eq!(
+        pids.len(),
+        1,
+        "one server process for the connection: {out}"
+    );
+    pids[0]
+}
+
 #[test]
 fn smb_a_dropped_connection_keeps_open_files_where_the_server_allows_durable_handles() {
     let Some(smb) = Smb::get(
@@ -1476,6 +1500,21 @@ fn smb_a_dropped_connection_keeps_open_files_where_the_server_allows_durable_han
     // and sends again what the server had not acknowledged.
     assert_eq!(held.pwrite(13, "-after"), "pwrite ok", "{}", env.log());
     assert_eq!(held.read(), "data before-during-after", "{}", env.log());
+    // A request in flight when the connection drops runs again on the reclaimed handle. The
+    // server's process for the connection is stopped, so an fsync's FLUSH is unanswered when
+    // the connection is cut; the process resumes (and sees the reset, which frees the handle
+    // for the reclaim) only after the daemon has reconnected.
+    let serving = smbd_serving(srv.port);
+    // SAFETY: kill(2) on a pid of the test's own private smbd.
+    unsafe { libc::kill(serving, libc::SIGSTOP) };
+    held.start_fsync();
+    std::thread::sleep(Duration::from_millis(300));
+    cut_connection(env.daemon_pid(), srv.port);
+    std::thread::sleep(Duration::from_millis(500));
+    // SAFETY: as above.
+    unsafe { libc::kill(serving, libc::SIGCONT) };
+    assert_eq!(held.next_answer(), "fsync ok", "{}", env.log());
+    assert_eq!(held.read(), "data before-during-after", "{}", env.log());
     assert_eq!(held.close(), "closed ok");
     assert_eq!(
         std::fs::read(srv.dir.path().join("data/d.txt")).unwrap(),
@@ -1492,11 +1531,11 @@ fn smb_a_dropped_connection_keeps_open_files_where_the_server_allows_durable_han
         "the locked handle still read: {last}"
     );
     assert_eq!(locked.close(), "closed ok");
-    // One reconnect, on a new connection.
+    // Two reconnects, each on a new connection.
     let now = local_ports_to(env.daemon_pid(), srv.port);
     assert_eq!(now.len(), 1, "{now:?}");
     assert_ne!(now[0], old_port);
-    assert_eq!(reconnects(&env, &mp), 1, "{}", env.log());
+    assert_eq!(reconnects(&env, &mp), 2, "{}", env.log());
     let o = env.rdr(&["use", mp.to_str().unwrap(), "--delete"]);
     assert!(o.status.success(), "{}\n{}", stderr(&o), env.log());
 }

@@ -356,6 +356,13 @@ impl Holder {
         self.answer()
     }
 
+    /// Start an fsync; its answer (`fsync ok` / `fsync err <errno>`) comes with
+    /// `next_answer()`.
+    pub fn start_fsync(&mut self) {
+        writeln!(self.stdin, "fsync").unwrap();
+        self.stdin.flush().unwrap();
+    }
+
     /// A POSIX write lock on bytes 0..100 (F_SETLK): `lock ok` or `lock err <errno>`.
     pub fn lock(&mut self) -> String {
         writeln!(self.stdin, "lock").unwrap();
@@ -468,6 +475,13 @@ pub fn holder_body() {
                         out("getlk locked".into());
                     }
                 }
+                None => out("err closed".into()),
+            },
+            "fsync" => match &f {
+                Some(file) => match file.sync_all() {
+                    Ok(()) => out("fsync ok".into()),
+                    Err(e) => out(format!("fsync err {}", e.raw_os_error().unwrap_or(0))),
+                },
                 None => out("err closed".into()),
             },
             cmd if cmd.starts_with("pwrite ") => match &f {
