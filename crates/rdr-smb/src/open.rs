@@ -190,10 +190,11 @@ impl Tree {
         let dir = params
             .options
             .contains(rdr_core::minirdr::CreateOptions::DIRECTORY_FILE);
-        let base = req.clone();
         let mut lease = None;
         let mut oplock = false;
-        let mut create_guid = None;
+        // The CreateGuid and the request as it was before the lease and durable contexts,
+        // which a reclaim sends again.
+        let mut durable_ask = None;
         if client.config.request_leases && wants_data && !dir {
             if client.neg.leasing() {
                 let e = client.leases.acquire(&self.share, path);
@@ -203,6 +204,7 @@ impl Tree {
                     // the open (nor its lease and locks) with it.
                     let mut guid = [0u8; 16];
                     let _ = getrandom::fill(&mut guid);
+                    durable_ask = Some((guid, req.clone()));
                     req.contexts.push(
                         DurableV2 {
                             timeout: 0,
@@ -211,7 +213,6 @@ impl Tree {
                         }
                         .to_request_context(),
                     );
-                    create_guid = Some(guid);
                 }
                 req.requested_oplock_level = OplockLevel::LEASE;
                 req.contexts.push(
@@ -277,10 +278,10 @@ impl Tree {
             }
         }
         // Durable only when granted, and only with the lease it rides on.
-        let durable = match (create_guid, &lease, body.durable_v2()) {
-            (Some(create_guid), Some(l), Ok(Some(_))) => Some(Durable {
+        let durable = match (durable_ask, &lease, body.durable_v2()) {
+            (Some((create_guid, request)), Some(l), Ok(Some(_))) => Some(Durable {
                 create_guid,
-                request: base,
+                request,
                 granted: l.state.lock().0,
                 refused: AtomicBool::new(false),
                 locks: std::sync::atomic::AtomicUsize::new(0),
