@@ -100,7 +100,7 @@ pub(crate) struct LeaseEntry {
 impl LeaseEntry {
     pub(crate) fn granted(&self, state: LeaseState, epoch: u16, tree: &Arc<Tree>) {
         *self.state.lock() = (state, epoch);
-        *self.tree.lock() = Arc::downgrade(tree);
+        self.rebind(tree);
     }
 
     /// Acknowledgments of the key's breaks go to `tree` from now on (a reclaim moved it).
@@ -121,6 +121,20 @@ struct Tables {
     by_path: HashMap<(String, String), Arc<LeaseEntry>>,
     by_key: HashMap<[u8; 16], Arc<LeaseEntry>>,
     oplocks: HashMap<FileId, Arc<OplockEntry>>,
+}
+
+impl Tables {
+    /// Removes `e` by key and by path, where it is the entry named (the path may name another
+    /// key by now: a reclaimed open keeps its old one).
+    fn forget(&mut self, e: &Arc<LeaseEntry>) {
+        if self.by_key.get(&e.key).is_some_and(|x| Arc::ptr_eq(x, e)) {
+            self.by_key.remove(&e.key);
+        }
+        let k = (e.share.clone(), e.path.clone());
+        if self.by_path.get(&k).is_some_and(|x| Arc::ptr_eq(x, e)) {
+            self.by_path.remove(&k);
+        }
+    }
 }
 
 /// The lease keys and oplocks of one connection.
@@ -183,19 +197,14 @@ impl LeaseTable {
         let mut users = e.users.lock();
         *users = users.saturating_sub(1);
         if *users == 0 {
-            let k = (e.share.clone(), e.path.clone());
-            // The path may name another key by now (a reclaimed open kept its old one).
-            if t.by_path.get(&k).is_some_and(|x| Arc::ptr_eq(x, e)) {
-                t.by_path.remove(&k);
-            }
-            t.by_key.remove(&e.key);
+            t.forget(e);
         }
     }
 
     /// Takes over the lease key of a durable open reclaimed on this connection (its old one
     /// died): breaks of that key arrive here now. New opens of the path share the key unless
-    /// the path got another one meanwhile.
-    /// Returns whether the key was new here (`unadopt` undoes that).
+    /// the path got another one meanwhile. Returns whether the key was new here (`unadopt`
+    /// undoes that).
     pub(crate) fn adopt(&self, e: &Arc<LeaseEntry>) -> bool {
         let mut t = self.tables.lock();
         let new = !t.by_key.contains_key(&e.key);
@@ -210,14 +219,7 @@ impl LeaseTable {
 
     /// Forgets a key adopted for a reclaim that failed.
     pub(crate) fn unadopt(&self, e: &Arc<LeaseEntry>) {
-        let mut t = self.tables.lock();
-        if t.by_key.get(&e.key).is_some_and(|x| Arc::ptr_eq(x, e)) {
-            t.by_key.remove(&e.key);
-        }
-        let k = (e.share.clone(), e.path.clone());
-        if t.by_path.get(&k).is_some_and(|x| Arc::ptr_eq(x, e)) {
-            t.by_path.remove(&k);
-        }
+        self.tables.lock().forget(e);
     }
 
     /// Number of lease keys in use (tests).
