@@ -33,6 +33,8 @@ pub struct ClientConfig {
     pub request_leases: bool,
     /// Ask for durable handles (v2, SMB 3.x, with a lease) so that opens survive a dropped
     /// connection and are reclaimed after the reconnect; granted where the server allows.
+    /// An open that creates its file asks only once it has lived
+    /// [`crate::open::DURABLE_AFTER`] (`Open::make_durable`).
     pub durable_handles: bool,
     /// How long a break waits for its consumer before acknowledging anyway (below the
     /// server's 35 s timeout).

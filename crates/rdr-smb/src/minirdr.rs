@@ -13,7 +13,9 @@
 //! where the server allows, see [`crate::ClientConfig::durable_handles`]) are then reclaimed on
 //! the new tree with their lease keys, and their I/O goes on there; a read, write, flush or
 //! query that failed because the connection died under a durable open runs once more after
-//! the reclaim. Other opens of the old connection are not reopened: their I/O fails, and they
+//! the reclaim. A file the client creates asks for its durable handle only after
+//! [`crate::open::DURABLE_AFTER`] (`Open::make_durable`). Other opens of the old connection
+//! are not reopened: their I/O fails, and they
 //! are never collapsed onto. Breaks of every connection go to the channel from
 //! [`SmbRdr::subscribe_breaks`].
 //!
@@ -329,6 +331,34 @@ impl SmbRdr {
         ctx.run(&format!("reconnect to {unc}"), work).await
     }
 
+    /// An open of a file this client created asks for its durable handle once it has lived
+    /// [`crate::open::DURABLE_AFTER`] (`Open::make_durable`), in the background, at its
+    /// next read or write (not at a flush: that is mostly a close); from then on it is
+    /// reclaimed after a reconnect like any durable open.
+    fn durable_soon(&self, srv_open: &MrxContext) {
+        let Ok(so) = smb_srv_open(srv_open) else {
+            return;
+        };
+        if !so.open.due_for_durable() {
+            return;
+        }
+        let ctx = srv_open.clone();
+        tokio::spawn(async move {
+            let Some(so) = (*ctx).downcast_ref::<SmbSrvOpen>() else {
+                return;
+            };
+            // Not granted, or it failed: the open goes on without one. Granted: registered
+            // while the SrvOpen lives (its drop takes the entry out).
+            if let Ok(true) = so.open.make_durable().await
+                && let Some(v) = so.view.upgrade()
+            {
+                v.durable
+                    .lock()
+                    .insert(Arc::as_ptr(&so.open) as usize, Arc::downgrade(&so.open));
+            }
+        });
+    }
+
     /// Before a handle operation: a durable open whose connection died is reclaimed first,
     /// by reconnecting its view, both bounded by `ctx`. Other opens are left as they are.
     async fn ready(&self, so: &SmbSrvOpen, ctx: &RxContext) {
@@ -556,6 +586,7 @@ impl MiniRedirector for SmbRdr {
         len: u32,
         ctx: &RxContext,
     ) -> RxResult<Bytes> {
+        self.durable_soon(srv_open);
         let so = smb_srv_open(srv_open)?;
         retried!(self, so, ctx, |o| ctx
             .run(o.path(), o.read(offset, len))
@@ -569,6 +600,7 @@ impl MiniRedirector for SmbRdr {
         data: Bytes,
         ctx: &RxContext,
     ) -> RxResult<u32> {
+        self.durable_soon(srv_open);
         let so = smb_srv_open(srv_open)?;
         let n = retried!(self, so, ctx, |o| ctx
             .run(o.path(), o.write(offset, data.clone()))

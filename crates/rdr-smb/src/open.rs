@@ -47,18 +47,40 @@ struct Durable {
     granted: LeaseState,
     /// The server refused a reclaim: the handle is gone for good.
     refused: AtomicBool,
-    /// Byte-range locks that may be held: counted when asked for, uncounted when the server
-    /// refuses one or one is released (so it errs on "some").
-    locks: std::sync::atomic::AtomicUsize,
-    /// A reclaim and a close of the open never overlap (a handle reclaimed while it was
-    /// being closed would stay open on the server).
-    serial: tokio::sync::Mutex<()>,
+}
+
+/// How long a file this client created itself stays open before it asks for a durable
+/// handle ([`Open::make_durable`]). Samba spends about a tenth of a small-file create on
+/// a durable handle; most new files are closed well within this.
+pub const DURABLE_AFTER: Duration = Duration::from_secs(1);
+
+/// How long `make_durable` waits for each answer (it holds off a close meanwhile).
+const REPLACE_PATIENCE: Duration = Duration::from_secs(10);
+
+/// An open of a file this client created (FILE_CREATE), which asks for its durable handle
+/// only once it has lived [`DURABLE_AFTER`]: the request to open it again, and when it was
+/// made.
+struct Deferred {
+    /// The CREATE request (FILE_OPEN, without contexts) that opens the file again.
+    reopen: CreateRequest,
+    born: std::time::Instant,
+    /// One attempt only.
+    tried: AtomicBool,
 }
 
 /// An open handle on the server.
 pub struct Open {
     at: parking_lot::RwLock<Binding>,
-    durable: Option<Durable>,
+    /// Set when the server granted a durable handle, at open or later (`make_durable`).
+    durable: std::sync::OnceLock<Durable>,
+    deferred: Option<Deferred>,
+    /// Byte-range locks that may be held: counted when asked for, uncounted when the server
+    /// refuses one or one is released (so it errs on "some"). A handle with locks is neither
+    /// reclaimed nor replaced.
+    locks: std::sync::atomic::AtomicUsize,
+    /// A reclaim, a replacement (`make_durable`) and a close of the open never overlap (a
+    /// handle reclaimed while it was being closed would stay open on the server).
+    serial: tokio::sync::Mutex<()>,
     path: String,
     lease: Option<Arc<LeaseEntry>>,
     oplock: bool,
@@ -73,7 +95,7 @@ impl std::fmt::Debug for Open {
         f.debug_struct("Open")
             .field("path", &self.path)
             .field("file_id", &self.file_id())
-            .field("durable", &self.durable.is_some())
+            .field("durable", &self.durable.get().is_some())
             .field("buffering", &self.buffering)
             .finish()
     }
@@ -195,11 +217,26 @@ impl Tree {
         // The CreateGuid and the request as it was before the lease and durable contexts,
         // which a reclaim sends again.
         let mut durable_ask = None;
+        let mut deferred = None;
+        // A file created here has no other open: its durable handle can wait (make_durable).
+        let new_file = params.disposition == rdr_core::minirdr::CreateDisposition::Create
+            && !params
+                .options
+                .contains(rdr_core::minirdr::CreateOptions::DELETE_ON_CLOSE);
         if client.config.request_leases && wants_data && !dir {
             if client.neg.leasing() {
                 let e = client.leases.acquire(&self.share, path);
                 let v2 = client.neg.dialect >= Dialect::SMB3_0;
-                if v2 && client.config.durable_handles {
+                if v2 && client.config.durable_handles && new_file {
+                    let mut reopen = req.clone();
+                    reopen.create_disposition = CreateDisposition::OPEN;
+                    reopen.contexts.clear();
+                    deferred = Some(Deferred {
+                        reopen,
+                        born: std::time::Instant::now(),
+                        tried: AtomicBool::new(false),
+                    });
+                } else if v2 && client.config.durable_handles {
                     // Durable where the server allows it: a dropped connection does not take
                     // the open (nor its lease and locks) with it.
                     let mut guid = [0u8; 16];
@@ -278,17 +315,20 @@ impl Tree {
             }
         }
         // Durable only when granted, and only with the lease it rides on.
-        let durable = match (durable_ask, &lease, body.durable_v2()) {
-            (Some((create_guid, request)), Some(l), Ok(Some(_))) => Some(Durable {
+        let durable = std::sync::OnceLock::new();
+        if let (Some((create_guid, request)), Some(l), Ok(Some(_))) =
+            (durable_ask, &lease, body.durable_v2())
+        {
+            let _ = durable.set(Durable {
                 create_guid,
                 request,
                 granted: l.state.lock().0,
                 refused: AtomicBool::new(false),
-                locks: std::sync::atomic::AtomicUsize::new(0),
-                serial: tokio::sync::Mutex::new(()),
-            }),
-            _ => None,
-        };
+            });
+        }
+        if lease.is_none() {
+            deferred = None;
+        }
         Ok(Open {
             at: parking_lot::RwLock::new(Binding {
                 tree: self.clone(),
@@ -296,6 +336,9 @@ impl Tree {
                 generation: 0,
             }),
             durable,
+            deferred,
+            locks: std::sync::atomic::AtomicUsize::new(0),
+            serial: tokio::sync::Mutex::new(()),
             path: path.to_string(),
             lease,
             oplock,
@@ -329,16 +372,129 @@ impl Open {
     /// connection dies (`reclaim`).
     pub fn is_durable(&self) -> bool {
         self.durable
-            .as_ref()
+            .get()
             .is_some_and(|d| !d.refused.load(Ordering::Relaxed))
     }
 
     /// Gives a durable open up after the server refused to reclaim it: it is lost like any
     /// other open of a dead connection, and never reclaimed again.
     pub fn give_up(&self) {
-        if let Some(d) = &self.durable {
+        if let Some(d) = self.durable.get() {
             d.refused.store(true, Ordering::Relaxed);
         }
+    }
+
+    /// Whether this open of a file the client created should now ask for its durable
+    /// handle: it has lived [`DURABLE_AFTER`] and was not asked before. Answers true once.
+    pub fn due_for_durable(&self) -> bool {
+        let Some(d) = &self.deferred else {
+            return false;
+        };
+        self.durable.get().is_none()
+            && d.born.elapsed() >= DURABLE_AFTER
+            && !self.closed.load(Ordering::SeqCst)
+            && !d.tried.swap(true, Ordering::SeqCst)
+    }
+
+    /// Gives this open of a file the client created a durable handle: opens the file a second
+    /// time with the same lease key (no break: one lease) and a DH2Q, moves the open to the
+    /// new handle and closes the first ([MS-SMB2] 3.2.4.3.5, 3.3.5.9.10). I/O sent on the
+    /// first handle meanwhile completes before the server closes it, or fails and runs again
+    /// on the new one (the generation changes). True when the open is durable now; false
+    /// when the server did not grant it, the lease has no handle caching, or the handle
+    /// holds byte-range locks (they stay where they are).
+    pub async fn make_durable(&self) -> RxResult<bool> {
+        let (Some(def), Some(l)) = (&self.deferred, &self.lease) else {
+            return Ok(false);
+        };
+        let one = self.serial.lock().await;
+        self.check_open("make durable")?;
+        if self.durable.get().is_some() {
+            return Ok(true);
+        }
+        if self.connection_lost() || self.locks.load(Ordering::SeqCst) > 0 {
+            return Ok(false);
+        }
+        let (state, epoch) = *l.state.lock();
+        if !state.contains(LeaseState::HANDLE_CACHING) {
+            return Ok(false);
+        }
+        let (tree, old) = self.at();
+        let mut guid = [0u8; 16];
+        let _ = getrandom::fill(&mut guid);
+        let mut req = def.reopen.clone();
+        req.requested_oplock_level = OplockLevel::LEASE;
+        req.contexts.push(
+            DurableV2 {
+                timeout: 0,
+                flags: 0,
+                create_guid: guid,
+            }
+            .to_request_context(),
+        );
+        req.contexts.push(
+            Lease {
+                key: l.key,
+                state,
+                flags: LeaseFlags::empty(),
+                duration: 0,
+                v2: Some(LeaseV2 {
+                    epoch,
+                    ..LeaseV2::default()
+                }),
+            }
+            .to_context(),
+        );
+        let m = tokio::time::timeout(REPLACE_PATIENCE, tree.send(&req))
+            .await
+            .map_err(|_| {
+                RxError::status(
+                    NtStatus::STATUS_IO_TIMEOUT,
+                    self.what("open again for a durable handle: no answer"),
+                )
+            })??;
+        check(&m, || self.what("open again for a durable handle"))?;
+        let body: CreateResponse = m.body()?;
+        let close_new = || CloseRequest {
+            flags: 0,
+            file_id: body.file_id,
+        };
+        let granted =
+            body.oplock_level == OplockLevel::LEASE && matches!(body.durable_v2(), Ok(Some(_)));
+        if !granted {
+            drop(one);
+            let _ = tokio::time::timeout(REPLACE_PATIENCE, tree.send(&close_new())).await;
+            return Ok(false);
+        }
+        let moved = {
+            let mut b = self.at.write();
+            // A lock asked for meanwhile went to the first handle: keep it.
+            let keep = b.file_id != old || self.locks.load(Ordering::SeqCst) > 0;
+            if !keep {
+                b.file_id = body.file_id;
+                b.generation += 1;
+            }
+            !keep
+        };
+        if !moved {
+            drop(one);
+            let _ = tokio::time::timeout(REPLACE_PATIENCE, tree.send(&close_new())).await;
+            return Ok(false);
+        }
+        let _ = self.durable.set(Durable {
+            create_guid: guid,
+            request: def.reopen.clone(),
+            granted: state,
+            refused: AtomicBool::new(false),
+        });
+        drop(one);
+        // The server finishes the first handle's I/O in flight before it closes it.
+        let close_old = CloseRequest {
+            flags: 0,
+            file_id: old,
+        };
+        let _ = tokio::time::timeout(REPLACE_PATIENCE, tree.send(&close_old)).await;
+        Ok(true)
     }
 
     /// Whether the connection the open is bound to has died.
@@ -358,13 +514,13 @@ impl Open {
     /// not durable (any more), was closed, holds byte-range locks (then it is given up), or
     /// the server no longer has it.
     pub async fn reclaim(&self, tree: &Arc<Tree>) -> RxResult<()> {
-        let (Some(d), Some(l)) = (&self.durable, &self.lease) else {
+        let (Some(d), Some(l)) = (self.durable.get(), &self.lease) else {
             return Err(RxError::status(
                 NtStatus::STATUS_OBJECT_NAME_NOT_FOUND,
                 self.what("reclaim: not a durable handle"),
             ));
         };
-        let _one = d.serial.lock().await;
+        let _one = self.serial.lock().await;
         self.check_open("reclaim")?;
         if !self.connection_lost() {
             return Ok(());
@@ -375,7 +531,7 @@ impl Open {
                 self.what("reclaim: the server refused it before"),
             ));
         }
-        if d.locks.load(Ordering::Relaxed) > 0 {
+        if self.locks.load(Ordering::SeqCst) > 0 {
             // Samba 4.17 keeps such a handle where it maps byte-range locks to POSIX locks,
             // and its process for the new connection then crashes reclaiming it (taking every
             // other open of that connection along). Not risked: the open is lost, as without
@@ -722,10 +878,7 @@ impl Open {
 
     /// Closes the handle; the lease key is forgotten with its last open.
     pub async fn close(&self) -> RxResult<()> {
-        let _no_reclaim = match &self.durable {
-            Some(d) => Some(d.serial.lock().await),
-            None => None,
-        };
+        let _no_reclaim = self.serial.lock().await;
         if self.closed.swap(true, Ordering::SeqCst) {
             return Ok(());
         }
@@ -951,6 +1104,10 @@ impl Open {
         if !wait {
             flags |= LockFlags::FAIL_IMMEDIATELY;
         }
+        // Counted before it is asked for, and before the binding is read: a grant whose answer
+        // is lost still counts, and a replacement (`make_durable`) either sees it or the lock
+        // goes to the new handle.
+        self.locks.fetch_add(1, Ordering::SeqCst);
         let (tree, fid) = self.at();
         let req = LockRequest {
             lock_sequence: 0,
@@ -961,24 +1118,14 @@ impl Open {
                 flags,
             }],
         };
-        // Counted before it is asked for: a grant whose answer is lost still counts.
-        if let Some(d) = &self.durable {
-            d.locks.fetch_add(1, Ordering::Relaxed);
-        }
         let p = tree.submit(&req).await?;
         let m = self.pending_request(p, ctx, "LOCK").await?;
         let r = check(&m, || {
             self.what(&format!("LOCK {}+{}", range.offset, range.length))
         });
-        if r.is_err()
-            && let Some(d) = &self.durable
-        {
+        if r.is_err() {
             // The server refused it: not held.
-            let _ = d
-                .locks
-                .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| {
-                    Some(n.saturating_sub(1))
-                });
+            self.uncount_lock();
         }
         r
     }
@@ -1000,14 +1147,16 @@ impl Open {
         check(&m, || {
             self.what(&format!("UNLOCK {}+{}", range.offset, range.length))
         })?;
-        if let Some(d) = &self.durable {
-            let _ = d
-                .locks
-                .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| {
-                    Some(n.saturating_sub(1))
-                });
-        }
+        self.uncount_lock();
         Ok(())
+    }
+
+    fn uncount_lock(&self) {
+        let _ = self
+            .locks
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| {
+                Some(n.saturating_sub(1))
+            });
     }
 }
 

@@ -221,3 +221,69 @@ async fn oplock_break_on_2_0_2_is_delivered_and_acknowledged() {
     })
     .await;
 }
+
+/// How many opens of `name` the server has (lines of `smbstatus -L` naming it).
+fn server_opens(env: &Env, name: &str) -> usize {
+    let o = std::process::Command::new("smbstatus")
+        .args(["-s", &env.conf, "-L"])
+        .output()
+        .expect("smbstatus");
+    String::from_utf8_lossy(&o.stdout)
+        .lines()
+        .filter(|l| l.contains(name))
+        .count()
+}
+
+/// A file the client creates asks for its durable handle only once it has lived a while
+/// (`Open::make_durable`): the open moves to a new handle of the same lease, without a
+/// break, the first handle is closed on the server, and the data and I/O go on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_created_file_becomes_durable_later_on_a_new_handle_of_the_same_lease() {
+    let Some(env) = env() else { return };
+    bounded(60, "make durable", async {
+        let client = env.client(ClientConfig::default()).await;
+        let mut breaks = client.subscribe_breaks();
+        let tree = env.tree(&client, &env.id1(), &env.share).await;
+        let name = unique("durable-later");
+        let f = tree
+            .create(&name, &params(rw(), CreateDisposition::Create))
+            .await
+            .unwrap();
+        let rwh = LeaseState::READ_CACHING | LeaseState::WRITE_CACHING | LeaseState::HANDLE_CACHING;
+        assert_eq!(f.lease_state(), Some(rwh));
+        assert!(
+            !f.is_durable(),
+            "a created file asks for its durable handle later"
+        );
+        assert!(!f.due_for_durable(), "not before DURABLE_AFTER");
+        f.write(0, Bytes::from_static(b"first")).await.unwrap();
+        let before = f.file_id();
+        let (e2, n2) = (env.clone(), name.clone());
+        let first = tokio::task::spawn_blocking(move || server_opens(&e2, &n2))
+            .await
+            .unwrap();
+        assert_eq!(first, 1, "one open on the server");
+        tokio::time::sleep(rdr_smb::open::DURABLE_AFTER).await;
+        assert!(f.due_for_durable());
+        assert!(!f.due_for_durable(), "asked once");
+        assert!(f.make_durable().await.unwrap(), "Samba grants it");
+        assert!(f.is_durable());
+        assert_ne!(f.file_id(), before, "a new handle");
+        assert_eq!(f.lease_state(), Some(rwh), "the same lease");
+        f.write(5, Bytes::from_static(b"-second")).await.unwrap();
+        assert_eq!(&f.read(0, 64).await.unwrap()[..], b"first-second");
+        let (e2, n2) = (env.clone(), name.clone());
+        let now = tokio::task::spawn_blocking(move || server_opens(&e2, &n2))
+            .await
+            .unwrap();
+        assert_eq!(now, 1, "the first handle is closed on the server");
+        assert!(breaks.try_recv().is_err(), "no break");
+        f.close().await.unwrap();
+        assert_eq!(
+            std::fs::read(format!("{}/{}/{name}", env.samba_dir, env.share)).unwrap(),
+            b"first-second"
+        );
+        std::fs::remove_file(format!("{}/{}/{name}", env.samba_dir, env.share)).unwrap();
+    })
+    .await;
+}

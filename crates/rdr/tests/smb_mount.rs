@@ -1531,13 +1531,59 @@ fn smb_a_dropped_connection_keeps_open_files_where_the_server_allows_durable_han
         "the locked handle still read: {last}"
     );
     assert_eq!(locked.close(), "closed ok");
-    // Two reconnects, each on a new connection.
+    // A file made through the mount (O_CREAT|O_EXCL, as cp makes it) asks for its durable
+    // handle only once it has lived a second (`Open::make_durable`): its next write moves it
+    // to a durable handle, a new open on the server, which the next cut does not take.
+    let mut fresh = Holder::create_new(&mp.join("n.txt"));
+    assert_eq!(fresh.pwrite(0, "new"), "pwrite ok");
+    let first = server_opens(&srv, "n.txt");
+    assert_eq!(first.len(), 1, "{first:?}");
+    std::thread::sleep(Duration::from_millis(1200));
+    assert_eq!(fresh.pwrite(3, "-later"), "pwrite ok");
+    let mut now = Vec::new();
+    assert!(
+        wait_until(Duration::from_secs(10), || {
+            now = server_opens(&srv, "n.txt");
+            now.len() == 1 && now != first
+        }),
+        "the open was not replaced: {first:?} -> {now:?}\n{}",
+        env.log()
+    );
+    cut_connection(env.daemon_pid(), srv.port);
+    assert_eq!(fresh.pwrite(9, "-after"), "pwrite ok", "{}", env.log());
+    assert_eq!(fresh.read(), "data new-later-after", "{}", env.log());
+    assert_eq!(fresh.close(), "closed ok");
+    assert_eq!(
+        std::fs::read(srv.dir.path().join("data/n.txt")).unwrap(),
+        b"new-later-after",
+        "on the server"
+    );
+    // Three reconnects, each on a new connection.
     let now = local_ports_to(env.daemon_pid(), srv.port);
     assert_eq!(now.len(), 1, "{now:?}");
     assert_ne!(now[0], old_port);
-    assert_eq!(reconnects(&env, &mp), 2, "{}", env.log());
+    assert_eq!(reconnects(&env, &mp), 3, "{}", env.log());
     let o = env.rdr(&["use", mp.to_str().unwrap(), "--delete"]);
     assert!(o.status.success(), "{}\n{}", stderr(&o), env.log());
+}
+
+/// The server's opens of `name` in the private smbd's share (`smbstatus -L --json`), by
+/// their "pid/share file id".
+fn server_opens(srv: &PrivateSmbd, name: &str) -> Vec<String> {
+    let mut c = Command::new("smbstatus");
+    c.args(["-s"])
+        .arg(srv.dir.path().join("smb.conf"))
+        .args(["-L", "--json"]);
+    let o = run_bounded(c, Duration::from_secs(30));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout)
+        .unwrap_or_else(|e| panic!("smbstatus --json: {e}: {}", stdout(&o)));
+    let file = srv.dir.path().join("data").join(name);
+    let mut ids: Vec<String> = v["open_files"][file.to_str().unwrap()]["opens"]
+        .as_object()
+        .map(|m| m.keys().cloned().collect())
+        .unwrap_or_default();
+    ids.sort();
+    ids
 }
 
 /// Bytes the daemon's one connection to the server has sent and received so far (TCP_INFO,

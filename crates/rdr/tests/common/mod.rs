@@ -285,20 +285,25 @@ pub struct Holder {
 
 impl Holder {
     pub fn open(path: &Path) -> Holder {
-        Holder::spawn(path, false)
+        Holder::spawn(path, "rw")
     }
 
     /// A holder with the file open read-only.
     pub fn open_readonly(path: &Path) -> Holder {
-        Holder::spawn(path, true)
+        Holder::spawn(path, "ro")
     }
 
-    fn spawn(path: &Path, readonly: bool) -> Holder {
+    /// A holder that creates the file (O_CREAT|O_EXCL, read-write), as `cp` does.
+    pub fn create_new(path: &Path) -> Holder {
+        Holder::spawn(path, "new")
+    }
+
+    fn spawn(path: &Path, mode: &str) -> Holder {
         let exe = std::env::current_exe().unwrap();
         let mut child = Command::new(exe)
             .args(["--exact", "holder_main", "--nocapture", "--test-threads=1"])
             .env("RDR_HOLDER_FILE", path)
-            .env("RDR_HOLDER_READONLY", if readonly { "1" } else { "0" })
+            .env("RDR_HOLDER_MODE", mode)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
@@ -414,10 +419,11 @@ pub fn holder_body() {
         println!("HOLDER {s}");
         let _ = std::io::stdout().flush();
     };
-    let readonly = std::env::var("RDR_HOLDER_READONLY").is_ok_and(|v| v == "1");
+    let mode = std::env::var("RDR_HOLDER_MODE").unwrap_or_default();
     let mut f = match std::fs::OpenOptions::new()
         .read(true)
-        .write(!readonly)
+        .write(mode != "ro")
+        .create_new(mode == "new")
         .open(&path)
     {
         Ok(f) => {
