@@ -6,7 +6,13 @@
 # is serial per connection, so its work per file bounds how fast any client can create).
 #
 #   bench/mount-bench.sh [--size-mib 512] [--files 2000] [--reps 3] [--tools "rdr smbclient rclone smbnetfs"]
-#                        [--share tmpfs|disk]
+#                        [--share tmpfs|disk] [--pairs 6]
+#
+# Then, with rdr and smbclient among the tools, a paired create phase: the two create the same
+# files back to back, --pairs times, taking turns at going first, and it prints each pair's
+# ratio and their median. This machine's speed drifts by a tenth or more within a minute, and
+# in the table each tool's create runs a minute or more after the other's; a pair runs seconds
+# apart, so its ratio is the steadier figure.
 #
 # The share lives on a tmpfs mounted over the fixture's share directory for the run (--share
 # disk: on the fixture's own directory). On ext4, each run's 2,000 deletions made the next runs'
@@ -20,7 +26,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
-SIZE_MIB=512 FILES=2000 REPS=3 TOOLS="rdr smbclient rclone smbnetfs" SHARE=tmpfs
+SIZE_MIB=512 FILES=2000 REPS=3 TOOLS="rdr smbclient rclone smbnetfs" SHARE=tmpfs PAIRS=6
 while [ $# -gt 0 ]; do
   case "$1" in
     --size-mib) SIZE_MIB=$2; shift 2 ;;
@@ -28,6 +34,7 @@ while [ $# -gt 0 ]; do
     --reps) REPS=$2; shift 2 ;;
     --tools) TOOLS=$2; shift 2 ;;
     --share) SHARE=$2; shift 2 ;;
+    --pairs) PAIRS=$2; shift 2 ;;
     *) echo "unknown option $1" >&2; exit 2 ;;
   esac
 done
@@ -161,18 +168,26 @@ run_smbnetfs() {
   fusermount3 -u "$m"; wait "$pid" 2>/dev/null || true
 }
 
-run_rdr() {
-  local m=$W/rdr
+rdr_up() {
+  RDR_M=$W/rdr
   cargo build --release -q -p rdr
-  local RDR=$ROOT/target/release/rdr
+  RDR=$ROOT/target/release/rdr
   export RDR_SOCKET=$W/rdr.sock
   "$RDR" daemon --foreground >"$W/rdr.log" 2>&1 & RDR_PID=$!
   for _ in $(seq 1 50); do [ -S "$RDR_SOCKET" ] && break; sleep 0.1; done
-  "$RDR" use "$m" "//$H:$P/data" --user "$U" --password-file "$W/pass" >/dev/null
-  MOUNTS+=("$m")
-  run_mounted "$m"
-  "$RDR" use "$m" --delete --close-transport >/dev/null
+  "$RDR" use "$RDR_M" "//$H:$P/data" --user "$U" --password-file "$W/pass" >/dev/null
+  MOUNTS+=("$RDR_M")
+}
+
+rdr_down() {
+  "$RDR" use "$RDR_M" --delete --close-transport >/dev/null
   kill "$RDR_PID"; wait "$RDR_PID" 2>/dev/null || true; RDR_PID=
+}
+
+run_rdr() {
+  rdr_up
+  run_mounted "$RDR_M"
+  rdr_down
 }
 
 # Tools take turns within each repetition, so a drift in the machine's or the server's speed
@@ -186,6 +201,22 @@ for rep in $(seq 1 "$REPS"); do
     for k in WRITE READ COPY CREATE SCPU STAT LIST DELETE; do v="T_$k"; R[$tool,$k]="${R[$tool,$k]:-} ${!v}"; done
   done
 done
+
+# Paired creates: rdr (cp -r through the mount) and smbclient (mput) back to back, alternating
+# who goes first; the deletions between are not timed.
+PAIR_RATIOS=""
+if [ "$PAIRS" -gt 0 ] && [[ " $TOOLS " == *" rdr "* && " $TOOLS " == *" smbclient "* ]]; then
+  echo "run: paired creates ($PAIRS pairs)" >&2
+  rdr_up
+  create_rdr() { clean_share; local s e; s=$(now); cp -r "$W/small" "$RDR_M/m"; e=$(now); T_PAIR_RDR=$(secs "$s" "$e"); rm -r "$RDR_M/m"; }
+  create_smbclient() { clean_share; local s e; s=$(now); smbclient -p "$P" "//$H/data" -U "$U%$PW" -c "prompt off; lcd $W/small; mkdir m; cd m; mput *" >/dev/null; e=$(now); T_PAIR_SC=$(secs "$s" "$e"); smbclient -p "$P" "//$H/data" -U "$U%$PW" -c "deltree m" >/dev/null; }
+  for i in $(seq 1 "$PAIRS"); do
+    if [ $((i % 2)) = 1 ]; then create_rdr; create_smbclient; else create_smbclient; create_rdr; fi
+    PAIR_RATIOS="$PAIR_RATIOS $(python3 -c "import sys; print(f'{float(sys.argv[1])/float(sys.argv[2]):.2f}')" "$T_PAIR_SC" "$T_PAIR_RDR")"
+  done
+  clean_share
+  rdr_down
+fi
 
 mbps() { python3 -c "import sys; print(f'{int(sys.argv[1])/float(sys.argv[2]):.0f}')" "$SIZE_MIB" "$1"; }
 printf '\n%s MiB sequential, %s x 4 KiB files, median of %s runs, share on %s, kernel %s, %s\n\n' "$SIZE_MIB" "$FILES" "$REPS" "$SHARE" "$(uname -r)" "$(date -u +%F)"
@@ -215,3 +246,7 @@ for peer in smbclient rclone smbnetfs; do
   done
 done
 for tool in $TOOLS; do printf '%s: server CPU per create, per run, µs: %s\n' "$tool" "${R[$tool,SCPU]# }"; done
+if [ -n "$PAIR_RATIOS" ]; then
+  printf '\ncreate, paired runs (rdr and smbclient back to back, taking turns at going first): rdr ÷ smbclient per pair:%s; median %s\n' \
+    "$PAIR_RATIOS" "$(median $PAIR_RATIOS | python3 -c 'import sys; print(f"{float(sys.stdin.read()):.2f}")')"
+fi
