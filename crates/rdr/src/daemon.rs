@@ -112,6 +112,14 @@ fn status_name(s: NtStatus) -> String {
 
 /// Run the daemon in the foreground until SIGTERM/SIGINT.
 pub fn run_foreground() -> i32 {
+    // Before any thread exists, so that every thread of the daemon inherits it.
+    let cpus = match crate::cpus::place_daemon() {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("rdr: {e}");
+            return 1;
+        }
+    };
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(4)
         .enable_all()
@@ -123,10 +131,10 @@ pub fn run_foreground() -> i32 {
             return 1;
         }
     };
-    rt.block_on(async_main())
+    rt.block_on(async_main(cpus))
 }
 
-async fn async_main() -> i32 {
+async fn async_main(cpus: Option<std::collections::BTreeSet<usize>>) -> i32 {
     let sock = socket_path();
     let state = state_dir();
     if let Err(e) = std::fs::create_dir_all(&state) {
@@ -203,9 +211,13 @@ async fn async_main() -> i32 {
     d.restore_persistent().await;
     d.start_reconnector();
     eprintln!(
-        "rdr: daemon {} listening on {}",
+        "rdr: daemon {} listening on {}, on CPUs {} ({})",
         std::process::id(),
-        sock.display()
+        sock.display(),
+        cpus.as_ref()
+            .map(crate::cpus::list)
+            .unwrap_or_else(|| "as started".into()),
+        crate::cpus::ENV
     );
 
     let reaper = d.clone();

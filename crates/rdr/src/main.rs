@@ -2,6 +2,7 @@
 //! `net use` — plus the daemon that serves every user's connections.
 
 mod backend;
+mod cpus;
 mod daemon;
 mod proto;
 mod report;

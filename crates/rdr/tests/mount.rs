@@ -964,3 +964,78 @@ fn parallel_writers_and_readers_keep_every_file_intact() {
         );
     }
 }
+
+/// `Cpus_allowed_list` of every thread of `pid` (one entry per thread).
+fn thread_cpus(pid: i32) -> Vec<String> {
+    let mut out = Vec::new();
+    for t in std::fs::read_dir(format!("/proc/{pid}/task")).unwrap() {
+        let status = std::fs::read_to_string(t.unwrap().path().join("status")).unwrap_or_default();
+        if let Some(l) = status.lines().find(|l| l.starts_with("Cpus_allowed_list:")) {
+            out.push(l["Cpus_allowed_list:".len()..].trim().to_string());
+        }
+    }
+    out
+}
+
+/// The CPUs in a kernel CPU list ("0-3,6").
+fn cpu_list(s: &str) -> Vec<usize> {
+    let mut v = Vec::new();
+    for part in s.split(',') {
+        let (a, b) = part.split_once('-').unwrap_or((part, part));
+        v.extend(a.trim().parse::<usize>().unwrap()..=b.trim().parse::<usize>().unwrap());
+    }
+    v
+}
+
+#[test]
+fn the_daemon_runs_on_one_cpu_unless_rdr_cpus_says_otherwise() {
+    if !can_run("the_daemon_runs_on_one_cpu_unless_rdr_cpus_says_otherwise") {
+        return;
+    }
+    let ours = thread_cpus(std::process::id() as i32)
+        .into_iter()
+        .next()
+        .expect("this test's CPUs");
+    let last = *cpu_list(&ours).last().expect("at least one CPU");
+
+    // By default every thread, FUSE readers included, is on the last CPU the daemon may use.
+    let mut env = Env::new();
+    let (back, mp) = env.paths("cpu");
+    env.mount(&back, &mp);
+    std::fs::write(mp.join("f"), b"on one CPU").unwrap();
+    assert_eq!(std::fs::read(back.join("f")).unwrap(), b"on one CPU");
+    let threads = thread_cpus(env.daemon_pid());
+    assert!(threads.len() > 4, "runtime and FUSE threads: {threads:?}");
+    assert!(
+        threads.iter().all(|c| *c == last.to_string()),
+        "every thread on CPU {last}: {threads:?}"
+    );
+    assert!(
+        env.log().contains(&format!("on CPUs {last} (RDR_CPUS)")),
+        "{}",
+        env.log()
+    );
+
+    // RDR_CPUS=all leaves the daemon where it was started.
+    let env2 = Env::with_daemon_env(&[("RDR_CPUS", "all")]);
+    let threads = thread_cpus(env2.daemon_pid());
+    assert!(
+        threads.iter().all(|c| *c == ours),
+        "all: {threads:?} vs {ours}"
+    );
+
+    // A list naming no CPU it may use: the daemon does not start, and says why.
+    let dir = open_tempdir();
+    let mut c = Command::new(RDR);
+    c.args(["daemon", "--foreground"])
+        .env("RDR_SOCKET", dir.path().join("cpu.sock"))
+        .env("RDR_CPUS", "1000");
+    let o = run_bounded(c, Duration::from_secs(20));
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("RDR_CPUS=1000: none of these CPUs is available"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(!dir.path().join("cpu.sock").exists(), "no socket left");
+}
