@@ -63,6 +63,22 @@ impl std::fmt::Debug for ChangeHook {
     }
 }
 
+/// Told of each read or write of at least [`BULK_IO`] bytes through a mount: data is streaming,
+/// and the daemon may give its threads more CPUs while it does. Called from FUSE handlers: it
+/// must not block.
+#[derive(Clone)]
+pub struct BulkHook(pub Arc<dyn Fn() + Send + Sync>);
+
+impl std::fmt::Debug for BulkHook {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("BulkHook")
+    }
+}
+
+/// Reads and writes of at least this many bytes are streaming data ([`BulkHook`]); a small
+/// file's write is not.
+pub const BULK_IO: usize = 128 * 1024;
+
 /// Settings of one mount.
 #[derive(Debug, Clone)]
 pub struct FsOptions {
@@ -75,6 +91,8 @@ pub struct FsOptions {
     pub owner_gid: u32,
     /// Told of every change made through this mount (`None`: nobody listens).
     pub on_change: Option<ChangeHook>,
+    /// Told of every read or write of at least [`BULK_IO`] bytes (`None`: nobody listens).
+    pub on_bulk: Option<BulkHook>,
 }
 
 impl Default for FsOptions {
@@ -84,6 +102,7 @@ impl Default for FsOptions {
             owner_uid: 0,
             owner_gid: 0,
             on_change: None,
+            on_bulk: None,
         }
     }
 }
@@ -319,6 +338,15 @@ impl RdrFs {
 
     /// Only the owner and root may use the mount (checked on every path-taking request; the
     /// handle-taking ones need an open that was checked).
+    /// A read or write of `len` bytes: tells the bulk hook when it is one.
+    fn bulk(&self, len: usize) {
+        if len >= BULK_IO
+            && let Some(h) = &self.inner.opts.on_bulk
+        {
+            (h.0)();
+        }
+    }
+
     fn allowed(&self, req: &Request) -> bool {
         let uid = req.uid();
         let ok = uid == 0 || uid == self.inner.opts.owner_uid;
@@ -1502,6 +1530,7 @@ impl Filesystem for RdrFs {
         _lock_owner: Option<LockOwner>,
         reply: ReplyData,
     ) {
+        self.bulk(size as usize);
         let inner = self.inner.clone();
         self.spawn(async move {
             let r = async {
@@ -1534,6 +1563,7 @@ impl Filesystem for RdrFs {
         _lock_owner: Option<LockOwner>,
         reply: ReplyWrite,
     ) {
+        self.bulk(data.len());
         let inner = self.inner.clone();
         let data = Bytes::copy_from_slice(data);
         self.spawn(async move {

@@ -83,6 +83,8 @@ pub struct Daemon {
     /// One thread drops other mounts' caches after a change through a mount, in order; a
     /// mount stuck on a dead server delays the queue, it does not pile up threads.
     invalidator: std::sync::mpsc::Sender<Box<dyn FnOnce() + Send>>,
+    /// Where the daemon's threads run; mounts tell it when data streams.
+    placement: Arc<crate::cpus::Placement>,
 }
 
 /// The thread behind [`Daemon::invalidator`]; it ends with the daemon (the sender dropped).
@@ -113,8 +115,8 @@ fn status_name(s: NtStatus) -> String {
 /// Run the daemon in the foreground until SIGTERM/SIGINT.
 pub fn run_foreground() -> i32 {
     // Before any thread exists, so that every thread of the daemon inherits it.
-    let cpus = match crate::cpus::place_daemon() {
-        Ok(c) => c,
+    let placement = match crate::cpus::Placement::from_env() {
+        Ok(p) => p,
         Err(e) => {
             eprintln!("rdr: {e}");
             return 1;
@@ -131,10 +133,10 @@ pub fn run_foreground() -> i32 {
             return 1;
         }
     };
-    rt.block_on(async_main(cpus))
+    rt.block_on(async_main(placement))
 }
 
-async fn async_main(cpus: Option<std::collections::BTreeSet<usize>>) -> i32 {
+async fn async_main(placement: Arc<crate::cpus::Placement>) -> i32 {
     let sock = socket_path();
     let state = state_dir();
     if let Err(e) = std::fs::create_dir_all(&state) {
@@ -189,7 +191,9 @@ async fn async_main(cpus: Option<std::collections::BTreeSet<usize>>) -> i32 {
         rt: tokio::runtime::Handle::current(),
         attr_ttl,
         invalidator: start_invalidator(),
+        placement: placement.clone(),
     });
+    placement.start();
     // A break that takes read caching away drops those files' kernel pages on every mount
     // (a path unknown to a mount, or a local mount, costs nothing).
     {
@@ -214,9 +218,7 @@ async fn async_main(cpus: Option<std::collections::BTreeSet<usize>>) -> i32 {
         "rdr: daemon {} listening on {}, on CPUs {} ({})",
         std::process::id(),
         sock.display(),
-        cpus.as_ref()
-            .map(crate::cpus::list)
-            .unwrap_or_else(|| "as started".into()),
+        placement.describe(),
         crate::cpus::ENV
     );
 
@@ -859,6 +861,10 @@ impl Daemon {
                 owner_uid: uid,
                 owner_gid: gid,
                 on_change: Some(self.change_hook(id, &share_key)),
+                on_bulk: Some({
+                    let p = self.placement.clone();
+                    rdr_fuse::BulkHook(Arc::new(move || p.bulk()))
+                }),
             },
             fsname: format!("rdr:{display}"),
             n_threads: rdr_fuse::mount::DEFAULT_READERS,

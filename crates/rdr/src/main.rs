@@ -29,7 +29,9 @@ Environment: RDR_SOCKET (control socket, default /run/rdr/rdr.sock), RDR_PASSWOR
 RDR_STATE_DIR, RDR_ACTIMEO (attribute cache seconds, default 1), RDR_SMB_WRITE_BEHIND (bytes
 a writer may have on their way to the server per open under a write-caching lease, default
 16 MiB; 0: every write waits for the server), RDR_SMB_SIGNING (auto: sign when the server
-requires it, as cifs.ko and smbclient do; required: sign every message).";
+requires it, as cifs.ko and smbclient do; required: sign every message), RDR_CPUS (the
+daemon's CPUs: by default one, and every allowed CPU while data streams; a list such as 0-3
+keeps it there; all: where it was started).";
 
 #[derive(Parser, Debug)]
 #[command(name = "rdr", version, about = "A network redirector for Linux: map shares, delete them with graded force", after_help = EXIT_CODES)]

@@ -987,53 +987,119 @@ fn cpu_list(s: &str) -> Vec<usize> {
     v
 }
 
+/// Every thread of `pid` has the CPU list `want`.
+fn all_threads_on(pid: i32, want: &str) -> bool {
+    let t = thread_cpus(pid);
+    !t.is_empty() && t.iter().all(|c| c == want)
+}
+
 #[test]
-fn the_daemon_runs_on_one_cpu_unless_rdr_cpus_says_otherwise() {
-    if !can_run("the_daemon_runs_on_one_cpu_unless_rdr_cpus_says_otherwise") {
+fn the_daemon_runs_on_one_cpu_and_spreads_while_data_streams() {
+    if !can_run("the_daemon_runs_on_one_cpu_and_spreads_while_data_streams") {
         return;
     }
     let ours = thread_cpus(std::process::id() as i32)
         .into_iter()
         .next()
         .expect("this test's CPUs");
-    let last = *cpu_list(&ours).last().expect("at least one CPU");
+    let cpus = cpu_list(&ours);
+    let (first, last) = (cpus[0], *cpus.last().expect("at least one CPU"));
 
     // By default every thread, FUSE readers included, is on the last CPU the daemon may use.
     let mut env = Env::new();
     let (back, mp) = env.paths("cpu");
     env.mount(&back, &mp);
-    std::fs::write(mp.join("f"), b"on one CPU").unwrap();
-    assert_eq!(std::fs::read(back.join("f")).unwrap(), b"on one CPU");
-    let threads = thread_cpus(env.daemon_pid());
-    assert!(threads.len() > 4, "runtime and FUSE threads: {threads:?}");
+    std::fs::write(mp.join("small"), b"on one CPU").unwrap();
+    assert_eq!(std::fs::read(back.join("small")).unwrap(), b"on one CPU");
+    let pid = env.daemon_pid();
     assert!(
-        threads.iter().all(|c| *c == last.to_string()),
-        "every thread on CPU {last}: {threads:?}"
+        thread_cpus(pid).len() > 4,
+        "runtime and FUSE threads: {:?}",
+        thread_cpus(pid)
+    );
+    if cpus.len() < 2 {
+        eprintln!("note: this test runs on one CPU ({ours}): nothing to spread over");
+        assert!(all_threads_on(pid, &ours), "{:?}", thread_cpus(pid));
+        return;
+    }
+    let one = last.to_string();
+    assert!(
+        all_threads_on(pid, &one),
+        "every thread on CPU {last}: {:?}",
+        thread_cpus(pid)
     );
     assert!(
-        env.log().contains(&format!("on CPUs {last} (RDR_CPUS)")),
+        env.log().contains(&format!(
+            "on CPUs {last} ({ours} while data streams) (RDR_CPUS)"
+        )),
         "{}",
         env.log()
     );
 
-    // RDR_CPUS=all leaves the daemon where it was started.
-    let env2 = Env::with_daemon_env(&[("RDR_CPUS", "all")]);
-    let threads = thread_cpus(env2.daemon_pid());
+    // While a writer streams megabytes, every thread may use every CPU; a quarter second
+    // after it stops, they are back on one.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let writer = {
+        let (stop, path) = (stop.clone(), mp.join("stream"));
+        std::thread::spawn(move || {
+            use std::io::Write;
+            let mut f = std::fs::File::create(path).unwrap();
+            let chunk = vec![7u8; 1 << 20];
+            let mut n = 0u64;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) && n < 512 {
+                f.write_all(&chunk).unwrap();
+                n += 1;
+            }
+            n
+        })
+    };
+    let spread = wait_until(Duration::from_secs(10), || all_threads_on(pid, &ours));
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let written = writer.join().unwrap();
+    assert!(spread, "no spread while streaming: {:?}", thread_cpus(pid));
+    assert_eq!(
+        std::fs::metadata(back.join("stream")).unwrap().len(),
+        written << 20,
+        "the stream arrived whole"
+    );
     assert!(
-        threads.iter().all(|c| *c == ours),
-        "all: {threads:?} vs {ours}"
+        wait_until(Duration::from_secs(5), || all_threads_on(pid, &one)),
+        "not back on CPU {last}: {:?}",
+        thread_cpus(pid)
+    );
+
+    // RDR_CPUS names CPUs: the daemon stays there, streaming or not.
+    let mut env2 = Env::with_daemon_env(&[("RDR_CPUS", &first.to_string())]);
+    let (back2, mp2) = env2.paths("cpu2");
+    env2.mount(&back2, &mp2);
+    std::fs::write(mp2.join("big"), vec![1u8; 8 << 20]).unwrap();
+    assert_eq!(std::fs::metadata(back2.join("big")).unwrap().len(), 8 << 20);
+    assert!(
+        all_threads_on(env2.daemon_pid(), &first.to_string()),
+        "RDR_CPUS={first}: {:?}",
+        thread_cpus(env2.daemon_pid())
+    );
+    // RDR_CPUS=all leaves the daemon where it was started.
+    let env3 = Env::with_daemon_env(&[("RDR_CPUS", "all")]);
+    assert!(
+        all_threads_on(env3.daemon_pid(), &ours),
+        "all: {:?}",
+        thread_cpus(env3.daemon_pid())
     );
 
     // A list naming no CPU it may use: the daemon does not start, and says why.
     let dir = open_tempdir();
+    let beyond = (last + 1).to_string();
     let mut c = Command::new(RDR);
     c.args(["daemon", "--foreground"])
         .env("RDR_SOCKET", dir.path().join("cpu.sock"))
-        .env("RDR_CPUS", "1000");
+        .env("RDR_CPUS", &beyond);
     let o = run_bounded(c, Duration::from_secs(20));
     assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
     assert!(
-        stderr(&o).contains("RDR_CPUS=1000: none of these CPUs is available"),
+        stderr(&o).contains(&format!(
+            "RDR_CPUS={beyond}: none of these CPUs is available"
+        )),
         "{}",
         stderr(&o)
     );

@@ -141,6 +141,8 @@ impl Env {
         let child = Command::new(RDR)
             .args(["daemon", "--foreground"])
             .env("RDR_SOCKET", &self.sock)
+            // The default placement unless the test asks for another.
+            .env_remove("RDR_CPUS")
             .envs(self.daemon_env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
             .stdout(log.try_clone().unwrap())
