@@ -336,8 +336,6 @@ impl RdrFs {
         }
     }
 
-    /// Only the owner and root may use the mount (checked on every path-taking request; the
-    /// handle-taking ones need an open that was checked).
     /// A read or write of `len` bytes: tells the bulk hook when it is one.
     fn bulk(&self, len: usize) {
         if len >= BULK_IO
@@ -347,6 +345,8 @@ impl RdrFs {
         }
     }
 
+    /// Only the owner and root may use the mount (checked on every path-taking request; the
+    /// handle-taking ones need an open that was checked).
     fn allowed(&self, req: &Request) -> bool {
         let uid = req.uid();
         let ok = uid == 0 || uid == self.inner.opts.owner_uid;
