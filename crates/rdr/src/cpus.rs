@@ -11,8 +11,10 @@
 //! Streaming is the other way round: copying data costs the application and the daemon a copy
 //! each, and on one CPU they take turns (512 MiB written with `dd`: ≈ 880 instead of
 //! ≈ 1,070 MiB/s). So by default the daemon starts on one CPU (the last it may use) and spreads
-//! over all of them for as long as reads or writes of at least `rdr_fuse::BULK_IO` bytes keep coming
-//! ([`Placement::bulk`]), going back [`QUIET`] after the last one.
+//! over all of them for as long as reads or writes of at least `rdr_fuse::BULK_IO` bytes keep
+//! coming ([`Placement::bulk`]), going back [`QUIET`] after the last one. The shared
+//! `docs/fuse-performance.md` measured the same effect: a GETATTR round trip took 63 µs across
+//! vCPUs and 2.5 µs on one.
 //!
 //! `RDR_CPUS=0-3` (a list of CPU numbers and ranges) keeps the daemon on those CPUs, `all`
 //! leaves it where it was started; neither changes while it runs.
