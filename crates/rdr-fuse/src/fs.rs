@@ -141,6 +141,50 @@ pub struct MountStats {
     pub open_handles: AtomicUsize,
     /// Requests refused because the caller was neither the owner nor root.
     pub denied: AtomicU64,
+    /// The last failure an application got from this mount (see [`LastError`]).
+    pub last_error: Mutex<Option<LastError>>,
+}
+
+/// The last failure a mount returned to an application, for the per-connection inventory
+/// (`rdr use --json`): when, the NTSTATUS and errno, and the message naming what failed.
+/// Answers that are an ordinary outcome for the caller (no such file, it exists, not empty, a
+/// lock held by someone else, an interrupted wait, an unsupported feature) are not failures.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LastError {
+    /// When it happened.
+    pub at: SystemTime,
+    /// The status it maps (`STATUS_UNEXPECTED_NETWORK_ERROR` for a local failure).
+    pub status: NtStatus,
+    /// The errno the application got.
+    pub errno: i32,
+    /// What failed, as the core's error says it (path and operation).
+    pub message: String,
+}
+
+impl LastError {
+    /// The failure `e`, unless it is an ordinary outcome (see the type's documentation).
+    pub fn of(e: &RxError) -> Option<LastError> {
+        let errno = e.errno();
+        let ordinary = [
+            libc::ENOENT,
+            libc::EEXIST,
+            libc::ENOTEMPTY,
+            libc::ENOTDIR,
+            libc::EISDIR,
+            libc::EAGAIN,
+            libc::EINTR,
+            libc::ENAMETOOLONG,
+            libc::EOPNOTSUPP,
+            libc::ENOSYS,
+            libc::ENODATA,
+        ];
+        (!ordinary.contains(&errno)).then(|| LastError {
+            at: SystemTime::now(),
+            status: e.nt_status(),
+            errno,
+            message: e.to_string(),
+        })
+    }
 }
 
 struct Inner {
@@ -369,6 +413,25 @@ impl RdrFs {
 }
 
 impl Inner {
+    /// The errno for `e`, keeping it as the mount's last error when it is a failure (not an
+    /// ordinary outcome such as "no such file").
+    fn fail(&self, e: &RxError) -> Errno {
+        if let Some(last) = LastError::of(e) {
+            *self.stats.last_error.lock() = Some(last);
+        }
+        err(e)
+    }
+
+    /// [`copy_errno`], keeping a real failure (not "the server cannot copy this") as the
+    /// mount's last error.
+    fn copy_fail(&self, e: &RxError) -> Errno {
+        let n = copy_errno(e);
+        if n != Errno::EOPNOTSUPP {
+            return self.fail(e);
+        }
+        n
+    }
+
     fn attr(&self, ino: u64, info: &FileInfo) -> FileAttr {
         let target = if Self::may_be_link(info) {
             self.inodes
@@ -494,10 +557,10 @@ impl Inner {
             .rdbss
             .create(&self.v, path, &params, &ctx)
             .await
-            .map_err(|e| err(&e))?;
+            .map_err(|e| self.fail(&e))?;
         let data = self.rdbss.read(&fobx, 0, len, &ctx).await;
         let _ = self.rdbss.close(&fobx).await;
-        data.map_err(|e| err(&e))
+        data.map_err(|e| self.fail(&e))
     }
 
     fn attr_of_kind(&self, ino: u64, info: &FileInfo, kind: FileType) -> FileAttr {
@@ -630,7 +693,7 @@ impl Inner {
         self.rdbss
             .query_path_info(&self.v, path, &RxContext::new())
             .await
-            .map_err(|e| err(&e))
+            .map_err(|e| self.fail(&e))
     }
 
     /// Metadata of a handle just opened: what the server sent with the open when the core
@@ -638,7 +701,11 @@ impl Inner {
     async fn info_of(&self, fobx: &Arc<Fobx>, ctx: &RxContext) -> Result<FileInfo, Errno> {
         match fobx.open_info() {
             Some(i) => Ok(i),
-            None => self.rdbss.query_info(fobx, ctx).await.map_err(|e| err(&e)),
+            None => self
+                .rdbss
+                .query_info(fobx, ctx)
+                .await
+                .map_err(|e| self.fail(&e)),
         }
     }
 
@@ -660,11 +727,11 @@ impl Inner {
             .rdbss
             .create(&self.v, path, &params, &RxContext::new())
             .await
-            .map_err(|e| err(&e))?;
+            .map_err(|e| self.fail(&e))?;
         let r = f(fobx.clone()).await;
         let c = self.rdbss.close(&fobx).await;
-        let v = r.map_err(|e| err(&e))?;
-        c.map_err(|e| err(&e))?;
+        let v = r.map_err(|e| self.fail(&e))?;
+        c.map_err(|e| self.fail(&e))?;
         Ok(v)
     }
 
@@ -695,7 +762,7 @@ impl Inner {
             .rdbss
             .read(fobx, offset, size, &ctx)
             .await
-            .map_err(|e| err(&e))?;
+            .map_err(|e| self.fail(&e))?;
         if first.len() as u32 >= size || first.is_empty() {
             return Ok(first);
         }
@@ -710,7 +777,7 @@ impl Inner {
                     &ctx,
                 )
                 .await
-                .map_err(|e| err(&e))?;
+                .map_err(|e| self.fail(&e))?;
             if more.is_empty() {
                 break;
             }
@@ -734,7 +801,7 @@ impl Inner {
                 .rdbss
                 .query_directory(&h.fobx, None, restart, &ctx)
                 .await
-                .map_err(|e| err(&e))?;
+                .map_err(|e| self.fail(&e))?;
             restart = false;
             if batch.is_empty() {
                 break;
@@ -783,7 +850,7 @@ impl Inner {
             .rdbss
             .create(&self.v, dir, &params, &ctx)
             .await
-            .map_err(|e| err(&e))?;
+            .map_err(|e| self.fail(&e))?;
         let mut names = Vec::new();
         let mut restart = true;
         let r = loop {
@@ -794,7 +861,7 @@ impl Inner {
                         .map(|e| e.name)
                         .filter(|n| n != "." && n != ".."),
                 ),
-                Err(e) => break Err(err(&e)),
+                Err(e) => break Err(self.fail(&e)),
             }
             restart = false;
         };
@@ -868,7 +935,7 @@ impl Inner {
             self.rdbss
                 .unlock(&h.fobx, *l, &ctx)
                 .await
-                .map_err(|e| err(&e))?;
+                .map_err(|e| self.fail(&e))?;
             h.locks.lock().retain(|x| x != l);
         }
         if unlock {
@@ -890,7 +957,7 @@ impl Inner {
                 }
             };
             tokio::select! {
-                r = &mut lock => r.map_err(|e| err(&e)),
+                r = &mut lock => r.map_err(|e| self.fail(&e)),
                 _ = watch => {
                     ctx.cancel();
                     match lock.await {
@@ -900,7 +967,7 @@ impl Inner {
                 }
             }
         } else {
-            lock.await.map_err(|e| err(&e))
+            lock.await.map_err(|e| self.fail(&e))
         };
         r?;
         h.locks.lock().push(range);
@@ -1024,7 +1091,7 @@ impl Filesystem for RdrFs {
                         .rdbss
                         .query_info(&h.fobx, &RxContext::new())
                         .await
-                        .map_err(|e| err(&e))?,
+                        .map_err(|e| inner.fail(&e))?,
                     None => {
                         inner
                             .stat_path(path.as_deref().ok_or(Errno::ENOENT)?)
@@ -1108,13 +1175,13 @@ impl Filesystem for RdrFs {
                                 .rdbss
                                 .set_info(&h.fobx, c, &ctx)
                                 .await
-                                .map_err(|e| err(&e))?;
+                                .map_err(|e| inner.fail(&e))?;
                         }
                         inner
                             .rdbss
                             .query_info(&h.fobx, &ctx)
                             .await
-                            .map_err(|e| err(&e))?
+                            .map_err(|e| inner.fail(&e))?
                     }
                     None => {
                         let path = inner.path(ino)?;
@@ -1188,7 +1255,7 @@ impl Filesystem for RdrFs {
                 // Also on failure: the server may have made it before the error.
                 let (dir, name) = split(&path);
                 inner.dirs.added(dir, name);
-                let fobx = created.map_err(|e| err(&e))?;
+                let fobx = created.map_err(|e| inner.fail(&e))?;
                 let info = inner.info_of(&fobx, &ctx).await;
                 let _ = inner.rdbss.close(&fobx).await;
                 let info = info?;
@@ -1247,7 +1314,7 @@ impl Filesystem for RdrFs {
                 let (dir, leaf) = split(&path);
                 inner.dirs.added(dir, leaf);
                 inner.changed(vec![Change::Name(path.clone())]);
-                let fobx = created.map_err(|e| err(&e))?;
+                let fobx = created.map_err(|e| inner.fail(&e))?;
                 let written = async {
                     let data = Bytes::from(data);
                     let mut done = 0usize;
@@ -1272,8 +1339,8 @@ impl Filesystem for RdrFs {
                     let _ = inner.rdbss.set_info(&fobx, &gone, &ctx).await;
                 }
                 let closed = inner.rdbss.close(&fobx).await;
-                let info = written.map_err(|e| err(&e))?;
-                closed.map_err(|e| err(&e))?;
+                let info = written.map_err(|e| inner.fail(&e))?;
+                closed.map_err(|e| inner.fail(&e))?;
                 let seen = LinkSeen {
                     stamp: (info.size, info.modified),
                     target: Some(target),
@@ -1430,7 +1497,7 @@ impl Filesystem for RdrFs {
                     .rdbss
                     .create(&inner.v, &path, &params, &ctx)
                     .await
-                    .map_err(|e| err(&e))?;
+                    .map_err(|e| inner.fail(&e))?;
                 let info = if fobx.buffering().read_caching {
                     inner.info_of(&fobx, &ctx).await.ok()
                 } else {
@@ -1494,7 +1561,7 @@ impl Filesystem for RdrFs {
                         // EEXIST: it is there. Any other failure may have come after the
                         // server made it: never answer "absent" for it from the listing.
                         inner.dirs.added(dir, fname);
-                        return Err(err(&e));
+                        return Err(inner.fail(&e));
                     }
                 };
                 let info = match inner.info_of(&fobx, &ctx).await {
@@ -1577,7 +1644,7 @@ impl Filesystem for RdrFs {
                         .rdbss
                         .write(&h.fobx, offset + done as u64, data.slice(done..), &ctx)
                         .await
-                        .map_err(|e| err(&e))? as usize;
+                        .map_err(|e| inner.fail(&e))? as usize;
                     if n == 0 {
                         break;
                     }
@@ -1622,7 +1689,7 @@ impl Filesystem for RdrFs {
                         .rdbss
                         .write_back(&h.fobx, &RxContext::new())
                         .await
-                        .map_err(|e| err(&e))?;
+                        .map_err(|e| inner.fail(&e))?;
                 }
                 inner.written(&h);
                 Ok::<_, Errno>(())
@@ -1665,7 +1732,7 @@ impl Filesystem for RdrFs {
                     .rdbss
                     .query_info(&src.fobx, &ctx)
                     .await
-                    .map_err(|e| err(&e))?
+                    .map_err(|e| inner.fail(&e))?
                     .size;
                 let n = len.min(size.saturating_sub(offset_in)).min(MAX_COPY);
                 if n == 0 {
@@ -1675,7 +1742,7 @@ impl Filesystem for RdrFs {
                     .rdbss
                     .copy_range(&src.fobx, offset_in, &dst.fobx, offset_out, n, &ctx)
                     .await
-                    .map_err(|e| copy_errno(&e))?;
+                    .map_err(|e| inner.copy_fail(&e))?;
                 // Nothing copied of a range that exists: the caller would take it for the
                 // end of the file; let the kernel copy instead.
                 if done == 0 {
@@ -1715,7 +1782,7 @@ impl Filesystem for RdrFs {
                     .rdbss
                     .flush(&h.fobx, &RxContext::new())
                     .await
-                    .map_err(|e| err(&e))
+                    .map_err(|e| inner.fail(&e))
             }
             .await;
             match r {
@@ -1760,7 +1827,7 @@ impl Filesystem for RdrFs {
                     .rdbss
                     .create(&inner.v, &path, &params, &RxContext::new())
                     .await
-                    .map_err(|e| err(&e))?;
+                    .map_err(|e| inner.fail(&e))?;
                 Ok::<_, Errno>(inner.add_handle(fobx, ino.0, FopenFlags::FOPEN_DIRECT_IO))
             }
             .await;
@@ -1937,7 +2004,7 @@ impl Filesystem for RdrFs {
                         bs as u32,
                     )
                 }
-                Err(e) => reply.error(err(&e)),
+                Err(e) => reply.error(inner.fail(&e)),
             }
         });
     }
@@ -1984,7 +2051,7 @@ impl Filesystem for RdrFs {
                     reply.locked(start, end, libc::F_UNLCK, pid)
                 }
                 Err(e) if err(&e) == Errno::EAGAIN => reply.locked(start, end, typ, 0),
-                Err(e) => reply.error(err(&e)),
+                Err(e) => reply.error(inner.fail(&e)),
             }
         });
     }
@@ -2062,7 +2129,7 @@ impl RdrFs {
                         .rdbss
                         .delete_file(&inner.v, &path, &RxContext::new())
                         .await
-                        .map_err(|e| err(&e))?;
+                        .map_err(|e| inner.fail(&e))?;
                 }
                 inner.dirs.removed(&parent_path, name);
                 inner.changed(vec![Change::Name(path.clone())]);
@@ -2103,7 +2170,7 @@ impl RdrFs {
                 Ok(()) => reply.ok(),
                 // The handle is gone locally either way; report only real failures.
                 Err(RxError::HandleClosed { .. }) => reply.ok(),
-                Err(e) => reply.error(err(&e)),
+                Err(e) => reply.error(inner.fail(&e)),
             }
         });
     }

@@ -14,7 +14,9 @@ pub mod inode;
 pub mod mount;
 pub mod symlink;
 
-pub use fs::{BULK_IO, BulkHook, Change, ChangeHook, FsOptions, FsProbe, MountStats, RdrFs};
+pub use fs::{
+    BULK_IO, BulkHook, Change, ChangeHook, FsOptions, FsProbe, LastError, MountStats, RdrFs,
+};
 pub use mount::{
     MountConfig, MountHandle, detach_path, is_dead_mount, is_mount_point, mount, mount_fd,
     open_dir_nofollow,

@@ -308,6 +308,11 @@ impl MountHandle {
         self.stats.denied.load(Ordering::Relaxed)
     }
 
+    /// The last failure an application got from this mount, if any.
+    pub fn last_error(&self) -> Option<crate::LastError> {
+        self.stats.last_error.lock().clone()
+    }
+
     /// Plain unmount (`umount`): EBUSY while a file, a working directory or a mapping is in
     /// use; on success the session ends.
     pub fn unmount(&self) -> io::Result<()> {

@@ -597,6 +597,12 @@ fn list_response(conns: &[(Arc<Conn>, &'static str)], json: bool) -> Response {
                     "opens": c.mount.open_handles(),
                     "reconnects": c.rdbss.reconnects(&c.v),
                     "persistent": c.persistent,
+                    "last_error": c.mount.last_error().map(|l| serde_json::json!({
+                        "at": l.at.duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs()),
+                        "status": status_name(l.status),
+                        "errno": l.errno,
+                        "message": l.message,
+                    })),
                 })
             })
             .collect();

@@ -1857,3 +1857,48 @@ fn smb_symlinks_are_minshall_french_link_files() {
     assert_eq!(e.raw_os_error(), Some(libc::ENAMETOOLONG));
     assert!(!smb.server_path(&format!("{top}/long")).exists());
 }
+
+/// The `last_error` `rdr use --json` shows for the connection at `mp` (null when none).
+fn last_error(env: &Env, mp: &Path) -> serde_json::Value {
+    let o = env.rdr(&["use", "--json"]);
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    v.as_array()
+        .and_then(|a| a.iter().find(|c| c["local"] == mp.to_str().unwrap()))
+        .map(|c| c["last_error"].clone())
+        .unwrap_or_else(|| panic!("{} not listed: {v}", mp.display()))
+}
+
+#[test]
+fn smb_the_last_failure_an_application_got_shows_in_the_list() {
+    let Some(smb) = Smb::get("smb_the_last_failure_an_application_got_shows_in_the_list") else {
+        return;
+    };
+    let mut env = Env::new();
+    let mp = env.dir.path().join("ro-mnt");
+    let pw = password_file(&env, &smb.users[0].1, None);
+    let share = std::env::var("RDR_SMB_SHARE_RO").unwrap_or_else(|_| "ro".into());
+    let remote = format!("//{}:{}/{share}", smb.host, smb.port);
+    use_remote(&mut env, &mp, &remote, &smb.users[0].0, &pw);
+    assert!(last_error(&env, &mp).is_null(), "a new connection has none");
+
+    // Reading works, and a name that is not there is an answer, not a failure.
+    assert_eq!(std::fs::read(mp.join("readme.txt")).unwrap(), b"read me\n");
+    assert!(!mp.join("not-here.txt").exists());
+    assert!(last_error(&env, &mp).is_null(), "{}", last_error(&env, &mp));
+
+    // Writing into the read-only share fails; the list says what, why and when.
+    let before = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let e = std::fs::write(mp.join("new.txt"), b"x").expect_err("a read-only share");
+    assert_eq!(e.kind(), std::io::ErrorKind::PermissionDenied, "{e}");
+    assert!(!mp.join("also-not-here.txt").exists());
+    let last = last_error(&env, &mp);
+    assert_eq!(last["status"], "STATUS_ACCESS_DENIED", "{last}");
+    assert_eq!(last["errno"], libc::EACCES, "{last}");
+    let message = last["message"].as_str().unwrap_or_default();
+    assert!(message.contains("new.txt"), "names the file: {last}");
+    let at = last["at"].as_u64().unwrap_or(0);
+    assert!(at >= before && at <= before + 60, "{at} vs {before}");
+}
