@@ -147,8 +147,11 @@ pub struct MountStats {
 
 /// The last failure a mount returned to an application, for the per-connection inventory
 /// (`rdr use --json`): when, the NTSTATUS and errno, and the message naming what failed.
-/// Answers that are an ordinary outcome for the caller (no such file, it exists, not empty, a
-/// lock held by someone else, an interrupted wait, an unsupported feature) are not failures.
+/// Answers that are an ordinary outcome for the caller (no such file, it exists, not empty, not
+/// a directory or is one, a name too long or invalid, a lock held by someone else, an
+/// interrupted wait, an unsupported feature) are not failures; a share or connection that is
+/// gone is one. Work the mount does behind the caller's back (re-reading a listing, telling
+/// links from files) is not recorded; closing a file is, though the kernel tells nobody.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LastError {
     /// When it happened.
@@ -165,6 +168,15 @@ impl LastError {
     /// The failure `e`, unless it is an ordinary outcome (see the type's documentation).
     pub fn of(e: &RxError) -> Option<LastError> {
         let errno = e.errno();
+        let status = e.nt_status();
+        // ENOENT for a share or connection that is gone is a failure, not an answer.
+        let gone = matches!(
+            status,
+            NtStatus::STATUS_BAD_NETWORK_NAME
+                | NtStatus::STATUS_NETWORK_NAME_DELETED
+                | NtStatus::STATUS_CONNECTION_DISCONNECTED
+        );
+        let ordinary_status = matches!(status, NtStatus::STATUS_OBJECT_NAME_INVALID);
         let ordinary = [
             libc::ENOENT,
             libc::EEXIST,
@@ -178,9 +190,9 @@ impl LastError {
             libc::ENOSYS,
             libc::ENODATA,
         ];
-        (!ordinary.contains(&errno)).then(|| LastError {
+        (gone || !(ordinary.contains(&errno) || ordinary_status)).then(|| LastError {
             at: SystemTime::now(),
-            status: e.nt_status(),
+            status,
             errno,
             message: e.to_string(),
         })
@@ -547,20 +559,18 @@ impl Inner {
         }
     }
 
-    /// The first `len` bytes of the file at `path` (open, read, close).
-    async fn read_small(&self, path: &str, len: u32) -> Result<Bytes, Errno> {
+    /// The first `len` bytes of the file at `path` (open, read, close). Its errors are not
+    /// recorded as the mount's last error: classifying a file reads it behind the caller's
+    /// back; `readlink` records its own.
+    async fn read_small(&self, path: &str, len: u32) -> Result<Bytes, RxError> {
         let params = CreateParams::open_existing(
             AccessMask::FILE_READ_DATA | AccessMask::FILE_READ_ATTRIBUTES | AccessMask::SYNCHRONIZE,
         );
         let ctx = RxContext::new();
-        let fobx = self
-            .rdbss
-            .create(&self.v, path, &params, &ctx)
-            .await
-            .map_err(|e| self.fail(&e))?;
+        let fobx = self.rdbss.create(&self.v, path, &params, &ctx).await?;
         let data = self.rdbss.read(&fobx, 0, len, &ctx).await;
         let _ = self.rdbss.close(&fobx).await;
-        data.map_err(|e| self.fail(&e))
+        data
     }
 
     fn attr_of_kind(&self, ino: u64, info: &FileInfo, kind: FileType) -> FileAttr {
@@ -832,7 +842,8 @@ impl Inner {
     }
 
     /// Read the complete listing of `dir` again (its cached one expired), on an open of its
-    /// own: a handle of a process's READDIR must not see its enumeration restarted.
+    /// own: a handle of a process's READDIR must not see its enumeration restarted. Its
+    /// errors are not the mount's last error: the lookup that wanted it asks the server.
     async fn relist(&self, dir: &str) -> Result<(), Errno> {
         let epoch = self.dirs.epoch(dir);
         let at = Instant::now();
@@ -850,7 +861,7 @@ impl Inner {
             .rdbss
             .create(&self.v, dir, &params, &ctx)
             .await
-            .map_err(|e| self.fail(&e))?;
+            .map_err(|e| err(&e))?;
         let mut names = Vec::new();
         let mut restart = true;
         let r = loop {
@@ -861,7 +872,7 @@ impl Inner {
                         .map(|e| e.name)
                         .filter(|n| n != "." && n != ".."),
                 ),
-                Err(e) => break Err(self.fail(&e)),
+                Err(e) => break Err(err(&e)),
             }
             restart = false;
         };
@@ -1375,7 +1386,10 @@ impl Filesystem for RdrFs {
                 if let Some(t) = fresh {
                     return Ok(t);
                 }
-                let data = inner.read_small(&path, symlink::FILE_SIZE as u32).await?;
+                let data = inner
+                    .read_small(&path, symlink::FILE_SIZE as u32)
+                    .await
+                    .map_err(|e| inner.fail(&e))?;
                 // Rewritten as a plain file since the kernel was told it is a link.
                 symlink::parse(&data).ok_or(Errno::EINVAL)
             }
@@ -1439,6 +1453,7 @@ impl Filesystem for RdrFs {
                         },
                     )
                 };
+                let last = inner.stats.last_error.lock().clone();
                 match attempt().await {
                     Err(e) if replace && (e == Errno::EACCES || e == Errno::EBUSY) => {
                         // close(2) returns before the kernel's RELEASE of the target reaches
@@ -1448,6 +1463,8 @@ impl Filesystem for RdrFs {
                             return Err(e);
                         }
                         attempt().await?;
+                        // The refusal the retry got past was not the caller's failure.
+                        *inner.stats.last_error.lock() = last;
                     }
                     r => r?,
                 }
@@ -1499,7 +1516,11 @@ impl Filesystem for RdrFs {
                     .await
                     .map_err(|e| inner.fail(&e))?;
                 let info = if fobx.buffering().read_caching {
-                    inner.info_of(&fobx, &ctx).await.ok()
+                    // Only a hint for the page cache: a failure here is nobody's failure.
+                    match fobx.open_info() {
+                        Some(i) => Some(i),
+                        None => inner.rdbss.query_info(&fobx, &ctx).await.ok(),
+                    }
                 } else {
                     None
                 };

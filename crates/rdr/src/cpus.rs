@@ -193,6 +193,8 @@ pub struct Placement {
     wake: (Mutex<bool>, Condvar),
     /// Held while the threads' affinity and `wide` change.
     apply: Mutex<()>,
+    /// The thread that narrows again runs: only then may a burst spread the daemon.
+    active: AtomicBool,
 }
 
 impl Placement {
@@ -239,6 +241,7 @@ impl Placement {
             epoch: Instant::now(),
             wake: (Mutex::new(false), Condvar::new()),
             apply: Mutex::new(()),
+            active: AtomicBool::new(false),
         });
         Ok(p)
     }
@@ -253,8 +256,11 @@ impl Placement {
         let spawned = std::thread::Builder::new()
             .name("rdr-placement".into())
             .spawn(move || me.narrow_when_quiet());
-        if let Err(e) = spawned {
-            eprintln!("rdr: cannot start the placement thread: {e}");
+        match spawned {
+            Ok(_) => self.active.store(true, Ordering::Release),
+            Err(e) => eprintln!(
+                "rdr: cannot start the placement thread: {e}; the daemon stays on one CPU"
+            ),
         }
     }
 
@@ -279,6 +285,9 @@ impl Placement {
         let Policy::Adaptive { wide, .. } = &self.policy else {
             return;
         };
+        if !self.active.load(Ordering::Acquire) {
+            return;
+        }
         self.last_bulk.store(self.now_ms(), Ordering::Relaxed);
         if self.wide.load(Ordering::Acquire) {
             return;

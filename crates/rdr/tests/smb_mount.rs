@@ -1288,14 +1288,22 @@ fn use_remote(env: &mut Env, mp: &Path, remote: &str, user: &str, pw: &Path) {
     env.mounts.push(mp.to_path_buf());
 }
 
-/// The reconnect count `rdr use --json` shows for the connection at `mp`.
-fn reconnects(env: &Env, mp: &Path) -> u64 {
+/// What `rdr use --json` shows for the connection at `mp`.
+fn listed(env: &Env, mp: &Path) -> serde_json::Value {
     let o = env.rdr(&["use", "--json"]);
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     v.as_array()
         .and_then(|a| a.iter().find(|c| c["local"] == mp.to_str().unwrap()))
-        .and_then(|c| c["reconnects"].as_u64())
-        .unwrap_or_else(|| panic!("no reconnect count for {}: {v}", mp.display()))
+        .cloned()
+        .unwrap_or_else(|| panic!("{} not listed: {v}", mp.display()))
+}
+
+/// The reconnect count `rdr use --json` shows for the connection at `mp`.
+fn reconnects(env: &Env, mp: &Path) -> u64 {
+    let c = listed(env, mp);
+    c["reconnects"]
+        .as_u64()
+        .unwrap_or_else(|| panic!("no reconnect count for {}: {c}", mp.display()))
 }
 
 /// The Status column of the first connection `rdr use --json` lists.
@@ -1860,12 +1868,7 @@ fn smb_symlinks_are_minshall_french_link_files() {
 
 /// The `last_error` `rdr use --json` shows for the connection at `mp` (null when none).
 fn last_error(env: &Env, mp: &Path) -> serde_json::Value {
-    let o = env.rdr(&["use", "--json"]);
-    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
-    v.as_array()
-        .and_then(|a| a.iter().find(|c| c["local"] == mp.to_str().unwrap()))
-        .map(|c| c["last_error"].clone())
-        .unwrap_or_else(|| panic!("{} not listed: {v}", mp.display()))
+    listed(env, mp)["last_error"].clone()
 }
 
 #[test]
@@ -1894,6 +1897,8 @@ fn smb_the_last_failure_an_application_got_shows_in_the_list() {
     let e = std::fs::write(mp.join("new.txt"), b"x").expect_err("a read-only share");
     assert_eq!(e.kind(), std::io::ErrorKind::PermissionDenied, "{e}");
     assert!(!mp.join("also-not-here.txt").exists());
+    // A name SMB cannot carry is the caller's answer too (EINVAL), not the connection's failure.
+    assert!(!mp.join("what?.txt").exists());
     let last = last_error(&env, &mp);
     assert_eq!(last["status"], "STATUS_ACCESS_DENIED", "{last}");
     assert_eq!(last["errno"], libc::EACCES, "{last}");
