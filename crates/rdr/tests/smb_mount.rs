@@ -1907,3 +1907,53 @@ fn smb_the_last_failure_an_application_got_shows_in_the_list() {
     let at = last["at"].as_u64().unwrap_or(0);
     assert!(at >= before && at <= before + 60, "{at} vs {before}");
 }
+
+#[test]
+fn smb_a_write_only_open_writes_past_the_page_cache_and_readers_see_it_at_once() {
+    use std::io::{Read, Seek, SeekFrom, Write};
+    use std::os::unix::fs::FileExt;
+    let Some(smb) =
+        Smb::get("smb_a_write_only_open_writes_past_the_page_cache_and_readers_see_it_at_once")
+    else {
+        return;
+    };
+    let mut env = Env::new();
+    let mp = env.dir.path().join("wo-mnt");
+    let name = unique("rdr-wo");
+    let _clean = ServerFiles(vec![smb.server_path(&name)]);
+    smb_use(&mut env, &smb, &mp, 0);
+    let f = mp.join(&name);
+    let before = pattern(3 << 20, 1);
+    std::fs::write(&f, &before).unwrap();
+
+    // A reader holds the file open and has read all of it: its pages are cached.
+    let mut reader = std::fs::File::open(&f).unwrap();
+    let mut got = Vec::new();
+    reader.read_to_end(&mut got).unwrap();
+    assert_eq!(got, before);
+
+    // A write-only open overwrites the middle (1 MiB writes, as dd does) and extends the end.
+    let patch = pattern(2 << 20, 7);
+    {
+        let mut w = std::fs::OpenOptions::new().write(true).open(&f).unwrap();
+        w.seek(SeekFrom::Start(512 << 10)).unwrap();
+        for chunk in patch.chunks(1 << 20) {
+            w.write_all(chunk).unwrap();
+        }
+        w.write_all_at(b"tail", 3 << 20).unwrap();
+    }
+    let mut want = before.clone();
+    want[512 << 10..(512 << 10) + patch.len()].copy_from_slice(&patch);
+    want.extend_from_slice(b"tail");
+
+    // The reader, still open, reads the new bytes at once; so does a new open; so does the
+    // server.
+    let mut again = vec![0u8; want.len()];
+    reader.read_exact_at(&mut again, 0).unwrap();
+    assert!(again == want, "the open reader saw stale pages");
+    assert!(std::fs::read(&f).unwrap() == want, "a new open");
+    assert!(
+        std::fs::read(smb.server_path(&name)).unwrap() == want,
+        "the server's copy"
+    );
+}
