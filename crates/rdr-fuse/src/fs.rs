@@ -156,7 +156,7 @@ pub struct MountStats {
 pub struct LastError {
     /// When it happened.
     pub at: SystemTime,
-    /// The status it maps (`STATUS_UNEXPECTED_NETWORK_ERROR` for a local failure).
+    /// The NTSTATUS the error maps to (`RxError::nt_status`).
     pub status: NtStatus,
     /// The errno the application got.
     pub errno: i32,
