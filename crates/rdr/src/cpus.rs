@@ -207,9 +207,11 @@ impl Placement {
         let all = spec
             .as_deref()
             .is_some_and(|s| s.trim().eq_ignore_ascii_case("all"));
-        let policy = match if all { Ok(BTreeSet::new()) } else { allowed() } {
+        // Without the allowed CPUs only a named list fails: the default and `all` leave the
+        // daemon where it was started.
+        let policy = match allowed() {
             Ok(a) => choose(spec.as_deref(), &a)?,
-            Err(e) if named => return Err(e),
+            Err(e) if named && !all => return Err(e),
             Err(_) => Policy::AsStarted,
         };
         let policy = match policy {

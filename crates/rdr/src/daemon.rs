@@ -598,7 +598,7 @@ fn list_response(conns: &[(Arc<Conn>, &'static str)], json: bool) -> Response {
                     "reconnects": c.rdbss.reconnects(&c.v),
                     "persistent": c.persistent,
                     "last_error": c.mount.last_error().map(|l| serde_json::json!({
-                        "at": l.at.duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs()),
+                        "at": rdr_fuse::fs::epoch_secs(l.at),
                         "status": status_name(l.status),
                         "errno": l.errno,
                         "message": l.message,
